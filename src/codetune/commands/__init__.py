@@ -1,0 +1,1 @@
+"""One module per subcommand; see codetune.cli for the protocol each follows."""
