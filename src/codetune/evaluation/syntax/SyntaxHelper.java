@@ -1,0 +1,182 @@
+// Long-lived Java syntax checker for codetune (see java.py for the protocol and the wrapping rule).
+//
+// Reads one request per line on stdin:   LEVEL \t UNIT \t base64(utf-8 source)
+//   LEVEL: parse | compile        UNIT: auto | whole | member
+// Writes one reply per line on stdout:   STATUS \t LINE \t FORM \t base64(utf-8 message)
+//   STATUS: valid | invalid | error    LINE: 1-based line in the snippet, or 0    FORM: whole | member
+//
+// One JVM serves thousands of snippets: the compiler, the file manager and the JDK's symbol tables stay
+// loaded, which is what makes this ~100x faster than one javac per snippet.
+import com.sun.source.tree.ClassTree;
+import com.sun.source.tree.CompilationUnitTree;
+import com.sun.source.tree.Tree;
+import com.sun.source.util.JavacTask;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.io.StringWriter;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.Locale;
+import javax.lang.model.element.Modifier;
+import javax.tools.Diagnostic;
+import javax.tools.DiagnosticCollector;
+import javax.tools.JavaCompiler;
+import javax.tools.JavaFileObject;
+import javax.tools.SimpleJavaFileObject;
+import javax.tools.StandardJavaFileManager;
+import javax.tools.ToolProvider;
+
+public final class SyntaxHelper {
+    // Same-line prefix: line numbers of the wrapped snippet equal those of the snippet itself.
+    static final String MEMBER_PREFIX = "class Main { ";
+    static final String MEMBER_SUFFIX = "\n}\n";
+    static final int MAX_MESSAGE = 600;
+    static final List<String> OPTIONS = List.of("-proc:none", "-Xlint:none", "-nowarn", "-implicit:none");
+
+    static JavaCompiler compiler;
+    static StandardJavaFileManager fileManager;
+
+    static final class Source extends SimpleJavaFileObject {
+        final String code;
+
+        Source(String name, String code) {
+            super(URI.create("string:///" + name + ".java"), JavaFileObject.Kind.SOURCE);
+            this.code = code;
+        }
+
+        @Override
+        public CharSequence getCharContent(boolean ignoreEncodingErrors) {
+            return code;
+        }
+    }
+
+    /** Outcome of one parse or compile of one text. */
+    static final class Outcome {
+        boolean ok;
+        long line;      // 1-based, 0 when unknown
+        long position;  // character offset of the first error, for "which reading got further"
+        String message = "";
+        String publicType;  // name of the public top-level type, if any (javac wants it as the file name)
+    }
+
+    static Outcome firstError(DiagnosticCollector<JavaFileObject> diags, Outcome out) {
+        for (Diagnostic<? extends JavaFileObject> d : diags.getDiagnostics()) {
+            if (d.getKind() == Diagnostic.Kind.ERROR) {
+                out.ok = false;
+                out.line = Math.max(0, d.getLineNumber());
+                out.position = d.getPosition() < 0 ? 0 : d.getPosition();
+                String msg = d.getMessage(Locale.ROOT);
+                out.message = msg.length() > MAX_MESSAGE ? msg.substring(0, MAX_MESSAGE) : msg;
+                return out;
+            }
+        }
+        out.ok = true;
+        return out;
+    }
+
+    static Outcome parse(String code) throws Exception {
+        DiagnosticCollector<JavaFileObject> diags = new DiagnosticCollector<>();
+        JavacTask task = (JavacTask) compiler.getTask(
+                new StringWriter(), fileManager, diags, OPTIONS, null, List.of(new Source("Main", code)));
+        Outcome out = new Outcome();
+        for (CompilationUnitTree unit : task.parse()) {
+            for (Tree t : unit.getTypeDecls()) {
+                if (t instanceof ClassTree) {
+                    ClassTree c = (ClassTree) t;
+                    if (c.getModifiers().getFlags().contains(Modifier.PUBLIC)) {
+                        out.publicType = c.getSimpleName().toString();
+                        break;
+                    }
+                }
+            }
+        }
+        return firstError(diags, out);
+    }
+
+    static Outcome compile(String code, String publicType) throws Exception {
+        DiagnosticCollector<JavaFileObject> diags = new DiagnosticCollector<>();
+        String name = publicType == null || publicType.isEmpty() ? "Main" : publicType;
+        JavacTask task = (JavacTask) compiler.getTask(
+                new StringWriter(), fileManager, diags, OPTIONS, null, List.of(new Source(name, code)));
+        task.analyze();  // parse, enter, attribute, flow: every error javac reports, without writing classes
+        return firstError(diags, new Outcome());
+    }
+
+    static String reply(String status, long line, String form, String message) {
+        String b64 = Base64.getEncoder().encodeToString(message.getBytes(StandardCharsets.UTF_8));
+        return status + "\t" + line + "\t" + form + "\t" + b64;
+    }
+
+    static String check(String level, String unit, String code) throws Exception {
+        boolean compileLevel = level.equals("compile");
+        String wrapped = MEMBER_PREFIX + code + MEMBER_SUFFIX;
+        Outcome whole = null;
+        Outcome member = null;
+        if (!unit.equals("member")) {
+            whole = parse(code);
+        }
+        if (unit.equals("member") || (unit.equals("auto") && !whole.ok)) {
+            member = parse(wrapped);
+        }
+        // The documented rule: the whole-unit reading if it parses, else the class-member reading if it
+        // parses; if neither parses, the reading whose first error comes later (ties go to the whole unit).
+        String form;
+        Outcome chosen;
+        if (member == null) {
+            form = "whole";
+            chosen = whole;
+        } else if (whole == null || member.ok) {
+            form = "member";
+            chosen = member;
+        } else {
+            long memberPos = member.position - MEMBER_PREFIX.length();
+            boolean memberFurther = memberPos > whole.position;
+            form = memberFurther ? "member" : "whole";
+            chosen = memberFurther ? member : whole;
+        }
+        if (chosen.ok && compileLevel) {
+            String text = form.equals("member") ? wrapped : code;
+            chosen = compile(text, form.equals("member") ? "Main" : chosen.publicType);
+        }
+        if (chosen.ok) {
+            return reply("valid", 0, form, "");
+        }
+        return reply("invalid", chosen.line, form, chosen.message);
+    }
+
+    public static void main(String[] args) throws Exception {
+        // javac prints nothing to System.out with our Writer, but keep the protocol stream private anyway.
+        PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false, "UTF-8");
+        System.setOut(System.err);
+        compiler = ToolProvider.getSystemJavaCompiler();
+        if (compiler == null) {
+            out.println(reply("error", 0, "whole", "this Java runtime has no compiler (javax.tools); install a JDK, "
+                    + "not a JRE: apt-get install openjdk-17-jdk-headless"));
+            out.flush();
+            return;
+        }
+        fileManager = compiler.getStandardFileManager(null, Locale.ROOT, StandardCharsets.UTF_8);
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        out.println(reply("ready", 0, "whole", System.getProperty("java.version")));
+        out.flush();
+        String line;
+        while ((line = in.readLine()) != null) {
+            String[] parts = line.split("\t", 3);
+            String result;
+            try {
+                String code = new String(Base64.getDecoder().decode(parts[2]), StandardCharsets.UTF_8);
+                result = check(parts[0], parts[1], code);
+            } catch (Throwable e) {
+                // A compiler crash (StackOverflowError on a pathological nesting, ...) is "could not check".
+                result = reply("error", 0, "whole", "javac crashed: " + e);
+            }
+            out.println(result);
+            out.flush();
+        }
+    }
+}
