@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 from codetune.errors import ConfigError
 
 
@@ -39,7 +42,210 @@ def truncate_python(prompt: str, completion: str) -> str:
     return completion
 
 
-_RULES = {"python": truncate_python}
+# --- Brace languages -------------------------------------------------------------------------------
+# A small lexer finds the braces that are code: those in comments, string/char literals, Java text
+# blocks, C++ raw strings, JavaScript template literals (but not their `${...}` code) and regex literals
+# do not count. It is a heuristic tokenizer, not a parser: it must be fast, and right on code that
+# compiles; on broken code it may stop early or late, which the syntax checker then reports.
+
+BRACE_LANGUAGES = ("java", "javascript", "c", "cpp")
+_CODE_SPECIAL = {
+    "java": re.compile(r"[{}\"'/]"),
+    "c": re.compile(r"[{}\"'/]"),
+    "cpp": re.compile(r"[{}\"'/]"),
+    "javascript": re.compile(r"[{}\"'/`]"),
+}
+_TEMPLATE_SPECIAL = re.compile(r"\\.|`|\$\{", re.S)
+_RAW_PREFIX = re.compile(r"(?:u8|u|U|L)?R$")
+_NUMBER_TAIL = re.compile(r"[0-9A-Za-z_.']*$")
+# After these characters or keywords a `/` starts a regex literal; after a name, number, `)` or `]` it divides.
+_REGEX_AFTER_CHARS = set("(,=:[!&|?{};+-*%<>~^")
+_REGEX_AFTER_WORDS = {"return", "typeof", "instanceof", "in", "of", "new", "delete", "void", "throw",
+                      "case", "do", "else", "yield", "await"}
+_WORD_TAIL = re.compile(r"[A-Za-z_$][\w$]*$")
+
+
+def _skip_quoted(code: str, i: int, quote: str) -> int:
+    """Index after the literal opened at `i`; a newline ends an unterminated one (as compilers do)."""
+    j = i + 1
+    n = len(code)
+    while j < n:
+        c = code[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == quote:
+            return j + 1
+        if c == "\n":
+            return j
+        j += 1
+    return n
+
+
+def _skip_past(code: str, i: int, end: str) -> int:
+    j = code.find(end, i)
+    return len(code) if j < 0 else j + len(end)
+
+
+def _regex_allowed(code: str, i: int) -> bool:
+    before = code[max(0, i - 200) : i].rstrip()
+    if not before:
+        return True
+    if before[-1] in _REGEX_AFTER_CHARS:
+        return True
+    word = _WORD_TAIL.search(before[-12:])
+    return word is not None and word.group() in _REGEX_AFTER_WORDS
+
+
+def _skip_regex(code: str, i: int) -> int | None:
+    """Index after the regex literal at `i`, or None when none closes on this line (then `/` divides)."""
+    j, n, in_class = i + 1, len(code), False
+    while j < n:
+        c = code[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "\n":
+            return None
+        if c == "[":
+            in_class = True
+        elif c == "]":
+            in_class = False
+        elif c == "/" and not in_class:
+            return j + 1
+        j += 1
+    return None
+
+
+def _brace_events(code: str, language: str) -> Iterator[tuple[int, int]]:
+    """Yield `(index, +1 | -1)` for each `{` / `}` of `code` that is code (see the note above)."""
+    special = _CODE_SPECIAL[language]
+    n = len(code)
+    templates: list[int] = []  # per open `${`: braces opened inside it and not yet closed
+    i = 0
+    while i < n:
+        m = special.search(code, i)
+        if m is None:
+            return
+        i = m.start()
+        c = code[i]
+        if c == "{":
+            if templates:
+                templates[-1] += 1
+            yield i, 1
+            i += 1
+        elif c == "}":
+            if templates and templates[-1] == 0:
+                templates.pop()
+                i = _skip_template(code, i + 1, templates)
+                continue
+            if templates:
+                templates[-1] -= 1
+            yield i, -1
+            i += 1
+        elif c == "/":
+            nxt = code[i + 1 : i + 2]
+            if nxt == "/":
+                i = _skip_past(code, i + 2, "\n")
+            elif nxt == "*":
+                i = _skip_past(code, i + 2, "*/")
+            elif language == "javascript" and _regex_allowed(code, i):
+                end = _skip_regex(code, i)
+                i = i + 1 if end is None else end
+            else:
+                i += 1
+        elif c == "`":
+            i = _skip_template(code, i + 1, templates)
+        elif c == '"':
+            if language == "java" and code.startswith('"""', i):
+                i = _skip_text_block(code, i + 3)
+            elif language == "cpp" and _RAW_PREFIX.search(code, max(0, i - 3), i):
+                i = _skip_raw_string(code, i)
+            else:
+                i = _skip_quoted(code, i, '"')
+        else:  # "'"
+            # C++14 digit separator (1'000'000): the quote sits inside a number literal.
+            tail = _NUMBER_TAIL.search(code, max(0, i - 40), i).group()
+            if language == "cpp" and tail[:1].isdigit():
+                i += 1
+            else:
+                i = _skip_quoted(code, i, "'")
+
+
+def _skip_template(code: str, i: int, templates: list[int]) -> int:
+    """Scan template-literal text from `i`; return where code resumes (after the closing backtick or a `${`)."""
+    while True:
+        m = _TEMPLATE_SPECIAL.search(code, i)
+        if m is None:
+            return len(code)
+        if m.group() == "`":
+            return m.end()
+        if m.group() == "${":
+            templates.append(0)
+            return m.end()
+        i = m.end()  # an escape
+
+
+def _skip_text_block(code: str, i: int) -> int:
+    """Index after a Java text block whose opening `\"\"\"` ends before `i`."""
+    while True:
+        j = code.find('"""', i)
+        if j < 0:
+            return len(code)
+        k = j
+        while k > i and code[k - 1] == "\\":
+            k -= 1
+        if (j - k) % 2 == 0:
+            return j + 3
+        i = j + 1
+
+
+def _skip_raw_string(code: str, i: int) -> int:
+    """Index after a C++ raw string `R"delim( ... )delim"` whose quote is at `i`."""
+    paren = code.find("(", i + 1, i + 18)
+    if paren < 0:
+        return _skip_quoted(code, i, '"')
+    return _skip_past(code, paren + 1, ")" + code[i + 1 : paren] + '"')
+
+
+def find_brace_end(language: str, prompt: str, completion: str) -> int | None:
+    """Index in `completion` just after the `}` that closes the body the prompt opened, or None.
+
+    The body is the innermost brace still open at the end of the prompt (e.g. the method inside a class
+    in a HumanEval-X Java prompt). A prompt with no open brace (a bare signature) takes the completion's
+    first `{` as the body.
+    """
+    code = prompt + completion
+    start = len(prompt)
+    depth = 0
+    outer = None  # the depth at which the function body is closed
+    for i, delta in _brace_events(code, language):
+        if outer is None and i >= start:
+            outer = max(depth - 1, 0)
+        if delta > 0:
+            depth += 1
+        elif depth > 0:
+            depth -= 1
+            if outer is not None and depth == outer:
+                return i - start + 1
+    return None
+
+
+def truncate_braces(language: str, prompt: str, completion: str) -> str:
+    """Cut right after the `}` that closes the function body the prompt opened (unchanged if not reached)."""
+    end = find_brace_end(language, prompt, completion)
+    return completion if end is None else completion[:end]
+
+
+def _brace_rule(language: str):
+    def rule(prompt: str, completion: str) -> str:
+        return truncate_braces(language, prompt, completion)
+
+    rule.__name__ = f"truncate_{language}"
+    return rule
+
+
+_RULES = {"python": truncate_python, **{lang: _brace_rule(lang) for lang in BRACE_LANGUAGES}}
 
 
 def register(language: str, rule) -> None:
@@ -60,4 +266,7 @@ def truncate(language: str, prompt: str, completion: str) -> str:
 
 def is_complete(language: str, prompt: str, completion: str) -> bool:
     """True when the completion already contains the end of the function (generation may stop)."""
+    if language in BRACE_LANGUAGES:
+        # A completion that ends exactly on the closing brace is complete though truncation keeps it whole.
+        return find_brace_end(language, prompt, completion) is not None
     return truncate(language, prompt, completion) != completion
