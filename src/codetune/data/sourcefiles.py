@@ -85,6 +85,8 @@ def iter_source_files(
             dirs[:] = sorted(d for d in dirs if d not in skip_dirs)
             for fname in sorted(files):
                 path = Path(root) / fname
+                if not path.is_file():
+                    continue  # a dangling link or a socket
                 label = path.relative_to(source).as_posix()
                 yield from _read_one(path, label, suffixes, archives, skip_dirs)
     elif source.is_file():

@@ -147,6 +147,7 @@ def test_directory_zip_and_jar_labels(tmp_path, java_file):
     (tree / "a" / "b").mkdir(parents=True)
     (tree / "a" / "b" / "Box.java").write_text(JAVA)
     (tree / "notes.txt").write_text("/** not java */ void f() {}")
+    (tree / "Dangling.java").symlink_to(tmp_path / "missing.java")
     with zipfile.ZipFile(tree / "lib-sources.jar", "w") as zf:
         zf.writestr("p/Q.java", "class Q {\n  /** q. */\n  int q() {\n    return 1;\n  }\n}\n")
         zf.writestr("p/Q.class", b"\xca\xfe\xba\xbe")
