@@ -86,7 +86,7 @@ def test_javascript_nested_functions_and_object_literals():
 
 
 def test_cpp_raw_strings_digit_separators_and_char_literals():
-    body = "  auto s = R\"x(})\")x\";\n  int n = 1'000'000;\n  char c = '{';\n  return n + s.size() + c;\n}"
+    body = "  auto s = R\"x(a\"})\")x\";\n  int n = 1'000'000 + '{';\n  char c = '}';\n  return n + s.size() + c;\n}"
     assert truncate("cpp", "int f() {\n", body + "\n}\n") == body
 
 
