@@ -49,12 +49,8 @@ def truncate_python(prompt: str, completion: str) -> str:
 # compiles; on broken code it may stop early or late, which the syntax checker then reports.
 
 BRACE_LANGUAGES = ("java", "javascript", "c", "cpp")
-_CODE_SPECIAL = {
-    "java": re.compile(r"[{}\"'/]"),
-    "c": re.compile(r"[{}\"'/]"),
-    "cpp": re.compile(r"[{}\"'/]"),
-    "javascript": re.compile(r"[{}\"'/`]"),
-}
+_CODE_SPECIAL = re.compile(r"[{}\"'/]")
+_JS_CODE_SPECIAL = re.compile(r"[{}\"'/`]")  # backticks open template literals
 _TEMPLATE_SPECIAL = re.compile(r"\\.|`|\$\{", re.S)
 _RAW_PREFIX = re.compile(r"(?:u8|u|U|L)?R$")
 _NUMBER_TAIL = re.compile(r"[0-9A-Za-z_.']*$")
@@ -119,7 +115,7 @@ def _skip_regex(code: str, i: int) -> int | None:
 
 def _brace_events(code: str, language: str) -> Iterator[tuple[int, int]]:
     """Yield `(index, +1 | -1)` for each `{` / `}` of `code` that is code (see the note above)."""
-    special = _CODE_SPECIAL[language]
+    special = _JS_CODE_SPECIAL if language == "javascript" else _CODE_SPECIAL
     n = len(code)
     templates: list[int] = []  # per open `${`: braces opened inside it and not yet closed
     i = 0
@@ -165,8 +161,7 @@ def _brace_events(code: str, language: str) -> Iterator[tuple[int, int]]:
                 i = _skip_quoted(code, i, '"')
         else:  # "'"
             # C++14 digit separator (1'000'000): the quote sits inside a number literal.
-            tail = _NUMBER_TAIL.search(code, max(0, i - 40), i).group()
-            if language == "cpp" and tail[:1].isdigit():
+            if language == "cpp" and _NUMBER_TAIL.search(code, max(0, i - 40), i).group()[:1].isdigit():
                 i += 1
             else:
                 i = _skip_quoted(code, i, "'")
