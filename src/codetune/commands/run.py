@@ -1,0 +1,40 @@
+"""`codetune run PRESET|FILE [key=value ...]`: run an experiment grid, resuming finished work."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "run"
+HELP = "run an experiment (a preset such as quick/rank/scale/lang, or a YAML file) and write its results"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", help="preset name (quick, rank, scale, lang) or path to an experiment YAML")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. lora.r=8, seed=[0,1,2], data.train_size=50")
+    p.add_argument("--out", default="runs", help="output root; results go to OUT/<experiment name>/ (default: runs)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs with their ids and estimated cost, run nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from codetune.config import load_experiment
+
+    exp = load_experiment(args.experiment, args.overrides)
+    if args.dry_run:
+        from codetune.experiments.estimate import describe_plan
+
+        print(describe_plan(exp, Path(args.out)))
+        return 0
+    from codetune.experiments.runner import Runner
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    runner = Runner(exp, Path(args.out), progress=not args.no_progress, log=log)
+    rows = runner.run_all()
+    exp_dir = runner.exp_dir
+    print(f"results: {exp_dir / 'results.csv'} ({len(rows)} runs), plot: {exp_dir / 'results.png'}")
+    return 0

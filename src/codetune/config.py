@@ -1,0 +1,418 @@
+"""Typed, validated configuration: one model per stage, nested in a run config, and experiment grids.
+
+Precedence (lowest first): field defaults < preset YAML < user YAML file < `key=value` overrides.
+An experiment is a base run config plus grid axes (`lora.r: [4, 16, 64]`); `expand_grid` turns it into
+run configs whose id is the hash of the resolved config, so an identical run is never trained twice.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from codetune.errors import ConfigError
+
+LANGUAGES = ("python", "java", "javascript")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    name: str = Field(
+        "smollm2-135m",
+        description="bundled 'smollm2-135m', a Hugging Face hub id (e.g. gpt2), a local HF directory, or a .gguf path",
+    )
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit) for hub ids")
+
+
+class DataConfig(_Strict):
+    language: Literal["python", "java", "javascript"] = Field("python", description="language of the corpus")
+    source: str | None = Field(
+        None, description="source tree, file or archive to extract from; None uses the language's offline default"
+    )
+    train_size: int = Field(200, ge=1, description="training samples (the first N of one shuffled pool: nested)")
+    test_size: int = Field(20, ge=1, description="held-out test samples, shared by every run on the same data")
+    max_tokens: int = Field(256, ge=16, description="drop functions whose prompt+target exceed this many tokens")
+    min_target_lines: int = Field(1, ge=1, description="drop functions whose body has fewer non-blank lines")
+    split_seed: int = Field(1234, description="seed of the shuffle that defines test set and train pool")
+    sampling: Literal["random", "stratified"] = Field(
+        "random", description="'stratified' balances the train pool over cyclomatic-complexity bins"
+    )
+    order: Literal["shuffled", "curriculum"] = Field(
+        "shuffled", description="'curriculum' trains simple -> complex (by cyclomatic complexity, then length)"
+    )
+
+
+class LoraConfig(_Strict):
+    r: int = Field(16, ge=1, description="LoRA rank")
+    alpha: float = Field(32, gt=0, description="LoRA alpha (scale = alpha / r)")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: list[str] | None = Field(
+        None, description="module names to adapt; None picks them from the architecture"
+    )
+
+
+class TrainConfig(_Strict):
+    epochs: float = Field(3, gt=0, description="passes over the training set (fractions allowed)")
+    lr: float = Field(1e-4, gt=0, description="peak learning rate (AdamW, linear decay)")
+    batch_size: int = Field(8, ge=1, description="sequences per optimizer step")
+    grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of steps with linear warm-up")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on LoRA weights")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="'auto' = bf16 autocast where the device supports it fast, else fp32"
+    )
+    batching: Literal["length_grouped", "random"] = Field(
+        "length_grouped", description="'length_grouped' batches similar lengths together (little padding)"
+    )
+    checkpoint_every: int = Field(
+        20, ge=0, description="save a resumable checkpoint every N optimizer steps (0 = never)"
+    )
+
+    @field_validator("lr", "weight_decay", "warmup_ratio", mode="before")
+    @classmethod
+    def _yaml_floats(cls, v: Any) -> Any:
+        # PyYAML reads 1e-4 (no dot) as a string.
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                return v
+        return v
+
+
+class GenerateConfig(_Strict):
+    max_new_tokens: int = Field(128, ge=1, description="cap on generated tokens per sample")
+    batch_size: int = Field(8, ge=1, description="prompts generated together (length-sorted, left-padded)")
+    n_samples: int = Field(1, ge=1, description="samples per prompt: 1 = greedy, more = sampling")
+    temperature: float = Field(0.8, gt=0, description="sampling temperature when n_samples > 1")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling when n_samples > 1")
+
+
+class EvalConfig(_Strict):
+    syntax_level: Literal["parse", "compile"] = Field("parse", description="syntax check level")
+    bleu_tokenize: Literal["13a", "char", "none", "intl"] = Field(
+        "13a", description="sacrebleu tokenizer for BLEU (13a splits punctuation from words)"
+    )
+
+
+class RunConfig(_Strict):
+    """Everything that determines one training + evaluation run."""
+
+    seed: int = Field(0, description="training seed (LoRA init, batch order, dropout)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to train and generate")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = all cores")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    def run_id(self) -> str:
+        """Stable id: hash of the resolved config (fields that do not change results excluded)."""
+        d = self.model_dump(mode="json")
+        d.pop("threads", None)  # thread count changes speed, not results
+        d["train"].pop("checkpoint_every", None)
+        blob = json.dumps(d, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+class ExperimentConfig(_Strict):
+    """A base run config and the axes that vary over it."""
+
+    name: str = Field(..., description="experiment name; outputs go to OUT/<name>/")
+    description: str = Field("", description="what the experiment asks")
+    label: str | None = Field(
+        None, description="Configuration label template, e.g. 'Rank {lora.r}'; default names the axes"
+    )
+    base: RunConfig = Field(default_factory=RunConfig)
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted field -> values to try")
+
+    @model_validator(mode="after")
+    def _check_grid(self) -> ExperimentConfig:
+        problems = []
+        for key, values in self.grid.items():
+            if not isinstance(values, list) or not values:
+                problems.append(f"grid axis `{key}` is empty; give it at least one value, e.g. {key}: [4, 16]")
+                continue
+            for v in values:
+                try:
+                    _set_dotted(self.base.model_dump(), key, v, validate=True)
+                except ConfigError as exc:
+                    problems.append(f"grid axis `{key}`: {exc.message}")
+                    break
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class RunSpec(BaseModel):
+    """One cell of an experiment grid."""
+
+    run_id: str
+    label: str
+    axes: dict[str, Any]
+    config: RunConfig
+
+    @property
+    def dirname(self) -> str:
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.label).strip("-").lower() or "run"
+        return f"{slug}-{self.run_id}"
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _all_dotted_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys += _all_dotted_keys(ann, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _suggest(key: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
+    return f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(choices)}"
+
+
+def _set_dotted(d: dict, key: str, value: Any, *, validate: bool = False) -> dict:
+    """Set `a.b.c` in a nested dict (in place), checking the path names real RunConfig fields."""
+    parts = key.split(".")
+    model: type[BaseModel] = RunConfig
+    cur = d
+    for i, part in enumerate(parts):
+        if part not in model.model_fields:
+            prefix = ".".join(parts[:i])
+            choices = [f"{prefix}.{n}" if prefix else n for n in _field_names(model)]
+            raise ConfigError(f"unknown key `{key}`", _suggest(key, choices))
+        if i == len(parts) - 1:
+            cur[part] = value
+        else:
+            ann = model.model_fields[part].annotation
+            if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+                raise ConfigError(f"`{'.'.join(parts[: i + 1])}` is a value, not a section", f"use `{part}`")
+            model = ann
+            cur = cur.setdefault(part, {})
+    if validate:
+        try:
+            RunConfig.model_validate(d)
+        except ValidationError as exc:
+            raise ConfigError(_format_validation(exc, prefix=""), "fix the value") from None
+    return d
+
+
+def _format_validation(exc: ValidationError, prefix: str = "") -> str:
+    msgs = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        loc = f"{prefix}{loc}" if loc else prefix.rstrip(".")
+        if err["type"] == "extra_forbidden":
+            parent = loc.rsplit(".", 1)[0] if "." in loc else ""
+            msgs.append(f"unknown key `{loc}` ({_suggest_for_loc(loc, parent)})")
+        else:
+            msgs.append(f"`{loc}`: {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(msgs)
+
+
+def _suggest_for_loc(loc: str, parent: str) -> str:
+    # Suggest among sibling keys of the run config or experiment config.
+    leaf = loc.rsplit(".", 1)[-1]
+    if parent.startswith("base"):
+        inner = parent[len("base") :].lstrip(".")
+        siblings = [k for k in _all_dotted_keys() if k.rsplit(".", 1)[0] == inner or (not inner and "." not in k)]
+        siblings += [n for n in RunConfig.model_fields if not inner]
+        choices = [k.rsplit(".", 1)[-1] for k in siblings]
+    elif parent == "":
+        choices = list(ExperimentConfig.model_fields)
+    else:
+        choices = _all_dotted_keys()
+    close = difflib.get_close_matches(leaf, sorted(set(choices)), n=1, cutoff=0.5)
+    return f"did you mean `{close[0]}`?" if close else "remove it"
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("codetune.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, where: str) -> dict:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}", "fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of keys to values", "see `codetune run --help`")
+    return data
+
+
+def load_raw(name_or_path: str) -> dict:
+    """Read a preset by name, or a user YAML file (which may name a preset to start from with `preset:`)."""
+    path = Path(name_or_path)
+    if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"config file '{name_or_path}' does not exist", "check the path")
+        data = _read_yaml(path.read_text(), f"config file '{name_or_path}'")
+        base_preset = data.pop("preset", None)
+        if base_preset:
+            data = _deep_merge(load_raw(str(base_preset)), data)
+        data.setdefault("name", path.stem)
+        return data
+    names = preset_names()
+    if name_or_path not in names:
+        close = difflib.get_close_matches(name_or_path, names, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"presets: {', '.join(names)}; or pass a YAML file"
+        raise ConfigError(f"unknown preset '{name_or_path}'", hint)
+    text = resources.files("codetune.presets").joinpath(f"{name_or_path}.yaml").read_text()
+    return _read_yaml(text, f"preset '{name_or_path}'")
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Parse `key=value`; the value is read as YAML (so `[4, 16]` is a list and `1e-4` a number)."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' is not key=value", "e.g. lora.r=8 or seed=[0,1,2]")
+    key, text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    if isinstance(value, str):
+        try:
+            value = float(value) if re.fullmatch(r"[-+]?\d*\.?\d+[eE][-+]?\d+", value) else value
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
+def _is_list_field(key: str) -> bool:
+    model: type[BaseModel] = RunConfig
+    parts = key.split(".")
+    for part in parts[:-1]:
+        model = model.model_fields[part].annotation  # type: ignore[assignment]
+    ann = str(model.model_fields[parts[-1]].annotation)
+    return ann.startswith("list") or "list[" in ann
+
+
+def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Resolve a preset or YAML file plus `key=value` overrides into a validated experiment.
+
+    An override on a grid axis replaces the axis; a list value for a scalar field makes a new axis;
+    `name=...`, `label=...` set experiment fields. Every problem is collected and raised at once.
+    """
+    raw = load_raw(name_or_path)
+    raw.setdefault("base", {})
+    raw.setdefault("grid", {})
+    problems: list[str] = []
+    for item in overrides or []:
+        try:
+            key, value = parse_override(item)
+            if key in ("name", "description", "label"):
+                raw[key] = value
+                continue
+            if key.startswith("base."):
+                key = key[len("base.") :]
+            _set_dotted({}, key, None)  # validates the path
+            if isinstance(value, list) and not (_is_list_field(key) and not any(isinstance(v, list) for v in value)):
+                raw["grid"][key] = value
+            else:
+                raw["grid"].pop(key, None)
+                _set_dotted(raw["base"], key, value)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    for key in list(raw["grid"]):
+        try:
+            _set_dotted({}, key, None)
+        except ConfigError as exc:
+            problems.append(f"grid: {exc}")
+    if problems:
+        raise ConfigError("; ".join(problems), "fix the keys named above")
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config: {_format_validation(exc)}", "fix the keys named above") from None
+
+
+def _get_dotted(cfg: RunConfig, key: str) -> Any:
+    cur: Any = cfg
+    for part in key.split("."):
+        cur = getattr(cur, part)
+    return cur
+
+
+def _default_label(axes: dict[str, Any]) -> str:
+    if not axes:
+        return "base"
+    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in axes.items())
+
+
+def expand_grid(exp: ExperimentConfig) -> list[RunSpec]:
+    """Cartesian product of the grid axes over the base config, in axis order, ids stable."""
+    keys = list(exp.grid)
+    specs: list[RunSpec] = []
+    seen: set[str] = set()
+    for values in itertools.product(*(exp.grid[k] for k in keys)) if keys else [()]:
+        d = exp.base.model_dump()
+        axes = dict(zip(keys, values))
+        for k, v in axes.items():
+            _set_dotted(d, k, v)
+        cfg = RunConfig.model_validate(d)
+        if exp.label:
+            try:
+                label = exp.label.format_map(_LabelView(cfg))
+            except (KeyError, AttributeError, ValueError) as exc:
+                raise ConfigError(f"label template '{exp.label}' is invalid: {exc}", "use fields like {lora.r}")
+        else:
+            label = _default_label(axes)
+        rid = cfg.run_id()
+        if rid in seen:
+            continue
+        seen.add(rid)
+        specs.append(RunSpec(run_id=rid, label=label, axes=axes, config=cfg))
+    return specs
+
+
+class _LabelView(dict):
+    """Lets a label template say {lora.r} or {data.language}."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def __missing__(self, key: str) -> Any:
+        try:
+            return _get_dotted(self.cfg, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+
+def dump_yaml(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,52 @@
+"""Device, precision and thread choices, decided once from what the hardware can do fast."""
+
+from __future__ import annotations
+
+import os
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        from codetune.errors import ConfigError
+
+        raise ConfigError("device=cuda asked but no CUDA device is visible", "use device=cpu or device=auto")
+    return requested
+
+
+def bf16_fast(device: str) -> bool:
+    """True where bf16 matmuls are native: CUDA with bf16, or a CPU with AVX-512 BF16 / AMX."""
+    import torch
+
+    if device == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # older torch
+        return False
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    """'auto' -> 'bf16' where it is fast, else 'fp32'."""
+    if requested == "auto":
+        return "bf16" if bf16_fast(device) else "fp32"
+    return requested
+
+
+def set_threads(threads: int | None) -> int:
+    """Use every core by default (torch may default to fewer); return the count in use."""
+    import torch
+
+    n = threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,47 @@
+"""What produced a result: package versions and the toolchain versions used to check the code."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+
+PACKAGES = ("codetune", "torch", "transformers", "peft", "sacrebleu", "tree-sitter")
+_TOOLCHAIN_CMDS = {
+    "java": ["javac", "-version"],
+    "javascript": ["node", "--version"],
+    "c": ["gcc", "--version"],
+    "cpp": ["g++", "--version"],
+}
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def toolchain_version(language: str) -> str:
+    """E.g. 'python 3.11.7', 'javac 17.0.15', 'node v20.20.2'; 'missing: ...' when not installed."""
+    if language == "python":
+        return f"python {platform.python_version()} ({sys.implementation.name})"
+    cmd = _TOOLCHAIN_CMDS.get(language)
+    if not cmd:
+        return "unknown"
+    if not shutil.which(cmd[0]):
+        return f"missing: {cmd[0]}"
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"error: {exc}"
+    line = (p.stdout or p.stderr).strip().splitlines()
+    text = line[0] if line else "?"
+    return text if text.startswith(cmd[0]) else f"{cmd[0]} {text}"

@@ -1,0 +1,55 @@
+"""Figures: one panel per metric, a bar per configuration, error bars where CIs were measured."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+_PANELS = [("BLEU", "BLEU"), ("Syntax_Pass_Rate", "Syntax pass rate (%)"), ("pass@1", "pass@1 (%)"), ("CodeBLEU", "CodeBLEU")]
+
+
+def plot_results(rows: list[dict], out: Path, title: str = "") -> Path:
+    """Write a PNG with a panel per metric present in `rows` (atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(k, name) for k, name in _PANELS if any(r.get(k) not in (None, "") for r in rows)]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.2 * max(1, len(panels)), 3.6), squeeze=False)
+    labels = _group_labels(rows)
+    for ax, (key, name) in zip(axes[0], panels):
+        means, lows, highs = [], [], []
+        for lab in labels:
+            vals = [float(r[key]) for r in rows if r["Configuration"] == lab and r.get(key) not in (None, "")]
+            m = sum(vals) / len(vals) if vals else math.nan
+            means.append(m)
+            lo = [float(r[f"{key}_ci_low"]) for r in rows if r["Configuration"] == lab and r.get(f"{key}_ci_low") not in (None, "")]
+            hi = [float(r[f"{key}_ci_high"]) for r in rows if r["Configuration"] == lab and r.get(f"{key}_ci_high") not in (None, "")]
+            lows.append(m - min(lo) if lo else 0.0)
+            highs.append(max(hi) - m if hi else 0.0)
+        x = range(len(labels))
+        has_err = any(lows) or any(highs)
+        ax.bar(x, means, color="#4C72B0", yerr=[lows, highs] if has_err else None, capsize=4)
+        for xi, m in zip(x, means):
+            if not math.isnan(m):
+                ax.text(xi, m, f"{m:.1f}", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(list(x), labels, rotation=20, ha="right", fontsize=8)
+        ax.set_title(name + (" (95% CI)" if has_err else ""), fontsize=10)
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    tmp = out.with_name(f"{out.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+def _group_labels(rows: list[dict]) -> list[str]:
+    seen: list[str] = []
+    for r in rows:
+        if r["Configuration"] not in seen:
+            seen.append(r["Configuration"])
+    return seen

@@ -1,0 +1,238 @@
+"""LoRA fine-tuning with a plain training loop: loss on target tokens only, padding per batch.
+
+Why not HF Trainer: we need exact control of batching (length-grouped, no pad-to-max), bf16 autocast
+on CPU, real-token throughput accounting and step-level checkpoints that resume bit-for-bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codetune.config import RunConfig
+from codetune.data.records import CodeSample
+
+
+@dataclass
+class Encoded:
+    """One tokenized training example. labels are -100 on prompt tokens (no loss there)."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+@dataclass
+class TrainResult:
+    """What a training run did and how fast."""
+
+    steps: int
+    epochs: float
+    losses: list[float] = field(default_factory=list)  # mean loss per optimizer step
+    train_time_s: float = 0.0
+    real_tokens: int = 0  # non-padding tokens processed (prompt + target)
+    target_tokens: int = 0  # tokens that carried loss
+    padded_tokens: int = 0  # batch slots incl. padding
+    tokens_per_s: float = 0.0  # real tokens / train time
+    precision: str = "fp32"
+    device: str = "cpu"
+    trainable_params: int = 0
+    resumed_from_step: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def encode(tokenizer: Any, samples: list[CodeSample]) -> list[Encoded]:
+    """Tokenize prompt+target once; tokens that start inside the prompt get no loss; end with EOS."""
+    texts = [s.prompt + s.target for s in samples]
+    enc = tokenizer(texts, add_special_tokens=True, return_offsets_mapping=True)
+    eos = tokenizer.eos_token_id
+    out = []
+    for s, ids, offsets in zip(samples, enc["input_ids"], enc["offset_mapping"]):
+        cut = len(s.prompt)
+        # A token whose end lies within the prompt is context; one reaching past it is target.
+        labels = [-100 if end <= cut else tid for tid, (_, end) in zip(ids, offsets)]
+        out.append(Encoded(input_ids=list(ids) + [eos], labels=labels + [eos]))
+    return out
+
+
+def count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+
+
+def plan_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, mode: str) -> list[list[int]]:
+    """Indices of each micro-batch for one epoch.
+
+    length_grouped: sort by length (random tie-break), chunk, shuffle the chunks -> little padding.
+    random: shuffle, chunk. sequential: keep the given order (curriculum).
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    idx = list(range(len(lengths)))
+    if mode == "sequential":
+        return [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+    rng.shuffle(idx)
+    if mode == "length_grouped":
+        idx.sort(key=lambda i: lengths[i])
+        batches = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+        rng.shuffle(batches)
+        return batches
+    return [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+
+
+def collate(items: list[Encoded], pad_id: int) -> dict[str, Any]:
+    """Right-pad to the longest item in this batch (not to a global max length)."""
+    import torch
+
+    width = max(len(e.input_ids) for e in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)  # (batch, seq)
+    labels = torch.full((len(items), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, e in enumerate(items):
+        n = len(e.input_ids)
+        ids[row, :n] = torch.tensor(e.input_ids)
+        labels[row, :n] = torch.tensor(e.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _lr_lambda(total: int, warmup: int):
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return f
+
+
+def _save_checkpoint(ckpt: Path, model: Any, opt: Any, sched: Any, step: int, state: dict) -> None:
+    import torch
+    from peft import get_peft_model_state_dict
+
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(
+        {
+            "adapter": get_peft_model_state_dict(model),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "step": step,
+            "torch_rng": torch.get_rng_state(),
+            "state": state,
+        },
+        tmp / "state.pt",
+    )
+    shutil.rmtree(ckpt, ignore_errors=True)
+    tmp.replace(ckpt)
+
+
+def _load_checkpoint(ckpt: Path, model: Any, opt: Any, sched: Any) -> tuple[int, dict]:
+    import torch
+    from peft import set_peft_model_state_dict
+
+    blob = torch.load(ckpt / "state.pt", weights_only=False)
+    set_peft_model_state_dict(model, blob["adapter"])
+    opt.load_state_dict(blob["optimizer"])
+    sched.load_state_dict(blob["scheduler"])
+    torch.set_rng_state(blob["torch_rng"])
+    return int(blob["step"]), blob["state"]
+
+
+def train(
+    model: Any,
+    tokenizer: Any,
+    samples: list[CodeSample],
+    cfg: RunConfig,
+    *,
+    device: str,
+    precision: str,
+    run_dir: Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train the LoRA weights of `model` (a PeftModel) on `samples`; resume from run_dir/checkpoint.
+
+    Returns the TrainResult; the caller saves the adapter.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    tc = cfg.train
+    encoded = encode(tokenizer, samples)
+    lengths = [len(e.input_ids) for e in encoded]
+    mode = "sequential" if cfg.data.order == "curriculum" else tc.batching
+    n_epochs = math.ceil(tc.epochs)
+    micro: list[list[int]] = []
+    for epoch in range(n_epochs):
+        micro += plan_batches(lengths, tc.batch_size, cfg.seed, epoch, mode)
+    per_epoch = math.ceil(len(encoded) / tc.batch_size)
+    micro = micro[: max(1, round(tc.epochs * per_epoch))]
+    total_steps = math.ceil(len(micro) / tc.grad_accum)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total_steps, int(tc.warmup_ratio * total_steps)))
+    result = TrainResult(
+        steps=total_steps,
+        epochs=tc.epochs,
+        precision=precision,
+        device=device,
+        trainable_params=sum(p.numel() for p in params),
+    )
+    ckpt = run_dir / "checkpoint" if run_dir else None
+    start = 0
+    if ckpt and (ckpt / "state.pt").is_file():
+        start, state = _load_checkpoint(ckpt, model, opt, sched)
+        for k in ("losses", "train_time_s", "real_tokens", "target_tokens", "padded_tokens"):
+            setattr(result, k, state[k])
+        result.resumed_from_step = start
+
+    model.train()
+    use_bf16 = precision == "bf16"
+    bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=not progress, leave=False)
+    t0 = time.perf_counter() - result.train_time_s
+    for step in range(start, total_steps):
+        step_loss = 0.0
+        chunk = micro[step * tc.grad_accum : (step + 1) * tc.grad_accum]
+        for batch_idx in chunk:
+            batch = collate([encoded[i] for i in batch_idx], tokenizer.pad_token_id)
+            result.real_tokens += int(batch["attention_mask"].sum())
+            result.target_tokens += int((batch["labels"] != -100).sum())
+            result.padded_tokens += batch["input_ids"].numel()
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = model(**batch).loss / len(chunk)
+            loss.backward()
+            step_loss += float(loss.detach())
+        torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        result.losses.append(step_loss)
+        result.train_time_s = time.perf_counter() - t0
+        bar.update(1)
+        bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{result.real_tokens / max(result.train_time_s, 1e-9):.0f}")
+        if ckpt and tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0 and step + 1 < total_steps:
+            state = {k: getattr(result, k) for k in ("losses", "train_time_s", "real_tokens", "target_tokens", "padded_tokens")}
+            _save_checkpoint(ckpt, model, opt, sched, step + 1, state)
+    bar.close()
+    result.train_time_s = time.perf_counter() - t0
+    result.tokens_per_s = result.real_tokens / max(result.train_time_s, 1e-9)
+    model.eval()
+    return result
+
+
+def save_adapter(model: Any, out_dir: Path, result: TrainResult) -> None:
+    """Write the adapter in PEFT format, atomically, with the training record beside it."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    (tmp / "train_result.json").write_text(json.dumps(result.to_dict(), indent=1))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.replace(out_dir)
