@@ -34,9 +34,13 @@ from codetune.evaluation.codebleu import KEYWORDS, corpus_codebleu, sentence_cod
 
 COMPONENTS = ("ngram_match", "weighted_ngram_match", "syntax_match", "dataflow_match", "codebleu")
 # Upstream's name for each of our components.
-UPSTREAM_KEYS = {"ngram_match": "ngram_match_score", "weighted_ngram_match": "weighted_ngram_match_score",
-                 "syntax_match": "syntax_match_score", "dataflow_match": "dataflow_match_score",
-                 "codebleu": "codebleu"}
+UPSTREAM_KEYS = {
+    "ngram_match": "ngram_match_score",
+    "weighted_ngram_match": "weighted_ngram_match_score",
+    "syntax_match": "syntax_match_score",
+    "dataflow_match": "dataflow_match_score",
+    "codebleu": "codebleu",
+}
 # codebleu 0.7.0's JavaScript keyword list has "True" where "true" belongs; reproduce it when comparing.
 UPSTREAM_JS_KEYWORDS = (KEYWORDS["javascript"] - {"true"}) | {"True"}
 HASH_SEEDS = ("0", "1", "2", "3", "4", "5")
@@ -63,18 +67,55 @@ def run_reference(python: str, pairs: list[dict]) -> list[dict]:
     runs = []
     for seed in HASH_SEEDS:
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        proc = subprocess.run([python, "-c", _REFERENCE_SCRIPT], input=json.dumps({"pairs": pairs}), text=True,
-                              capture_output=True, env=env, cwd="/", check=True)
+        proc = subprocess.run(
+            [python, "-c", _REFERENCE_SCRIPT],
+            input=json.dumps({"pairs": pairs}),
+            text=True,
+            capture_output=True,
+            env=env,
+            cwd="/",
+            check=True,
+        )
         runs.append(json.loads(proc.stdout))
     return runs
 
 
 def _rename_identifiers(code: str, language: str, rng: random.Random) -> str:
     """Rename a few local-looking identifiers (a model that picks other names)."""
-    words = sorted(set(re.findall(r"\b[a-z_][a-z0-9_]{0,12}\b", code)) - KEYWORDS[language]
-                   - {"self", "len", "range", "int", "str", "list", "return", "const", "let", "var", "string",
-                      "length", "push", "print", "sum", "max", "min", "sorted", "map", "filter", "java", "util",
-                      "lang", "import", "class", "public", "Math", "abs"})
+    words = sorted(
+        set(re.findall(r"\b[a-z_][a-z0-9_]{0,12}\b", code))
+        - KEYWORDS[language]
+        - {
+            "self",
+            "len",
+            "range",
+            "int",
+            "str",
+            "list",
+            "return",
+            "const",
+            "let",
+            "var",
+            "string",
+            "length",
+            "push",
+            "print",
+            "sum",
+            "max",
+            "min",
+            "sorted",
+            "map",
+            "filter",
+            "java",
+            "util",
+            "lang",
+            "import",
+            "class",
+            "public",
+            "Math",
+            "abs",
+        }
+    )
     chosen = rng.sample(words, k=min(2, len(words)))
     for w in chosen:
         code = re.sub(rf"\b{w}\b", w + "_v", code)
@@ -112,8 +153,15 @@ def make_pairs(humaneval_x: Path, per_language: int = 40, seed: int = 0) -> list
             else:
                 j = (i + 1 + rng.randrange(len(rows) - 1)) % len(rows)
                 hyp = (rows[i]["declaration"] + rows[j]["canonical_solution"]).strip()
-            pairs.append({"language": language, "task_id": rows[i]["task_id"], "kind": kind, "hypothesis": hyp,
-                          "reference": ref})
+            pairs.append(
+                {
+                    "language": language,
+                    "task_id": rows[i]["task_id"],
+                    "kind": kind,
+                    "hypothesis": hyp,
+                    "reference": ref,
+                }
+            )
     return pairs
 
 
@@ -121,13 +169,16 @@ def ours(pairs: list[dict], upstream_keywords: bool = True) -> tuple[list[dict],
     def kw(lang):
         return UPSTREAM_JS_KEYWORDS if (upstream_keywords and lang == "javascript") else None
 
-    samples = [sentence_codebleu(p["hypothesis"], p["reference"], p["language"], keywords=kw(p["language"])).to_dict()
-               for p in pairs]
+    samples = [
+        sentence_codebleu(p["hypothesis"], p["reference"], p["language"], keywords=kw(p["language"])).to_dict()
+        for p in pairs
+    ]
     corpus = {}
     for lang in sorted({p["language"] for p in pairs}):
         ps = [p for p in pairs if p["language"] == lang]
-        corpus[lang] = corpus_codebleu([p["hypothesis"] for p in ps], [p["reference"] for p in ps], lang,
-                                       keywords=kw(lang)).to_dict()
+        corpus[lang] = corpus_codebleu(
+            [p["hypothesis"] for p in ps], [p["reference"] for p in ps], lang, keywords=kw(lang)
+        ).to_dict()
     return samples, corpus
 
 
@@ -138,25 +189,36 @@ def compare(pairs: list[dict], upstream_samples: list[dict], upstream_corpus: di
         idx = [i for i, p in enumerate(pairs) if p["language"] == lang]
         rows = {}
         for comp in COMPONENTS:
-            diffs = [abs(mine[i][comp] - upstream_samples[i][UPSTREAM_KEYS[comp]]) for i in idx
-                     if mine[i][comp] is not None]
+            diffs = [
+                abs(mine[i][comp] - upstream_samples[i][UPSTREAM_KEYS[comp]])
+                for i in idx
+                if mine[i][comp] is not None
+            ]
             corpus_diff = abs(mine_corpus[lang][comp] - upstream_corpus[lang][UPSTREAM_KEYS[comp]])
-            rows[comp] = {"max_abs_diff": max(diffs), "mean_abs_diff": sum(diffs) / len(diffs),
-                          "n_differ_1e-6": sum(d > 1e-6 for d in diffs), "corpus_abs_diff": corpus_diff,
-                          "corpus_ours": mine_corpus[lang][comp],
-                          "corpus_upstream": upstream_corpus[lang][UPSTREAM_KEYS[comp]]}
+            rows[comp] = {
+                "max_abs_diff": max(diffs),
+                "mean_abs_diff": sum(diffs) / len(diffs),
+                "n_differ_1e-6": sum(d > 1e-6 for d in diffs),
+                "corpus_abs_diff": corpus_diff,
+                "corpus_ours": mine_corpus[lang][comp],
+                "corpus_upstream": upstream_corpus[lang][UPSTREAM_KEYS[comp]],
+            }
         report[lang] = {"n": len(idx), "components": rows}
     return report
 
 
 def print_report(report: dict) -> None:
-    print(f"{'language':<11} {'component':<21} {'n':>3} {'max|d|':>10} {'mean|d|':>10} {'#>1e-6':>7} "
-          f"{'corpus ours':>12} {'corpus ref':>11} {'corpus|d|':>10}")
+    print(
+        f"{'language':<11} {'component':<21} {'n':>3} {'max|d|':>10} {'mean|d|':>10} {'#>1e-6':>7} "
+        f"{'corpus ours':>12} {'corpus ref':>11} {'corpus|d|':>10}"
+    )
     for lang, block in report.items():
         for comp, r in block["components"].items():
-            print(f"{lang:<11} {comp:<21} {block['n']:>3} {r['max_abs_diff']:>10.2e} {r['mean_abs_diff']:>10.2e} "
-                  f"{r['n_differ_1e-6']:>7} {r['corpus_ours']:>12.6f} {r['corpus_upstream']:>11.6f} "
-                  f"{r['corpus_abs_diff']:>10.2e}")
+            print(
+                f"{lang:<11} {comp:<21} {block['n']:>3} {r['max_abs_diff']:>10.2e} {r['mean_abs_diff']:>10.2e} "
+                f"{r['n_differ_1e-6']:>7} {r['corpus_ours']:>12.6f} {r['corpus_upstream']:>11.6f} "
+                f"{r['corpus_abs_diff']:>10.2e}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         pairs = make_pairs(args.make_pairs, per_language=164)  # every task; most JS scores are unstable upstream
     elif args.pairs:
         text = Path(args.pairs).read_text()
-        data = json.loads(text) if text.lstrip().startswith(("{", "[")) else [json.loads(x) for x in text.splitlines()
-                                                                             if x.strip()]
+        data = (
+            json.loads(text)
+            if text.lstrip().startswith(("{", "["))
+            else [json.loads(x) for x in text.splitlines() if x.strip()]
+        )
         pairs = data["pairs"] if isinstance(data, dict) else data
     else:
         ap.error("give a pairs file or --make-pairs")
@@ -187,16 +252,21 @@ def main(argv: list[str] | None = None) -> int:
             # Only cases where upstream is right: the reference has dataflow and some of it matches.
             valid = scores[0]["dataflow_match_score"] > 0
             if not stable:
-                print(f"upstream unstable across PYTHONHASHSEED: {p['language']} {p.get('task_id')} "
-                      f"dataflow {[s['dataflow_match_score'] for s in scores]}", file=sys.stderr)
+                print(
+                    f"upstream unstable across PYTHONHASHSEED: {p['language']} {p.get('task_id')} "
+                    f"dataflow {[s['dataflow_match_score'] for s in scores]}",
+                    file=sys.stderr,
+                )
             if stable and valid:
                 keep.append(p)
         if args.make_pairs:
             by_lang: dict[str, list] = {}
             for p in keep:
                 by_lang.setdefault(p["language"], []).append(p)
-            keep = [p for lang in LANG_FILES for p in by_lang.get(lang, [])[:args.per_language]]
-        n_unstable = sum(1 for i in range(len(pairs)) if any(r["samples"][i] != runs[0]["samples"][i] for r in runs))
+            keep = [p for lang in LANG_FILES for p in by_lang.get(lang, [])[: args.per_language]]
+        n_unstable = sum(
+            1 for i in range(len(pairs)) if any(r["samples"][i] != runs[0]["samples"][i] for r in runs)
+        )
         print(f"{len(pairs)} pairs, {n_unstable} unstable across hash seeds, {len(keep)} kept", file=sys.stderr)
         pairs = keep
         runs = run_reference(args.reference_python, pairs)
@@ -213,19 +283,23 @@ def main(argv: list[str] | None = None) -> int:
     print_report(report)
     if args.write_fixture:
         fixture = {
-            "note": ("Reference CodeBLEU scores from the `codebleu` package 0.7.0 (tree-sitter 0.22.3, grammars "
-                     "python 0.21.0, java 0.21.0, javascript 0.21.4) on pairs built from HumanEval-X canonical "
-                     "solutions (hypotheses: renamed identifiers / one dropped line / another task's body). "
-                     "Kept only pairs whose reference has dataflow edges with a non-zero match (upstream's "
-                     "`dataflow or 1` bug not triggered) and whose upstream scores are identical under "
-                     "PYTHONHASHSEED 0-5. Produced by: python benchmarks/codebleu_agreement.py --make-pairs "
-                     "../shared/data/humaneval-x --reference-python /tmp/cbref/bin/python --write-fixture "
-                     "tests/fixtures/codebleu_reference.json. Upstream scores are per sample "
-                     "(calc_codebleu([ref], [hyp], lang)) and per language corpus. JavaScript is compared with "
-                     "upstream's keyword list ('True' instead of 'true')."),
+            "note": (
+                "Reference CodeBLEU scores from the `codebleu` package 0.7.0 (tree-sitter 0.22.3, grammars "
+                "python 0.21.0, java 0.21.0, javascript 0.21.4) on pairs built from HumanEval-X canonical "
+                "solutions (hypotheses: renamed identifiers / one dropped line / another task's body). "
+                "Kept only pairs whose reference has dataflow edges with a non-zero match (upstream's "
+                "`dataflow or 1` bug not triggered) and whose upstream scores are identical under "
+                "PYTHONHASHSEED 0-5. Produced by: python benchmarks/codebleu_agreement.py --make-pairs "
+                "../shared/data/humaneval-x --reference-python /tmp/cbref/bin/python --write-fixture "
+                "tests/fixtures/codebleu_reference.json. Upstream scores are per sample "
+                "(calc_codebleu([ref], [hyp], lang)) and per language corpus. JavaScript is compared with "
+                "upstream's keyword list ('True' instead of 'true')."
+            ),
             "package": "codebleu==0.7.0",
             "pairs": pairs,
-            "corpus": {lang: {k: upstream_corpus[lang][k] for k in UPSTREAM_KEYS.values()} for lang in upstream_corpus},
+            "corpus": {
+                lang: {k: upstream_corpus[lang][k] for k in UPSTREAM_KEYS.values()} for lang in upstream_corpus
+            },
         }
         args.write_fixture.write_text(json.dumps(fixture, indent=1) + "\n")
         print(f"wrote {args.write_fixture}", file=sys.stderr)

@@ -16,30 +16,35 @@ token in the leaf-token sequence.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 Edge = tuple  # (name, idx, relation, parent_names: list[str], parent_idxs: list[int])
 States = dict  # name -> list[int]
 
 COMES, COMPUTED = "comesFrom", "computedFrom"
 # Literal nodes that count as one token although the grammar gives them children.
-_LITERAL_LEAVES = {"string_literal", "string", "character_literal"}
+_LITERAL_LEAVES = frozenset({"string_literal", "string", "character_literal"})
 _C_LITERAL_LEAVES = _LITERAL_LEAVES | {"char_literal", "raw_string_literal", "system_lib_string"}
 # C/C++ leaves that name types or labels, not variables.
-_C_NON_VARIABLES = {"primitive_type", "type_identifier", "statement_identifier", "namespace_identifier", "auto"}
+_C_NON_VARIABLES = frozenset(
+    {"primitive_type", "type_identifier", "statement_identifier", "namespace_identifier", "auto"}
+)
 
 
 class _Walker:
     """Shared machinery: token table, leaf rule, variable tokens, loop merging."""
 
     literal_leaves = _LITERAL_LEAVES
-    non_variables: set[str] = set()
+    non_variables: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, root, code: bytes) -> None:
         self.code = code
         self.tokens: dict[tuple[int, int], tuple[int, str]] = {}
         for i, node in enumerate(self._leaves(root)):
-            self.tokens[(node.start_byte, node.end_byte)] = (i, code[node.start_byte:node.end_byte].decode(
-                "utf8", errors="replace"))
+            self.tokens[(node.start_byte, node.end_byte)] = (
+                i,
+                code[node.start_byte : node.end_byte].decode("utf8", errors="replace"),
+            )
 
     def is_leaf(self, node) -> bool:
         return (node.child_count == 0 or node.type in self.literal_leaves) and node.type != "comment"
@@ -153,8 +158,9 @@ class _PythonWalker(_Walker):
         if kind == "default_parameter":
             name, value = node.child_by_field_name("name"), node.child_by_field_name("value")
             edges, states = self.walk(value, states)
-            return _by_idx(edges + self.define(self.variables(name), self.variables(value), COMES, states,
-                                               pairwise=True)), states
+            return _by_idx(
+                edges + self.define(self.variables(name), self.variables(value), COMES, states, pairwise=True)
+            ), states
         if kind in ("assignment", "augmented_assignment", "for_in_clause"):
             if kind == "for_in_clause":
                 lefts, rights = [node.child_by_field_name("left")], [node.children[-1]]
@@ -208,7 +214,7 @@ class _CFamilyWalker(_Walker):
     declarator = "variable_declarator"
     increment = "update_expression"
     for_init = "local_variable_declaration"
-    enhanced_for: dict[str, tuple[str, str, str]] = {"enhanced_for_statement": ("name", "value", "body")}
+    enhanced_for: ClassVar[dict[str, tuple[str, str, str]]] = {"enhanced_for_statement": ("name", "value", "body")}
     while_like: tuple[str, ...] = ("while_statement",)
     merge_entry_states = False  # JavaScript: also merge the states from before the `if`
 
@@ -265,8 +271,9 @@ class _CFamilyWalker(_Walker):
         if kind in self.assignment:
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
             edges, states = self.walk(right, states)
-            return _by_idx(edges + self.define(self.variables(left), self.variables(right), COMPUTED, states,
-                                               pairwise=True)), states
+            return _by_idx(
+                edges + self.define(self.variables(left), self.variables(right), COMPUTED, states, pairwise=True)
+            ), states
         if kind == self.increment:
             tokens = self.variables(node)
             return _by_idx(self.define(tokens, tokens, COMPUTED, states, pairwise=True)), states
@@ -280,8 +287,9 @@ class _CFamilyWalker(_Walker):
             edges = []
             for _ in range(2):
                 out, states = self.walk(value, states)
-                edges += out + self.define(self.variables(name), self.variables(value), COMPUTED, states,
-                                           pairwise=True)
+                edges += out + self.define(
+                    self.variables(name), self.variables(value), COMPUTED, states, pairwise=True
+                )
                 out, states = self.walk(body, states)
                 edges += out
             return _by_idx(self.merge_loop(edges)), states
@@ -303,7 +311,7 @@ class _JavaScriptWalker(_CFamilyWalker):
     # Reference rule set: plain `x = y` (assignment_expression) is not an assignment rule there.
     assignment = ("assignment_pattern", "augmented_assignment_expression")
     for_init = "variable_declaration"
-    enhanced_for: dict[str, tuple[str, str, str]] = {}
+    enhanced_for: ClassVar[dict[str, tuple[str, str, str]]] = {}
     merge_entry_states = True
 
 
@@ -313,7 +321,7 @@ class _CWalker(_CFamilyWalker):
     literal_leaves = _C_LITERAL_LEAVES
     non_variables = _C_NON_VARIABLES
     declarator = "init_declarator"
-    enhanced_for: dict[str, tuple[str, str, str]] = {}
+    enhanced_for: ClassVar[dict[str, tuple[str, str, str]]] = {}
     while_like = ("while_statement", "do_statement")
 
     def declared(self, node):
@@ -397,7 +405,11 @@ class _Wrapper:
 
 
 _WALKERS: dict[str, Callable] = {
-    "python": _PythonWalker, "java": _JavaWalker, "javascript": _JavaScriptWalker, "c": _CWalker, "cpp": _CppWalker,
+    "python": _PythonWalker,
+    "java": _JavaWalker,
+    "javascript": _JavaScriptWalker,
+    "c": _CWalker,
+    "cpp": _CppWalker,
 }
 
 

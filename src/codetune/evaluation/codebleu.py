@@ -52,7 +52,7 @@ import tokenize
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 from codetune.errors import ConfigError
 from codetune.evaluation._dataflow import extract_dataflow
@@ -121,20 +121,29 @@ class CodeBLEUResult:
     dataflow_reference_edges: int = field(default=0)
 
     def to_dict(self) -> dict[str, object]:
-        return {"codebleu": self.codebleu, "ngram_match": self.ngram_match,
-                "weighted_ngram_match": self.weighted_ngram_match, "syntax_match": self.syntax_match,
-                "dataflow_match": self.dataflow_match, "weights": list(self.weights),
-                "dataflow_reference_edges": self.dataflow_reference_edges}
+        return {
+            "codebleu": self.codebleu,
+            "ngram_match": self.ngram_match,
+            "weighted_ngram_match": self.weighted_ngram_match,
+            "syntax_match": self.syntax_match,
+            "dataflow_match": self.dataflow_match,
+            "weights": list(self.weights),
+            "dataflow_reference_edges": self.dataflow_reference_edges,
+        }
 
 
 # ----------------------------------------------------------------------------------------------
 # Arguments
 # ----------------------------------------------------------------------------------------------
 
+
 def _check_language(language: str) -> str:
     if language not in SUPPORTED_LANGUAGES:
-        hint = "C# and other languages are not supported" if language in ("c_sharp", "csharp", "cs") else \
-            "use one of: " + ", ".join(SUPPORTED_LANGUAGES)
+        hint = (
+            "C# and other languages are not supported"
+            if language in ("c_sharp", "csharp", "cs")
+            else "use one of: " + ", ".join(SUPPORTED_LANGUAGES)
+        )
         raise ConfigError(f"CodeBLEU does not support language {language!r}", hint=hint)
     return language
 
@@ -142,21 +151,26 @@ def _check_language(language: str) -> str:
 def _check_weights(weights: Sequence[float]) -> tuple[float, float, float, float]:
     w = tuple(float(x) for x in weights)
     if len(w) != 4 or any(not math.isfinite(x) or x < 0 for x in w) or sum(w) == 0:
-        raise ConfigError(f"CodeBLEU `weights` must be 4 non-negative numbers with a positive sum, got {weights!r}",
-                          hint="use e.g. weights=(0.25, 0.25, 0.25, 0.25) for (bleu, weighted, syntax, dataflow)")
+        raise ConfigError(
+            f"CodeBLEU `weights` must be 4 non-negative numbers with a positive sum, got {weights!r}",
+            hint="use e.g. weights=(0.25, 0.25, 0.25, 0.25) for (bleu, weighted, syntax, dataflow)",
+        )
     return w  # type: ignore[return-value]
 
 
 def _normalise_references(references: Sequence[str | Sequence[str]], n: int) -> list[list[str]]:
     if len(references) != n:
-        raise ConfigError(f"CodeBLEU got {n} hypotheses but {len(references)} references",
-                          hint="pass one reference (or a list of references) per hypothesis")
+        raise ConfigError(
+            f"CodeBLEU got {n} hypotheses but {len(references)} references",
+            hint="pass one reference (or a list of references) per hypothesis",
+        )
     out = []
     for i, ref in enumerate(references):
         refs = [ref] if isinstance(ref, str) else list(ref)
         if not refs or not all(isinstance(r, str) for r in refs):
-            raise ConfigError(f"reference {i} must be a string or a non-empty list of strings",
-                              hint="pass source code strings")
+            raise ConfigError(
+                f"reference {i} must be a string or a non-empty list of strings", hint="pass source code strings"
+            )
         out.append([r.strip() for r in refs])
     return out
 
@@ -165,8 +179,9 @@ def _normalise_references(references: Sequence[str | Sequence[str]], n: int) -> 
 # BLEU and keyword-weighted n-gram match (token level)
 # ----------------------------------------------------------------------------------------------
 
+
 def _ngram_counts(tokens: list[str], n: int) -> Counter:
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
 def _closest_length(ref_lengths: Iterable[int], hyp_len: int) -> int:
@@ -184,8 +199,10 @@ def _combine(numerators: list[float], denominators: list[float], hyp_len: int, r
         bp = 0.0
     else:
         bp = math.exp(1 - ref_len / hyp_len)
-    logs = [math.log((num if num != 0 else _SMOOTH_EPSILON) / den) / _MAX_N
-            for num, den in zip(numerators, denominators)]
+    logs = [
+        math.log((num if num != 0 else _SMOOTH_EPSILON) / den) / _MAX_N
+        for num, den in zip(numerators, denominators)
+    ]
     return bp * math.exp(math.fsum(logs))
 
 
@@ -207,8 +224,9 @@ def corpus_bleu_tokens(hyps: list[list[str]], refs: list[list[list[str]]]) -> fl
     return _combine(num, den, hyp_len, ref_len)
 
 
-def corpus_weighted_ngram_tokens(hyps: list[list[str]], refs: list[list[list[str]]],
-                                 keywords: frozenset[str]) -> float:
+def corpus_weighted_ngram_tokens(
+    hyps: list[list[str]], refs: list[list[list[str]]], keywords: frozenset[str]
+) -> float:
     """Keyword-weighted n-gram match: recall of reference n-grams; unigrams weighted 1 (keyword) / 0.2."""
     num = [0.0] * _MAX_N
     den = [0.0] * _MAX_N
@@ -233,7 +251,8 @@ def corpus_weighted_ngram_tokens(hyps: list[list[str]], refs: list[list[list[str
 # Parsing and comment removal
 # ----------------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+
+@cache
 def _parser(language: str):
     from tree_sitter import Language, Parser
 
@@ -271,7 +290,8 @@ def _strip_python(source: str) -> str:
         if col > last_col:
             out.append(" " * (col - last_col))
         is_docstring = tok.type == tokenize.STRING and (
-            prev_type in (tokenize.INDENT, tokenize.NEWLINE) or col == 0)
+            prev_type in (tokenize.INDENT, tokenize.NEWLINE) or col == 0
+        )
         if tok.type != tokenize.COMMENT and not is_docstring:
             out.append(tok.string)
         prev_type = tok.type
@@ -280,10 +300,13 @@ def _strip_python(source: str) -> str:
 
 
 # Comments, or string/char literals that must be skipped so that "//" inside them survives.
-_C_FAMILY_COMMENT = re.compile(r"""//.*?$|/\*.*?\*/|'(?:\\.|[^\\'])*'|"(?:\\.|[^\\"])*\"""", re.DOTALL | re.MULTILINE)
+_C_FAMILY_COMMENT = re.compile(
+    r"""//.*?$|/\*.*?\*/|'(?:\\.|[^\\'])*'|"(?:\\.|[^\\"])*\"""", re.DOTALL | re.MULTILINE
+)
 # JavaScript also has template literals (`https://...`), which upstream does not protect.
-_JS_COMMENT = re.compile(r"""//.*?$|/\*.*?\*/|'(?:\\.|[^\\'])*'|"(?:\\.|[^\\"])*"|`(?:\\.|[^\\`])*`""",
-                         re.DOTALL | re.MULTILINE)
+_JS_COMMENT = re.compile(
+    r"""//.*?$|/\*.*?\*/|'(?:\\.|[^\\'])*'|"(?:\\.|[^\\"])*"|`(?:\\.|[^\\`])*`""", re.DOTALL | re.MULTILINE
+)
 
 
 def remove_comments(code: str, language: str) -> str:
@@ -300,6 +323,7 @@ def remove_comments(code: str, language: str) -> str:
 # ----------------------------------------------------------------------------------------------
 # Syntax match
 # ----------------------------------------------------------------------------------------------
+
 
 def _subtree_sexps(root) -> list[str]:
     """S-expressions of the root and of every descendant that has children."""
@@ -326,6 +350,7 @@ def syntax_match_counts(hyp: str, refs: list[str], language: str) -> tuple[int, 
 # ----------------------------------------------------------------------------------------------
 # Dataflow match
 # ----------------------------------------------------------------------------------------------
+
 
 def normalise_dataflow(edges: list[tuple[str, str, list[str]]]) -> list[tuple[str, str, tuple[str, ...]]]:
     """Rename variables to var_0, var_1, ... in order of first appearance (parents before the node)."""
@@ -356,6 +381,7 @@ def dataflow_match_counts(hyp: str, refs: list[str], language: str) -> tuple[int
 # ----------------------------------------------------------------------------------------------
 # Public API
 # ----------------------------------------------------------------------------------------------
+
 
 def corpus_codebleu(
     hypotheses: Sequence[str],
@@ -411,8 +437,15 @@ def corpus_codebleu(
         score = used[0] * bleu + used[1] * weighted + used[2] * syntax
     else:
         used, score = (0.0, 0.0, 0.0, 0.0), None
-    return CodeBLEUResult(codebleu=score, ngram_match=bleu, weighted_ngram_match=weighted, syntax_match=syntax,
-                          dataflow_match=dataflow, weights=used, dataflow_reference_edges=df_t)
+    return CodeBLEUResult(
+        codebleu=score,
+        ngram_match=bleu,
+        weighted_ngram_match=weighted,
+        syntax_match=syntax,
+        dataflow_match=dataflow,
+        weights=used,
+        dataflow_reference_edges=df_t,
+    )
 
 
 def sentence_codebleu(
@@ -435,4 +468,6 @@ def per_sample_codebleu(
 ) -> list[CodeBLEUResult]:
     """Sentence-level CodeBLEU of each sample (for paired tests; the corpus score is not their mean)."""
     refs = _normalise_references(references, len(hypotheses))
-    return [sentence_codebleu(h, r, language, weights=weights, keywords=keywords) for h, r in zip(hypotheses, refs)]
+    return [
+        sentence_codebleu(h, r, language, weights=weights, keywords=keywords) for h, r in zip(hypotheses, refs)
+    ]

@@ -34,8 +34,13 @@ from codetune.evaluation.codebleu import SUPPORTED_LANGUAGES, parse, remove_comm
 _FUNCTIONS = {
     "python": {"function_definition"},
     "java": {"method_declaration", "constructor_declaration"},
-    "javascript": {"function_declaration", "function_expression", "arrow_function", "method_definition",
-                   "generator_function_declaration"},
+    "javascript": {
+        "function_declaration",
+        "function_expression",
+        "arrow_function",
+        "method_definition",
+        "generator_function_declaration",
+    },
     "c": {"function_definition"},
     "cpp": {"function_definition"},
 }
@@ -53,7 +58,8 @@ _EMPTY_VALUES = {
         r"null|0[lL]?|0\.0[fFdD]?|0[fFdD]|\"\"|false|new\w+(<[\w<>,?]*>)?\[0\]|new\w+(<[\w<>,?]*>)?\[\]\{\}"
         r"|new(java\.util\.)?(ArrayList|LinkedList|HashMap|HashSet|TreeMap|TreeSet|LinkedHashMap|LinkedHashSet"
         r"|ArrayDeque|PriorityQueue|Stack|Vector|String|StringBuilder)(<[\w<>,?]*>)?\(\)"
-        r"|Collections\.empty(List|Map|Set)\(\)|(List|Set|Map)\.of\(\)|Optional\.empty\(\)"),
+        r"|Collections\.empty(List|Map|Set)\(\)|(List|Set|Map)\.of\(\)|Optional\.empty\(\)"
+    ),
     "javascript": re.compile(r"null|undefined|0|''|\"\"|``|\[\]|\{\}|\(\{\}\)|false|new(Array|Map|Set)\(\)"),
     "c": re.compile(r"0|0\.0[fF]?|NULL|false|\"\"|'\\0'|\(void\)0"),
     "cpp": re.compile(r"0|0\.0[fF]?|NULL|nullptr|false|\"\"|'\\0'|\{\}|std::\w+(<[\w<>:,\s*]*>)?(\(\)|\{\})"),
@@ -63,8 +69,10 @@ _NOT_IMPLEMENTED_MESSAGE = re.compile(r"not\s*(yet\s*)?implemented|unimplemented
 
 def _check_language(language: str) -> None:
     if language not in SUPPORTED_LANGUAGES:
-        raise ConfigError(f"triviality check does not support language {language!r}",
-                          hint="use one of: " + ", ".join(SUPPORTED_LANGUAGES))
+        raise ConfigError(
+            f"triviality check does not support language {language!r}",
+            hint="use one of: " + ", ".join(SUPPORTED_LANGUAGES),
+        )
 
 
 def _drop_unmatched_closing_braces(code: str) -> str:
@@ -131,10 +139,25 @@ def _function_is_trivial(fn, language: str) -> bool:
 
 # Top-level nodes that may sit beside the functions of a whole file (so the input is not a bare body).
 _DECLARATIONS = {
-    "class_definition", "decorated_definition", "import_statement", "import_from_statement", "future_import_statement",
-    "class_declaration", "interface_declaration", "import_declaration", "package_declaration",
-    "preproc_include", "preproc_def", "preproc_function_def", "using_declaration", "namespace_definition",
-    "template_declaration", "export_statement", "lexical_declaration", "variable_declaration", "declaration",
+    "class_definition",
+    "decorated_definition",
+    "import_statement",
+    "import_from_statement",
+    "future_import_statement",
+    "class_declaration",
+    "interface_declaration",
+    "import_declaration",
+    "package_declaration",
+    "preproc_include",
+    "preproc_def",
+    "preproc_function_def",
+    "using_declaration",
+    "namespace_definition",
+    "template_declaration",
+    "export_statement",
+    "lexical_declaration",
+    "variable_declaration",
+    "declaration",
 }
 
 
@@ -148,10 +171,18 @@ def _is_whole_file(root, language: str) -> bool:
         if node.type in kinds:
             continue
         # `const f = (x) => {...}` (HumanEval-X JavaScript) or a class: fine if it holds a function.
-        if node.type in _DECLARATIONS and (node.type in ("import_statement", "import_from_statement",
-                                                         "import_declaration", "package_declaration",
-                                                         "preproc_include", "future_import_statement")
-                                           or _outermost_functions(node, kinds)):
+        if node.type in _DECLARATIONS and (
+            node.type
+            in (
+                "import_statement",
+                "import_from_statement",
+                "import_declaration",
+                "package_declaration",
+                "preproc_include",
+                "future_import_statement",
+            )
+            or _outermost_functions(node, kinds)
+        ):
             continue
         return False
     return bool(_outermost_functions(root, kinds))

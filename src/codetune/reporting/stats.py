@@ -31,13 +31,17 @@ EXACT_PERMUTATION_MAX_N = 16
 def _as_1d_float(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     if arr.ndim != 1:
-        raise ConfigError(f"`{name}` must be a 1-D sequence of numbers, got shape {arr.shape}",
-                          hint="pass one value per test item")
+        raise ConfigError(
+            f"`{name}` must be a 1-D sequence of numbers, got shape {arr.shape}",
+            hint="pass one value per test item",
+        )
     if arr.size == 0:
         raise ConfigError(f"`{name}` is empty", hint="score at least one test item before computing statistics")
     if not np.all(np.isfinite(arr)):
-        raise ConfigError(f"`{name}` contains NaN or infinite values",
-                          hint="drop or fix the items whose metric could not be computed")
+        raise ConfigError(
+            f"`{name}` contains NaN or infinite values",
+            hint="drop or fix the items whose metric could not be computed",
+        )
     return arr
 
 
@@ -185,8 +189,10 @@ def paired_bootstrap(
         a = _as_1d_float(a_items, "a_items")
         b = _as_1d_float(b_items, "b_items")
         if a.size != b.size:
-            raise ConfigError(f"paired inputs differ in length: {a.size} vs {b.size}",
-                              hint="score both configurations on the same test items")
+            raise ConfigError(
+                f"paired inputs differ in length: {a.size} vs {b.size}",
+                hint="score both configurations on the same test items",
+            )
         d_items = a - b
         observed = float(d_items.mean())
         idx = _resample_indices(a.size, n_boot, seed)
@@ -194,19 +200,30 @@ def paired_bootstrap(
     else:
         a_list, b_list = list(a_items), list(b_items)
         if len(a_list) != len(b_list) or not a_list:
-            raise ConfigError(f"paired inputs must be non-empty and equal in length: {len(a_list)} vs {len(b_list)}",
-                              hint="score both configurations on the same test items")
+            raise ConfigError(
+                f"paired inputs must be non-empty and equal in length: {len(a_list)} vs {len(b_list)}",
+                hint="score both configurations on the same test items",
+            )
         observed = float(metric_fn(a_list)) - float(metric_fn(b_list))
         idx = _resample_indices(len(a_list), n_boot, seed)
-        draws = np.array([float(metric_fn([a_list[i] for i in row])) - float(metric_fn([b_list[i] for i in row]))
-                          for row in idx])
+        draws = np.array(
+            [
+                float(metric_fn([a_list[i] for i in row])) - float(metric_fn([b_list[i] for i in row]))
+                for row in idx
+            ]
+        )
     low, high = _percentile_interval(draws, alpha)
     # Tolerance so that an exactly-zero observed difference gives p = 1, not a float-noise artefact.
     tol = 1e-12 * max(1.0, abs(observed))
     extreme = int(np.sum(np.abs(draws - observed) >= abs(observed) - tol))
     p_value = (1 + extreme) / (1 + n_boot)
-    return {"diff": observed, "ci_low": low, "ci_high": high, "p_value": float(min(1.0, p_value)),
-            "n": int(idx.shape[1])}
+    return {
+        "diff": observed,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": float(min(1.0, p_value)),
+        "n": int(idx.shape[1]),
+    }
 
 
 def paired_permutation_test(
@@ -238,8 +255,10 @@ def paired_permutation_test(
     a_arr = _as_1d_float(a, "a")
     b_arr = _as_1d_float(b, "b")
     if a_arr.size != b_arr.size:
-        raise ConfigError(f"paired inputs differ in length: {a_arr.size} vs {b_arr.size}",
-                          hint="score both configurations on the same test items")
+        raise ConfigError(
+            f"paired inputs differ in length: {a_arr.size} vs {b_arr.size}",
+            hint="score both configurations on the same test items",
+        )
     if not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
         raise ConfigError(f"`n_perm` must be a positive integer, got {n_perm!r}", hint="use e.g. n_perm=10000")
     d = a_arr - b_arr
@@ -277,8 +296,10 @@ def mcnemar_exact(a_pass: Sequence[bool] | np.ndarray, b_pass: Sequence[bool] | 
     a = np.asarray(a_pass)
     b = np.asarray(b_pass)
     if a.ndim != 1 or b.ndim != 1 or a.size != b.size or a.size == 0:
-        raise ConfigError(f"pass flags must be two non-empty 1-D arrays of equal length, got {a.shape} and {b.shape}",
-                          hint="score both configurations on the same test items")
+        raise ConfigError(
+            f"pass flags must be two non-empty 1-D arrays of equal length, got {a.shape} and {b.shape}",
+            hint="score both configurations on the same test items",
+        )
     for name, arr in (("a_pass", a), ("b_pass", b)):
         if not np.all(np.isin(arr, (0, 1, True, False))):
             raise ConfigError(f"`{name}` must hold booleans (or 0/1)", hint="pass one pass/fail flag per item")
@@ -293,8 +314,17 @@ def mcnemar_exact(a_pass: Sequence[bool] | np.ndarray, b_pass: Sequence[bool] | 
         odds_ratio = b10 / b01
     else:
         odds_ratio = math.inf if b10 > 0 else math.nan
-    return {"n": n, "b10": b10, "b01": b01, "n_discordant": n_disc, "rate_a": float(a.mean()),
-            "rate_b": float(b.mean()), "diff": (b10 - b01) / n, "odds_ratio": odds_ratio, "p_value": p_value}
+    return {
+        "n": n,
+        "b10": b10,
+        "b01": b01,
+        "n_discordant": n_disc,
+        "rate_a": float(a.mean()),
+        "rate_b": float(b.mean()),
+        "diff": (b10 - b01) / n,
+        "odds_ratio": odds_ratio,
+        "p_value": p_value,
+    }
 
 
 def _z(q: float) -> float:
@@ -319,7 +349,8 @@ def n_items_two_proportions(p1: float, p2: float, alpha: float = 0.05, power: fl
     delta = p2 - p1
     pbar = (p1 + p2) / 2.0
     num = _z(1 - alpha / 2) * math.sqrt(2 * pbar * (1 - pbar)) + _z(power) * math.sqrt(
-        p1 * (1 - p1) + p2 * (1 - p2))
+        p1 * (1 - p1) + p2 * (1 - p2)
+    )
     return num**2 / delta**2
 
 
@@ -369,13 +400,17 @@ def minimum_detectable_effect(
     """
     _check_power(n_items, alpha, power)
     if not 0.0 < baseline_rate < 1.0:
-        raise ConfigError(f"`baseline_rate` must be in (0, 1), got {baseline_rate!r}",
-                          hint="pass the observed pass rate of the baseline configuration")
+        raise ConfigError(
+            f"`baseline_rate` must be in (0, 1), got {baseline_rate!r}",
+            hint="pass the observed pass rate of the baseline configuration",
+        )
     if paired:
         psi = 2 * baseline_rate * (1 - baseline_rate) if discordance is None else float(discordance)
         if not 0.0 < psi <= 1.0:
-            raise ConfigError(f"`discordance` must be in (0, 1], got {discordance!r}",
-                              hint="pass the observed fraction of items on which the two configurations disagree")
+            raise ConfigError(
+                f"`discordance` must be in (0, 1], got {discordance!r}",
+                hint="pass the observed fraction of items on which the two configurations disagree",
+            )
         hi = min(psi, 1.0 - baseline_rate)
 
         def excess(d: float) -> float:
@@ -406,8 +441,10 @@ def minimum_detectable_effect_continuous(
     if n_items < 2:
         raise ConfigError("`n_items` must be at least 2 for a paired t approximation", hint="use more test items")
     if not sd_diff >= 0.0 or not math.isfinite(sd_diff):
-        raise ConfigError(f"`sd_diff` must be a finite non-negative number, got {sd_diff!r}",
-                          hint="pass the sd of per-item differences")
+        raise ConfigError(
+            f"`sd_diff` must be a finite non-negative number, got {sd_diff!r}",
+            hint="pass the sd of per-item differences",
+        )
     df = n_items - 1
     return float((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) * sd_diff / math.sqrt(n_items))
 
@@ -420,5 +457,10 @@ def mean_and_spread(values: Sequence[float] | np.ndarray) -> dict[str, float]:
         about seed variance), ``min``, ``max``, ``n``.
     """
     arr = _as_1d_float(values, "values")
-    return {"mean": float(arr.mean()), "sd": float(arr.std(ddof=1)) if arr.size > 1 else math.nan,
-            "min": float(arr.min()), "max": float(arr.max()), "n": int(arr.size)}
+    return {
+        "mean": float(arr.mean()),
+        "sd": float(arr.std(ddof=1)) if arr.size > 1 else math.nan,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "n": int(arr.size),
+    }

@@ -16,8 +16,13 @@ from codetune.evaluation import codebleu as cb
 from codetune.evaluation._dataflow import extract_dataflow
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "codebleu_reference.json"
-UPSTREAM = {"ngram_match": "ngram_match_score", "weighted_ngram_match": "weighted_ngram_match_score",
-            "syntax_match": "syntax_match_score", "dataflow_match": "dataflow_match_score", "codebleu": "codebleu"}
+UPSTREAM = {
+    "ngram_match": "ngram_match_score",
+    "weighted_ngram_match": "weighted_ngram_match_score",
+    "syntax_match": "syntax_match_score",
+    "dataflow_match": "dataflow_match_score",
+    "codebleu": "codebleu",
+}
 # codebleu 0.7.0's JavaScript keyword list says "True" where "true" belongs.
 UPSTREAM_JS_KEYWORDS = (cb.KEYWORDS["javascript"] - {"true"}) | {"True"}
 # tree-sitter-javascript >= 0.23 no longer wraps a C-style for loop's condition in an
@@ -36,21 +41,30 @@ def _keywords(language):
 
 def _tolerances(pair):
     drift = pair["language"] == "javascript" and any(
-        C_STYLE_FOR.search(pair[k]) for k in ("hypothesis", "reference"))
+        C_STYLE_FOR.search(pair[k]) for k in ("hypothesis", "reference")
+    )
     syntax = GRAMMAR_DRIFT_SYNTAX_TOL if drift else 1e-3
-    return {"ngram_match": 1e-6, "weighted_ngram_match": 1e-6, "syntax_match": syntax, "dataflow_match": 1e-3,
-            "codebleu": syntax / 4 + 1e-3}
+    return {
+        "ngram_match": 1e-6,
+        "weighted_ngram_match": 1e-6,
+        "syntax_match": syntax,
+        "dataflow_match": 1e-3,
+        "codebleu": syntax / 4 + 1e-3,
+    }
 
 
 def test_fixture_has_enough_pairs_per_language():
-    counts = {lang: sum(p["language"] == lang for p in _DATA["pairs"]) for lang in ("python", "java", "javascript")}
+    counts = {
+        lang: sum(p["language"] == lang for p in _DATA["pairs"]) for lang in ("python", "java", "javascript")
+    }
     assert counts["python"] >= 30 and counts["java"] >= 30 and counts["javascript"] >= 20, counts
 
 
 @pytest.mark.parametrize("pair", _DATA["pairs"], ids=lambda p: f"{p['task_id']}-{p['kind']}")
 def test_sentence_scores_agree_with_codebleu_0_7_0(pair):
-    ours = cb.sentence_codebleu(pair["hypothesis"], pair["reference"], pair["language"],
-                                keywords=_keywords(pair["language"])).to_dict()
+    ours = cb.sentence_codebleu(
+        pair["hypothesis"], pair["reference"], pair["language"], keywords=_keywords(pair["language"])
+    ).to_dict()
     tol = _tolerances(pair)
     for name, key in UPSTREAM.items():
         assert ours[name] == pytest.approx(pair["upstream"][key], abs=tol[name]), name
@@ -59,8 +73,9 @@ def test_sentence_scores_agree_with_codebleu_0_7_0(pair):
 @pytest.mark.parametrize("language", ["python", "java", "javascript"])
 def test_corpus_scores_agree_with_codebleu_0_7_0(language):
     pairs = [p for p in _DATA["pairs"] if p["language"] == language]
-    ours = cb.corpus_codebleu([p["hypothesis"] for p in pairs], [p["reference"] for p in pairs], language,
-                              keywords=_keywords(language)).to_dict()
+    ours = cb.corpus_codebleu(
+        [p["hypothesis"] for p in pairs], [p["reference"] for p in pairs], language, keywords=_keywords(language)
+    ).to_dict()
     upstream = _DATA["corpus"][language]
     syntax_tol = 5e-3 if language == "javascript" else 1e-6
     assert ours["ngram_match"] == pytest.approx(upstream["ngram_match_score"], abs=1e-9)
@@ -102,10 +117,13 @@ def test_no_reference_dataflow_is_undefined_and_weights_renormalise():
     assert r.weights == pytest.approx((1 / 3, 1 / 3, 1 / 3, 0.0))
     assert r.codebleu == pytest.approx((r.ngram_match + r.weighted_ngram_match + r.syntax_match) / 3)
     # Custom weights keep their total and their ratios.
-    r2 = cb.sentence_codebleu("def f():\n    return 2", "def f():\n    return 1", "python", weights=(0.1, 0.1, 0.2, 0.6))
+    r2 = cb.sentence_codebleu(
+        "def f():\n    return 2", "def f():\n    return 1", "python", weights=(0.1, 0.1, 0.2, 0.6)
+    )
     assert r2.weights == pytest.approx((0.25, 0.25, 0.5, 0.0))
-    only_dataflow = cb.sentence_codebleu("def f():\n    return 2", "def f():\n    return 1", "python",
-                                         weights=(0, 0, 0, 1))
+    only_dataflow = cb.sentence_codebleu(
+        "def f():\n    return 2", "def f():\n    return 1", "python", weights=(0, 0, 0, 1)
+    )
     assert only_dataflow.codebleu is None
 
 
@@ -138,7 +156,10 @@ def test_c_dataflow_if_else_merges_both_branches():
 
 
 def test_cpp_range_for_defines_loop_variable():
-    code = "int f(std::vector<int>& v) {\n    int s = 0;\n    for (auto& x : v) {\n        s += x;\n    }\n    return s;\n}"
+    code = (
+        "int f(std::vector<int>& v) {\n    int s = 0;\n"
+        "    for (auto& x : v) {\n        s += x;\n    }\n    return s;\n}"
+    )
     edges = extract_dataflow(cb.parse(code, "cpp"), code, "cpp")
     assert ("x", "computedFrom", ["v"]) in edges
     assert ("s", "computedFrom", ["x"]) in edges
@@ -164,27 +185,39 @@ def test_multiple_references_take_the_best_length_and_clip_by_max():
 def test_result_is_independent_of_hash_seed():
     # codebleu 0.7.0 scores this pair 0.2373 under PYTHONHASHSEED 0, 1, 3 and 0.2623 under 2
     # (dataflow 0.35 vs 0.45): it orders merged dataflow parents by set iteration order.
-    script = ("import json,sys; from codetune.evaluation.codebleu import sentence_codebleu as s; "
-              "p=json.loads(sys.argv[1]); print(repr(s(p['hypothesis'], p['reference'], 'javascript').codebleu))")
-    hyp = ("const f = (xs) => {\n  let best = xs[0], n = xs.length;\n  for (let i = 1; i < n; i++) {\n"
-           "    if (xs[i] > best) { best = xs[i]; }\n  }\n  return best + n;\n}")
-    ref = ("const f = (arr) => {\n  let m = arr[0];\n  let k = arr.length;\n  for (let j = 1; j < k; j++) {\n"
-           "    m = Math.max(m, arr[j]);\n  }\n  return m;\n}")
+    script = (
+        "import json,sys; from codetune.evaluation.codebleu import sentence_codebleu as s; "
+        "p=json.loads(sys.argv[1]); print(repr(s(p['hypothesis'], p['reference'], 'javascript').codebleu))"
+    )
+    hyp = (
+        "const f = (xs) => {\n  let best = xs[0], n = xs.length;\n  for (let i = 1; i < n; i++) {\n"
+        "    if (xs[i] > best) { best = xs[i]; }\n  }\n  return best + n;\n}"
+    )
+    ref = (
+        "const f = (arr) => {\n  let m = arr[0];\n  let k = arr.length;\n  for (let j = 1; j < k; j++) {\n"
+        "    m = Math.max(m, arr[j]);\n  }\n  return m;\n}"
+    )
     arg = json.dumps({"hypothesis": hyp, "reference": ref})
     outs = set()
     for seed in ("0", "1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        outs.add(subprocess.run([sys.executable, "-c", script, arg], env=env, capture_output=True, text=True,
-                                check=True).stdout)
+        outs.add(
+            subprocess.run(
+                [sys.executable, "-c", script, arg], env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
     assert len(outs) == 1
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"language": "c_sharp"},
-    {"language": "rust"},
-    {"weights": (0.5, 0.5)},
-    {"weights": (-1, 1, 1, 1)},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"language": "c_sharp"},
+        {"language": "rust"},
+        {"weights": (0.5, 0.5)},
+        {"weights": (-1, 1, 1, 1)},
+    ],
+)
 def test_bad_arguments_raise_config_error(kwargs):
     args = {"hypotheses": ["x = 1"], "references": ["x = 1"], "language": "python", **kwargs}
     with pytest.raises(ConfigError):

@@ -32,17 +32,22 @@ TRIVIAL = [
     ("python", "import math\n\ndef f(x):\n    pass\n\ndef g(y):\n    return 0\n"),
     ("java", "        return 0;\n    }\n}"),
     ("java", "        return null;\n    }\n}\n"),
-    ("java", "        return \"\";\n    }\n}"),
+    ("java", '        return "";\n    }\n}'),
     ("java", "        return false;\n    }\n}"),
     ("java", "        return new ArrayList<>();\n    }\n}"),
     ("java", "        return new int[0];\n    }\n}"),
     ("java", "        return Collections.emptyList();\n    }\n}"),
     ("java", "        throw new UnsupportedOperationException();\n    }\n}"),
-    ("java", "        throw new UnsupportedOperationException(\"todo\");\n    }\n}"),
-    ("java", "        throw new RuntimeException(\"Not implemented yet\");\n    }\n}"),
+    ("java", '        throw new UnsupportedOperationException("todo");\n    }\n}'),
+    ("java", '        throw new RuntimeException("Not implemented yet");\n    }\n}'),
     ("java", "        // TODO\n    }\n}"),
-    ("java", "import java.util.*;\nclass Solution {\n    public List<Integer> f(int n) {\n"
-             "        return new ArrayList<>();\n    }\n}"),
+    (
+        "java",
+        (
+            "import java.util.*;\nclass Solution {\n    public List<Integer> f(int n) {\n"
+            "        return new ArrayList<>();\n    }\n}"
+        ),
+    ),
     ("javascript", "  return null;\n}\n"),
     ("javascript", "  return undefined;\n}"),
     ("javascript", "  return [];\n}"),
@@ -58,7 +63,7 @@ TRIVIAL = [
     ("cpp", "    return {};\n}"),
     ("cpp", "    return nullptr;\n}"),
     ("cpp", "    return std::vector<int>();\n}"),
-    ("cpp", "    throw std::logic_error(\"not implemented\");\n}"),
+    ("cpp", '    throw std::logic_error("not implemented");\n}'),
     ("cpp", "#include <vector>\nstd::vector<int> f(int n) {\n    return {};\n}"),
 ]
 
@@ -73,7 +78,7 @@ NOT_TRIVIAL = [
     ("python", "    return (\n"),  # does not parse: broken, not a stub
     ("java", "        int x = n * 2;\n        return x;\n    }\n}"),
     ("java", "        return 1;\n    }\n}"),
-    ("java", "        throw new IllegalArgumentException(\"n < 0\");\n    }\n}"),
+    ("java", '        throw new IllegalArgumentException("n < 0");\n    }\n}'),
     ("java", "        return new ArrayList<>(items);\n    }\n}"),
     ("javascript", "  return x.map((y) => y * 2);\n}\n"),
     ("javascript", "  const g = () => null;\n  return g() || x;\n}"),
@@ -82,7 +87,7 @@ NOT_TRIVIAL = [
     ("c", "    int s = 0;\n    return s;\n}"),
     ("cpp", "    return n * 2;\n}"),
     ("cpp", "    return std::vector<int>(n, 0);\n}"),
-    ("cpp", "    throw std::out_of_range(\"index\");\n}"),
+    ("cpp", '    throw std::out_of_range("index");\n}'),
 ]
 
 
@@ -100,13 +105,18 @@ HUMANEVAL_X = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "
 
 
 @pytest.mark.skipif(not HUMANEVAL_X.is_dir(), reason="HumanEval-X data not present (../shared/data/humaneval-x)")
-@pytest.mark.parametrize("language,stem", [("python", "python"), ("java", "java"), ("javascript", "js"),
-                                           ("cpp", "cpp")])
+@pytest.mark.parametrize(
+    "language,stem", [("python", "python"), ("java", "java"), ("javascript", "js"), ("cpp", "cpp")]
+)
 def test_no_canonical_solution_is_trivial(language, stem):
     with gzip.open(HUMANEVAL_X / f"humaneval_{stem}.jsonl.gz", "rt") as fh:
         rows = [json.loads(line) for line in fh]
-    flagged = [r["task_id"] for r in rows if is_trivial_body(r["canonical_solution"], language)
-               or is_trivial_body(r["declaration"] + r["canonical_solution"], language)]
+    flagged = [
+        r["task_id"]
+        for r in rows
+        if is_trivial_body(r["canonical_solution"], language)
+        or is_trivial_body(r["declaration"] + r["canonical_solution"], language)
+    ]
     assert flagged == []
 
 

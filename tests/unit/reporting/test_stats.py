@@ -57,7 +57,10 @@ def test_bootstrap_ci_corpus_equals_per_item_when_metric_is_a_mean():
 def test_bootstrap_ci_corpus_ratio_metric():
     # A pooled ratio (like corpus BLEU's clipped-count precision) is not a mean of per-item ratios.
     items = [(1, 10), (9, 10), (0, 1)]
-    fn = lambda xs: sum(m for m, _ in xs) / sum(t for _, t in xs)  # noqa: E731
+
+    def fn(xs):
+        return sum(m for m, _ in xs) / sum(t for _, t in xs)
+
     low, high = stats.bootstrap_ci_corpus(items, fn, n_boot=2000, seed=0)
     assert 0.0 <= low < fn(items) < high <= 0.9 + 1e-12
 
@@ -84,7 +87,10 @@ def test_paired_bootstrap_same_indices_for_both_configs():
     # which only holds if A and B are resampled with the same indices.
     a = [0.3, 0.9, 0.2, 0.5]
     b = [0.1, 0.7, 0.4, 0.5]
-    mean = lambda xs: float(np.mean(xs))  # noqa: E731
+
+    def mean(xs):
+        return float(np.mean(xs))
+
     with_fn = stats.paired_bootstrap(a, b, metric_fn=mean, n_boot=500, seed=2)
     per_item = stats.paired_bootstrap(a, b, n_boot=500, seed=2)
     for key in ("diff", "ci_low", "ci_high", "p_value"):
@@ -108,11 +114,14 @@ def _brute_force_sign_flip(d):
     return sum(hits) / len(hits)
 
 
-@pytest.mark.parametrize("a,b", [
-    ([3.0, 1.0, 4.0, 1.0, 5.0], [2.0, 1.0, 3.0, 2.0, 1.0]),
-    ([1, 1, 1, 0, 1, 1, 0, 1], [0, 0, 1, 0, 0, 1, 0, 0]),
-    ([0.5, 0.25], [0.5, 0.25]),
-])
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        ([3.0, 1.0, 4.0, 1.0, 5.0], [2.0, 1.0, 3.0, 2.0, 1.0]),
+        ([1, 1, 1, 0, 1, 1, 0, 1], [0, 0, 1, 0, 0, 1, 0, 0]),
+        ([0.5, 0.25], [0.5, 0.25]),
+    ],
+)
 def test_permutation_exact_matches_enumeration(a, b):
     d = np.asarray(a, float) - np.asarray(b, float)
     assert stats.paired_permutation_test(a, b) == pytest.approx(_brute_force_sign_flip(d))
@@ -132,11 +141,14 @@ def test_permutation_all_differences_one_sign():
     assert stats.paired_permutation_test([1] * 8, [0] * 8) == pytest.approx(2 / 256)
 
 
-@pytest.mark.parametrize("a,b", [
-    ([1, 1, 1, 1, 1, 1, 0, 0, 1, 0], [0, 0, 0, 1, 1, 0, 0, 1, 1, 0]),
-    ([1] * 12 + [0] * 3, [0] * 12 + [0] * 3),
-    ([1, 0, 1], [1, 0, 1]),
-])
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        ([1, 1, 1, 1, 1, 1, 0, 0, 1, 0], [0, 0, 0, 1, 1, 0, 0, 1, 1, 0]),
+        ([1] * 12 + [0] * 3, [0] * 12 + [0] * 3),
+        ([1, 0, 1], [1, 0, 1]),
+    ],
+)
 def test_mcnemar_matches_scipy_binomtest(a, b):
     out = stats.mcnemar_exact(a, b)
     a_arr, b_arr = np.array(a, bool), np.array(b, bool)
@@ -167,7 +179,8 @@ def test_mde_paired_round_trip_and_monotone():
     assert stats.minimum_detectable_effect(400, 0.3, discordance=0.2) < mde
     # Default discordance: independent failures at the baseline rate, 2 p (1 - p).
     assert stats.minimum_detectable_effect(100, 0.3) == pytest.approx(
-        stats.minimum_detectable_effect(100, 0.3, discordance=0.42))
+        stats.minimum_detectable_effect(100, 0.3, discordance=0.42)
+    )
 
 
 def test_mde_tiny_test_set_is_large():
@@ -189,16 +202,19 @@ def test_mean_and_spread():
     assert math.isnan(stats.mean_and_spread([1.0])["sd"])
 
 
-@pytest.mark.parametrize("call", [
-    lambda: stats.bootstrap_ci([]),
-    lambda: stats.bootstrap_ci([1.0, float("nan")]),
-    lambda: stats.bootstrap_ci([1.0], alpha=1.5),
-    lambda: stats.paired_bootstrap([1, 2], [1]),
-    lambda: stats.paired_permutation_test([1, 2], [1]),
-    lambda: stats.mcnemar_exact([1, 2], [1, 0]),
-    lambda: stats.minimum_detectable_effect(0, 0.5),
-    lambda: stats.minimum_detectable_effect(10, 1.0),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: stats.bootstrap_ci([]),
+        lambda: stats.bootstrap_ci([1.0, float("nan")]),
+        lambda: stats.bootstrap_ci([1.0], alpha=1.5),
+        lambda: stats.paired_bootstrap([1, 2], [1]),
+        lambda: stats.paired_permutation_test([1, 2], [1]),
+        lambda: stats.mcnemar_exact([1, 2], [1, 0]),
+        lambda: stats.minimum_detectable_effect(0, 0.5),
+        lambda: stats.minimum_detectable_effect(10, 1.0),
+    ],
+)
 def test_bad_arguments_raise_config_error(call):
     with pytest.raises(ConfigError):
         call()
