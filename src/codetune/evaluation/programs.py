@@ -217,8 +217,10 @@ def classify(program: Program, step: Step, res: SandboxResult, nonce: str) -> tu
         import signal as _signal
 
         name = _signal.Signals(sig).name if sig in _signal.Signals._value2member_map_ else str(sig)
-        why = {"SIGXCPU": "CPU time limit", "SIGKILL": "killed (CPU or memory limit)",
-               "SIGXFSZ": "file size limit", "SIGSEGV": "crashed"}.get(name, "killed")
+        if name == "SIGXCPU":  # the CPU-time limit is the same budget as the wall clock, spent busy
+            return "timeout", f"terminated by SIGXCPU (CPU time limit of {step.limits.cpu_s:g} s)"
+        why = {"SIGKILL": "killed: CPU hard limit or out of memory", "SIGXFSZ": "file size limit",
+               "SIGSEGV": "crashed"}.get(name, "killed")
         return "runtime_error", f"terminated by {name} ({why})"
     if res.returncode != 0:
         if program.failed_pattern in res.stderr:
@@ -238,11 +240,16 @@ def _is_js_syntax_error(stderr: str) -> bool:
     return bool(re.search(r"^SyntaxError:", stderr, re.M)) and not re.search(r"program\.js:\d+:\d+", stderr)
 
 
+_ERROR_LINE = re.compile(r"^(?:Exception in thread .*|[\w.$]*(?:Error|Exception|Exit)\b.*)$")
+
+
 def _last_line(text: str) -> str:
+    """The line that names the error: the last `XxxError: ...` line (Python's traceback ends with it,
+    node's and Java's come before their stack frames), else the last line."""
     lines = [x.strip() for x in text.strip().splitlines() if x.strip()]
-    # a traceback ends with the exception; skip node's trailing "Node.js v20" line
     lines = [x for x in lines if not x.startswith("Node.js v")]
-    return lines[-1][:300] if lines else ""
+    named = [x for x in lines if _ERROR_LINE.match(x)]
+    return (named or lines or [""])[-1][:300]
 
 
 def strip_token(stdout: str, nonce: str) -> str:
