@@ -18,8 +18,9 @@ implementation is wrong; the differences are deliberate and listed here:
    upstream runs its C# rules on C/C++ trees, whose node names mostly do not occur there.
 4. **Deterministic.** Upstream orders the merged parents of a dataflow node by ``list(set(...))``,
    which depends on ``PYTHONHASHSEED``, and the order decides how variables are renumbered, so its
-   dataflow score changes between processes (on HumanEval-X pairs, about a third of the JavaScript
-   and some Java scores move). Here merged parents are sorted by name: that is upstream's
+   dataflow score changes between processes (on HumanEval-X pairs built by
+   ``benchmarks/codebleu_agreement.py``, 140/164 JavaScript, 37/164 Java and 25/164 Python sample
+   scores differ across PYTHONHASHSEED 0-5). Here merged parents are sorted by name: that is upstream's
    behaviour under one fixed hash order (equal sets still give equal lists), and it is reproducible.
 
 Kept as upstream computes them, for comparability (documented, not endorsed):
@@ -53,6 +54,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+
+import numpy as np
 
 from codetune.errors import ConfigError
 from codetune.evaluation._dataflow import extract_dataflow
@@ -189,8 +192,11 @@ def _closest_length(ref_lengths: Iterable[int], hyp_len: int) -> int:
     return min(ref_lengths, key=lambda r: (abs(r - hyp_len), r))
 
 
-def _combine(numerators: list[float], denominators: list[float], hyp_len: int, ref_len: int) -> float:
+def _combine(numerators: list[float], denominators: list[float], hyp_len: float, ref_len: float) -> float:
     """Geometric mean of n-gram precisions with method-1 smoothing, times the brevity penalty."""
+    numerators = [float(x) for x in numerators]
+    denominators = [float(x) for x in denominators]
+    hyp_len, ref_len = float(hyp_len), float(ref_len)
     if numerators[0] == 0:
         return 0.0
     if hyp_len > ref_len:
@@ -206,45 +212,35 @@ def _combine(numerators: list[float], denominators: list[float], hyp_len: int, r
     return bp * math.exp(math.fsum(logs))
 
 
-def corpus_bleu_tokens(hyps: list[list[str]], refs: list[list[list[str]]]) -> float:
-    """Corpus BLEU-4 on pre-tokenised text, clipped counts pooled over the corpus (NLTK conventions)."""
-    num = [0.0] * _MAX_N
-    den = [0.0] * _MAX_N
-    hyp_len = ref_len = 0
-    for hyp, hyp_refs in zip(hyps, refs):
-        for n in range(1, _MAX_N + 1):
-            counts = _ngram_counts(hyp, n)
-            max_ref: Counter = Counter()
-            for ref in hyp_refs:
-                max_ref |= _ngram_counts(ref, n)  # element-wise max
-            num[n - 1] += sum(min(c, max_ref[g]) for g, c in counts.items())
-            den[n - 1] += max(1, sum(counts.values()))
-        hyp_len += len(hyp)
-        ref_len += _closest_length((len(r) for r in hyp_refs), len(hyp))
-    return _combine(num, den, hyp_len, ref_len)
+def _bleu_item_counts(hyp: list[str], refs: list[list[str]]) -> list[float]:
+    """BLEU sufficient statistics of one sample: 4 clipped numerators, 4 denominators, hyp and ref length."""
+    num, den = [], []
+    for n in range(1, _MAX_N + 1):
+        counts = _ngram_counts(hyp, n)
+        max_ref: Counter = Counter()
+        for ref in refs:
+            max_ref |= _ngram_counts(ref, n)  # element-wise max over references
+        num.append(sum(min(c, max_ref[g]) for g, c in counts.items()))
+        den.append(max(1, sum(counts.values())))
+    return [*num, *den, len(hyp), _closest_length((len(r) for r in refs), len(hyp))]
 
 
-def corpus_weighted_ngram_tokens(
-    hyps: list[list[str]], refs: list[list[list[str]]], keywords: frozenset[str]
-) -> float:
-    """Keyword-weighted n-gram match: recall of reference n-grams; unigrams weighted 1 (keyword) / 0.2."""
+def _weighted_item_counts(hyp: list[str], refs: list[list[str]], keywords: frozenset[str]) -> list[float]:
+    """Weighted n-gram statistics of one sample: recall of reference n-grams, unigrams keyword-weighted."""
     num = [0.0] * _MAX_N
     den = [0.0] * _MAX_N
-    hyp_len = 0
-    for hyp, hyp_refs in zip(hyps, refs):
-        for n in range(1, _MAX_N + 1):
-            hyp_counts = _ngram_counts(hyp, n)
-            for ref in hyp_refs:
-                ref_counts = _ngram_counts(ref, n)
-                if n == 1:
-                    w = {g: (_KEYWORD_WEIGHT if g[0] in keywords else _OTHER_WEIGHT) for g in ref_counts}
-                    num[0] += sum(min(c, hyp_counts[g]) * w[g] for g, c in ref_counts.items())
-                    den[0] += max(1, sum(c * w[g] for g, c in ref_counts.items()))
-                else:
-                    num[n - 1] += sum(min(c, hyp_counts[g]) for g, c in ref_counts.items())
-                    den[n - 1] += max(1, sum(ref_counts.values()))
-        hyp_len += len(hyp)
-    return _combine(num, den, hyp_len, _UPSTREAM_WEIGHTED_REF_LEN * len(hyps))
+    for n in range(1, _MAX_N + 1):
+        hyp_counts = _ngram_counts(hyp, n)
+        for ref in refs:
+            ref_counts = _ngram_counts(ref, n)
+            if n == 1:
+                w = {g: (_KEYWORD_WEIGHT if g[0] in keywords else _OTHER_WEIGHT) for g in ref_counts}
+                num[0] += sum(min(c, hyp_counts[g]) * w[g] for g, c in ref_counts.items())
+                den[0] += max(1, sum(c * w[g] for g, c in ref_counts.items()))
+            else:
+                num[n - 1] += sum(min(c, hyp_counts[g]) for g, c in ref_counts.items())
+                den[n - 1] += max(1, sum(ref_counts.values()))
+    return [*num, *den, _UPSTREAM_WEIGHTED_REF_LEN]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -383,6 +379,86 @@ def dataflow_match_counts(hyp: str, refs: list[str], language: str) -> tuple[int
 # ----------------------------------------------------------------------------------------------
 
 
+# Layout of one row of codebleu_item_stats(); every column is additive over samples.
+STAT_COLUMNS = (
+    *(f"bleu_num_{n}" for n in range(1, 5)),
+    *(f"bleu_den_{n}" for n in range(1, 5)),
+    "hyp_len",
+    "bleu_ref_len",
+    *(f"wngram_num_{n}" for n in range(1, 5)),
+    *(f"wngram_den_{n}" for n in range(1, 5)),
+    "wngram_ref_len",
+    "syntax_matched",
+    "syntax_total",
+    "dataflow_matched",
+    "dataflow_total",
+)
+
+
+def codebleu_item_stats(
+    hypotheses: Sequence[str],
+    references: Sequence[str | Sequence[str]],
+    language: str,
+    keywords: Iterable[str] | None = None,
+) -> np.ndarray:
+    """Per-sample sufficient statistics of CodeBLEU, shape (n_samples, len(STAT_COLUMNS)).
+
+    Every corpus-level component pools counts over samples, so the CodeBLEU of any multiset of samples
+    is ``codebleu_from_stats(stats[idx].sum(axis=0))``: a bootstrap over test items needs no re-parsing.
+    """
+    language = _check_language(language)
+    hyps = [h.strip() for h in hypotheses]
+    refs = _normalise_references(references, len(hyps))
+    kw = KEYWORDS[language] if keywords is None else frozenset(keywords)
+    rows = []
+    for hyp, rs in zip(hyps, refs):
+        tok_hyp, tok_refs = hyp.split(), [r.split() for r in rs]
+        clean_hyp = remove_comments(hyp, language)
+        clean_refs = [remove_comments(r, language) for r in rs]
+        rows.append(
+            [
+                *_bleu_item_counts(tok_hyp, tok_refs),
+                *_weighted_item_counts(tok_hyp, tok_refs, kw),
+                *syntax_match_counts(clean_hyp, clean_refs, language),
+                *dataflow_match_counts(clean_hyp, clean_refs, language),
+            ]
+        )
+    return np.array(rows, dtype=float).reshape(len(rows), len(STAT_COLUMNS))
+
+
+def codebleu_from_stats(stats: np.ndarray, weights: Sequence[float] = DEFAULT_WEIGHTS) -> CodeBLEUResult:
+    """CodeBLEU from summed statistics (a row of length len(STAT_COLUMNS), or a matrix summed over rows)."""
+    w = _check_weights(weights)
+    total = np.asarray(stats, dtype=float)
+    if total.ndim == 2:
+        total = total.sum(axis=0)
+    bleu = _combine(list(total[0:4]), list(total[4:8]), total[8], total[9])
+    weighted = _combine(list(total[10:14]), list(total[14:18]), total[8], total[18])
+    syn_m, syn_t, df_m, df_t = total[19:23]
+    syntax = float(syn_m / syn_t) if syn_t else 0.0
+    dataflow = float(df_m / df_t) if df_t else None
+
+    a, b, c, d = w
+    if dataflow is not None:
+        score: float | None = a * bleu + b * weighted + c * syntax + d * dataflow
+        used = w
+    elif a + b + c > 0:
+        scale = (a + b + c + d) / (a + b + c)
+        used = (a * scale, b * scale, c * scale, 0.0)
+        score = used[0] * bleu + used[1] * weighted + used[2] * syntax
+    else:
+        used, score = (0.0, 0.0, 0.0, 0.0), None
+    return CodeBLEUResult(
+        codebleu=score,
+        ngram_match=bleu,
+        weighted_ngram_match=weighted,
+        syntax_match=syntax,
+        dataflow_match=dataflow,
+        weights=used,
+        dataflow_reference_edges=int(df_t),
+    )
+
+
 def corpus_codebleu(
     hypotheses: Sequence[str],
     references: Sequence[str | Sequence[str]],
@@ -405,47 +481,8 @@ def corpus_codebleu(
     Raises:
         ConfigError: unsupported language, bad weights, or mismatched lengths.
     """
-    language = _check_language(language)
-    w = _check_weights(weights)
-    hyps = [h.strip() for h in hypotheses]
-    refs = _normalise_references(references, len(hyps))
-    kw = KEYWORDS[language] if keywords is None else frozenset(keywords)
-
-    tok_hyps = [h.split() for h in hyps]
-    tok_refs = [[r.split() for r in rs] for rs in refs]
-    bleu = corpus_bleu_tokens(tok_hyps, tok_refs)
-    weighted = corpus_weighted_ngram_tokens(tok_hyps, tok_refs, kw)
-
-    syn_m = syn_t = df_m = df_t = 0
-    for hyp, rs in zip(hyps, refs):
-        clean_hyp = remove_comments(hyp, language)
-        clean_refs = [remove_comments(r, language) for r in rs]
-        m, t = syntax_match_counts(clean_hyp, clean_refs, language)
-        syn_m, syn_t = syn_m + m, syn_t + t
-        m, t = dataflow_match_counts(clean_hyp, clean_refs, language)
-        df_m, df_t = df_m + m, df_t + t
-    syntax = syn_m / syn_t if syn_t else 0.0
-    dataflow = df_m / df_t if df_t else None
-
-    a, b, c, d = w
-    if dataflow is not None:
-        score: float | None = a * bleu + b * weighted + c * syntax + d * dataflow
-        used = w
-    elif a + b + c > 0:
-        scale = (a + b + c + d) / (a + b + c)
-        used = (a * scale, b * scale, c * scale, 0.0)
-        score = used[0] * bleu + used[1] * weighted + used[2] * syntax
-    else:
-        used, score = (0.0, 0.0, 0.0, 0.0), None
-    return CodeBLEUResult(
-        codebleu=score,
-        ngram_match=bleu,
-        weighted_ngram_match=weighted,
-        syntax_match=syntax,
-        dataflow_match=dataflow,
-        weights=used,
-        dataflow_reference_edges=df_t,
-    )
+    _check_weights(weights)
+    return codebleu_from_stats(codebleu_item_stats(hypotheses, references, language, keywords), weights)
 
 
 def sentence_codebleu(

@@ -176,6 +176,27 @@ def test_comments_and_docstrings_do_not_change_syntax_or_dataflow():
     assert r.syntax_match == 1.0 and r.dataflow_match == 1.0
 
 
+def test_item_stats_resample_equals_recomputing_the_corpus():
+    import numpy as np
+
+    from codetune.reporting.stats import bootstrap_ci_corpus
+
+    pairs = [p for p in _DATA["pairs"] if p["language"] == "java"][:8]
+    hyps, refs = [p["hypothesis"] for p in pairs], [p["reference"] for p in pairs]
+    table = cb.codebleu_item_stats(hyps, refs, "java")
+    assert table.shape == (8, len(cb.STAT_COLUMNS))
+    assert cb.codebleu_from_stats(table) == cb.corpus_codebleu(hyps, refs, "java")
+    idx = [3, 3, 0, 7, 1, 1, 1, 5]  # one bootstrap resample, duplicates included
+    direct = cb.corpus_codebleu([hyps[i] for i in idx], [refs[i] for i in idx], "java")
+    via_stats = cb.codebleu_from_stats(table[idx])
+    assert via_stats.codebleu == pytest.approx(direct.codebleu, abs=1e-12)
+    assert via_stats.weighted_ngram_match == pytest.approx(direct.weighted_ngram_match, abs=1e-12)
+    low, high = bootstrap_ci_corpus(
+        list(table), lambda rows: cb.codebleu_from_stats(np.array(rows)).codebleu, n_boot=200, seed=0
+    )
+    assert low < cb.codebleu_from_stats(table).codebleu < high
+
+
 def test_multiple_references_take_the_best_length_and_clip_by_max():
     refs = [["x = 1", "y = compute(x)\nreturn y"]]
     r = cb.corpus_codebleu(["y = compute(x)\nreturn y"], refs, "python")
