@@ -1,0 +1,43 @@
+"""A sampled agreement check: the batch checkers give the same status as the real toolchain run one process
+per file, on real code and mutated copies (the full set: benchmarks/syntax_agreement.py)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from codetune.evaluation.syntax.agreement import build_corpus, compare, java_src_zip, levels_for, mutate
+
+SAMPLE = {"python": 40, "java": 12, "javascript": 30, "c": 16}
+
+
+def _skip_without_corpus(lang):
+    if lang == "java" and java_src_zip() is None:
+        pytest.skip("no JDK src.zip (apt-get install openjdk-17-source)")
+    if lang == "javascript" and shutil.which("npm") is None:
+        pytest.skip("npm is needed to fetch the JavaScript corpus")
+
+
+def test_mutations_change_the_code():
+    import random
+
+    code = "int f(int a) {\n    int b = 2;\n    return a + b;\n}\n"
+    rng = random.Random(0)
+    for kind in ("delete_token", "rename_ident", "number_to_string", "dup_line"):
+        out = mutate(code, kind, rng)
+        assert out is not None and out != code
+    assert "undefinedName_q" in mutate(code, "rename_ident", rng)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", list(SAMPLE))
+def test_batch_checker_agrees_with_one_compiler_process_per_file(lang):
+    _skip_without_corpus(lang)
+    items = build_corpus(lang, SAMPLE[lang], seed=1)
+    assert len(items) >= SAMPLE[lang] * 3 // 4
+    assert any(it.mutation != "none" for it in items) and any(it.mutation == "none" for it in items)
+    for level in levels_for(lang):
+        report = compare(lang, level, items)
+        assert report.disagreements == [], report.disagreements
+        assert report.agree == report.n == len(items)
