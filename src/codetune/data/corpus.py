@@ -20,7 +20,7 @@ from codetune.data.records import CodeSample, read_jsonl, write_jsonl
 from codetune.errors import DataError
 from codetune.paths import cache_dir
 
-EXTRACTOR_VERSION = 1  # bump when extraction output changes, to invalidate cached corpora
+EXTRACTOR_VERSION = 2  # bump when extraction output changes, to invalidate cached corpora
 
 
 @dataclass
@@ -130,6 +130,7 @@ def make_splits(
     lengths = count_tokens([s.prompt + s.target for s in kept])
     n_tokens = {s.id: n + 1 for s, n in zip(kept, lengths)}
     kept = [s for s in kept if n_tokens[s.id] <= cfg.max_tokens]
+    n_tokens = {s.id: n_tokens[s.id] for s in kept}
     counts["after_max_tokens"] = len(kept)
     kept.sort(key=lambda s: s.id)
     random.Random(cfg.split_seed).shuffle(kept)

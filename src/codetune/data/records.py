@@ -42,8 +42,8 @@ class CodeSample:
 
 
 def normalize_code(code: str) -> str:
-    """Whitespace-insensitive form used for duplicate detection: strip each line, drop blank lines."""
-    return "\n".join(line.strip() for line in code.splitlines() if line.strip())
+    """Whitespace-insensitive form used for duplicate detection: runs of spaces collapsed, blank lines dropped."""
+    return "\n".join(" ".join(line.split()) for line in code.splitlines() if line.strip())
 
 
 def sample_id(language: str, target: str) -> str:

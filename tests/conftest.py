@@ -1,0 +1,122 @@
+"""Shared fixtures: a tiny random causal LM with a tiny tokenizer (no network), and a tiny source tree."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TINY_CODE = '''
+def add(a, b):
+    """Return the sum of a and b."""
+    return a + b
+
+
+def clamp(x, lo, hi):
+    """Clamp x into the closed interval [lo, hi]."""
+    if x < lo:
+        return lo
+    if x > hi:
+        return hi
+    return x
+
+
+class Stack:
+    """A list-backed stack."""
+
+    def __init__(self):
+        """Make an empty stack."""
+        self.items = []
+
+    def push(self, item):
+        """Put item on top."""
+        self.items.append(item)
+
+    @property
+    def size(self):
+        """How many items are stacked."""
+        return len(self.items)
+'''
+
+
+def make_source_tree(root: Path, n_modules: int = 12) -> Path:
+    """A package of small documented functions: n_modules files x 4 distinct functions each."""
+    root.mkdir(parents=True, exist_ok=True)
+    for m in range(n_modules):
+        funcs = []
+        for k in range(4):
+            funcs.append(
+                textwrap.dedent(
+                    f'''
+                    def f{m}_{k}(x, y={k}):
+                        """Combine x and y (variant {m}.{k})."""
+                        total = x * {m + 1} + y
+                        for i in range({k + 1}):
+                            total += i
+                        return total
+                    '''
+                )
+            )
+        (root / f"mod{m}.py").write_text("\n".join(funcs))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    """A byte-level BPE tokenizer trained on a little code, saved as a fast HF tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny_tok")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = [TINY_CODE] * 5 + [make_source_tree.__doc__ or ""]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    fast.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_tokenizer_dir, tmp_path_factory) -> Path:
+    """A 2-layer, 32-dim random Llama saved with the tiny tokenizer: a valid local model directory."""
+    import shutil
+
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.eos_token_id,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    for f in Path(tiny_tokenizer_dir).iterdir():
+        shutil.copy(f, out / f.name)
+    return out
+
+
+@pytest.fixture()
+def source_tree(tmp_path) -> Path:
+    return make_source_tree(tmp_path / "pkg")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Each test gets its own codetune cache so corpora and models never leak between tests."""
+    monkeypatch.setenv("CODETUNE_CACHE", str(tmp_path / "cache"))

@@ -1,0 +1,79 @@
+import pytest
+
+from codetune.config import expand_grid, load_experiment, parse_override, preset_names
+from codetune.errors import ConfigError
+
+
+def test_presets_mirror_the_study():
+    assert {"quick", "rank", "scale", "lang"} <= set(preset_names())
+    rank = load_experiment("rank")
+    assert rank.grid == {"lora.r": [4, 16, 64]}
+    assert (rank.base.train.epochs, rank.base.train.lr, rank.base.lora.alpha, rank.base.lora.dropout) == (3, 1e-4, 32, 0.1)
+    assert rank.base.data.train_size == 200
+    assert load_experiment("scale").grid == {"data.train_size": [50, 150, 300]}
+    assert load_experiment("lang").grid == {"data.language": ["python", "java", "javascript"]}
+    assert [s.label for s in expand_grid(rank)] == ["Rank 4", "Rank 16", "Rank 64"]
+
+
+def test_overrides_set_values_and_make_axes():
+    exp = load_experiment("rank", ["seed=[0,1,2]", "train.lr=1e-3", "lora.r=8", "lora.target_modules=[q_proj,v_proj]"])
+    assert exp.grid == {"seed": [0, 1, 2]}
+    assert exp.base.train.lr == 1e-3 and exp.base.lora.r == 8
+    assert exp.base.lora.target_modules == ["q_proj", "v_proj"]
+    specs = expand_grid(exp)
+    assert len(specs) == 3 and len({s.run_id for s in specs}) == 3
+
+
+def test_run_id_is_stable_and_ignores_thread_count():
+    a = expand_grid(load_experiment("quick"))
+    b = expand_grid(load_experiment("quick", ["threads=1"]))
+    assert [s.run_id for s in a] == [s.run_id for s in b]
+    c = expand_grid(load_experiment("quick", ["seed=5"]))
+    assert [s.run_id for s in a] != [s.run_id for s in c]
+
+
+def test_unknown_key_suggests_the_right_one():
+    with pytest.raises(ConfigError, match=r"unknown key `lora\.rank`.*did you mean `lora\.r`"):
+        load_experiment("rank", ["lora.rank=4"])
+
+
+def test_unknown_key_in_yaml_file(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("name: x\nbase:\n  train:\n    epocs: 2\n")
+    with pytest.raises(ConfigError, match=r"unknown key `base\.train\.epocs` \(did you mean `epochs`"):
+        load_experiment(str(f))
+
+
+def test_bad_type_and_empty_axis_are_reported_together(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("name: x\nbase:\n  lora: {r: many}\ngrid:\n  seed: []\n")
+    with pytest.raises(ConfigError) as info:
+        load_experiment(str(f))
+    msg = str(info.value)
+    assert "lora.r" in msg and "valid integer" in msg
+
+
+def test_empty_axis(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("name: x\ngrid:\n  seed: []\n")
+    with pytest.raises(ConfigError, match="grid axis `seed` is empty"):
+        load_experiment(str(f))
+
+
+def test_bad_axis_value_and_unknown_preset():
+    with pytest.raises(ConfigError, match="data.language"):
+        load_experiment("lang", ["data.language=[python, cobol]"])
+    with pytest.raises(ConfigError, match="unknown preset 'rnak'.*did you mean 'rank'"):
+        load_experiment("rnak")
+
+
+def test_yaml_scientific_notation_is_a_number():
+    assert parse_override("train.lr=1e-4") == ("train.lr", 1e-4)
+    assert load_experiment("quick", ["train.lr=5e-5"]).base.train.lr == 5e-5
+
+
+def test_yaml_file_can_start_from_a_preset(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("preset: rank\nbase:\n  data: {train_size: 20}\n")
+    exp = load_experiment(str(f))
+    assert exp.name == "rank" and exp.base.data.train_size == 20 and exp.grid == {"lora.r": [4, 16, 64]}

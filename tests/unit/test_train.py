@@ -1,0 +1,126 @@
+import pytest
+
+from codetune.config import RunConfig
+from codetune.data.records import CodeSample, sample_id
+from codetune.train import collate, encode, plan_batches, train
+
+
+def _samples(n=16):
+    out = []
+    for i in range(n):
+        target = f"    return a + {i}\n"
+        out.append(
+            CodeSample(id=sample_id("python", target), language="python",
+                       prompt=f'def add{i}(a):\n    """Add {i}."""\n', target=target, source="x.py", line=1, name="f")
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    from codetune.config import ModelConfig
+    from codetune.models import load_base
+
+    return load_base(ModelConfig(name=str(tiny_model_dir)))
+
+
+def test_encode_masks_prompt_tokens_and_appends_eos(tiny):
+    tok = tiny.tokenizer
+    s = _samples(1)[0]
+    e = encode(tok, [s])[0]
+    assert e.input_ids[-1] == tok.eos_token_id and e.labels[-1] == tok.eos_token_id
+    labelled = [t for t, lab in zip(e.input_ids, e.labels) if lab != -100][:-1]
+    assert tok.decode(labelled).strip() == s.target.strip()  # loss exactly on the target
+    n_prompt = sum(lab == -100 for lab in e.labels)
+    assert tok.decode(e.input_ids[:n_prompt]).startswith("def add0(a):")
+
+
+def test_length_grouped_batches_pad_little_and_cover_everything():
+    lengths = [5, 50, 6, 51, 7, 52, 8, 53]
+    batches = plan_batches(lengths, 2, seed=0, epoch=0, mode="length_grouped")
+    assert sorted(i for b in batches for i in b) == list(range(8))
+    waste = sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+    assert waste <= 4
+    assert plan_batches(lengths, 2, 0, 0, "length_grouped") == batches  # deterministic
+    assert plan_batches(lengths, 3, 0, 0, "sequential") == [[0, 1, 2], [3, 4, 5], [6, 7]]
+
+
+def test_collate_pads_to_batch_max_not_global_max(tiny):
+    enc = encode(tiny.tokenizer, _samples(2))
+    enc[1].input_ids += [5, 5, 5]
+    enc[1].labels += [5, 5, 5]
+    b = collate(enc, pad_id=0)
+    width = max(len(e.input_ids) for e in enc)
+    assert b["input_ids"].shape == (2, width)
+    assert int(b["attention_mask"][0].sum()) == len(enc[0].input_ids)
+    assert (b["labels"][0, len(enc[0].input_ids):] == -100).all()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_loss_falls_on_a_tiny_model(tiny, precision, tmp_path):
+    import torch
+
+    from codetune.models import apply_lora
+
+    torch.manual_seed(0)
+    cfg = RunConfig.model_validate({"train": {"epochs": 6, "lr": 3e-2, "batch_size": 4, "checkpoint_every": 0},
+                                    "lora": {"r": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "up_proj", "down_proj"]}})
+    model = apply_lora(tiny.model, cfg.lora)
+    try:
+        res = train(model, tiny.tokenizer, _samples(), cfg, device="cpu", precision=precision, progress=False)
+    finally:
+        tiny.model = model.unload()
+    assert res.steps == 24 and len(res.losses) == 24
+    assert sum(res.losses[-4:]) / 4 < 0.95 * sum(res.losses[:4]) / 4  # a random 32-dim model with a frozen head learns slowly
+    assert res.real_tokens <= res.padded_tokens and res.tokens_per_s > 0
+    assert res.trainable_params > 0
+
+
+def test_unload_restores_base_weights(tiny):
+    import torch
+
+    from codetune.models import apply_lora
+
+    before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
+    model = apply_lora(tiny.model, RunConfig().lora)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data += 1.0
+    tiny.model = model.unload()
+    after = tiny.model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_checkpoint_resume_matches_uninterrupted_training(tiny, tmp_path, monkeypatch):
+    import torch
+
+    import codetune.train as train_mod
+    from codetune.models import apply_lora
+
+    cfg = RunConfig.model_validate({"train": {"epochs": 2, "lr": 5e-3, "batch_size": 4, "checkpoint_every": 3},
+                                    "lora": {"r": 4, "dropout": 0.1}})
+
+    def run(run_dir):
+        torch.manual_seed(1)
+        model = apply_lora(tiny.model, cfg.lora)
+        try:
+            return train(model, tiny.tokenizer, _samples(), cfg, device="cpu", precision="fp32", run_dir=run_dir,
+                         progress=False)
+        finally:
+            tiny.model = model.unload()
+
+    full = run(tmp_path / "a")
+    real_save = train_mod._save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt  # killed right after the first checkpoint (step 3 of 8)
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b")
+    monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
+    resumed = run(tmp_path / "b")
+    assert resumed.resumed_from_step == 3
+    assert resumed.losses == pytest.approx(full.losses, rel=1e-5)
