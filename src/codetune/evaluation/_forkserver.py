@@ -98,7 +98,6 @@ def _child(req, ready_fd):
         main.__file__ = path
         sys.modules["__main__"] = main
         sys.argv = [path]
-        sys.path[0:0] = [os.getcwd()]
         code = 0
         try:
             exec(compile(src, path, "exec", dont_inherit=True), main.__dict__)

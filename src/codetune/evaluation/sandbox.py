@@ -434,23 +434,33 @@ class _ForkServer:
         self.proc.wait()
 
 
-_servers_local = threading.local()
+_servers_idle: dict[str, list[_ForkServer]] = {}
 _servers_all: list[_ForkServer] = []
 _servers_lock = threading.Lock()
 
 
-def _fork_server(python: str) -> _ForkServer:
-    d = getattr(_servers_local, "d", None)
-    if d is None:
-        d = _servers_local.d = {}
-    srv = d.get(python)
-    if srv is None or srv.proc.poll() is not None:
-        srv = d[python] = _ForkServer(python)
+@contextlib.contextmanager
+def _fork_server(python: str):
+    """Borrow an idle fork server for `python` (one request at a time each), starting one if none is."""
+    with _servers_lock:
+        idle = _servers_idle.setdefault(python, [])
+        srv = None
+        while idle and srv is None:
+            srv = idle.pop()
+            if srv.proc.poll() is not None:
+                srv = None
+    if srv is None:
+        srv = _ForkServer(python)
         with _servers_lock:
             if not _servers_all:
                 atexit.register(close_fork_servers)
             _servers_all.append(srv)
-    return srv
+    try:
+        yield srv
+    finally:
+        with _servers_lock:
+            if srv in _servers_all:  # not closed meanwhile
+                _servers_idle.setdefault(python, []).append(srv)
 
 
 def close_fork_servers() -> None:
@@ -459,6 +469,7 @@ def close_fork_servers() -> None:
         for srv in _servers_all:
             srv.close()
         _servers_all.clear()
+        _servers_idle.clear()
 
 
 def _spawn(argv, plan, limits, work, uid, full_env, has_stdin, in_path, out_path, err_path):
@@ -495,7 +506,8 @@ def _run_forked(argv, plan, limits, work, uid, full_env, in_path, out_path, err_
         "rlimits": [(r, a, b) for r, (a, b) in _rlimits(plan, limits, uid)], "uid": uid,
         "env": full_env, "wall_s": limits.wall_s,
     }
-    rep = _fork_server(argv[0]).run(req)
+    with _fork_server(argv[0]) as srv:
+        rep = srv.run(req)
     _kill_group(rep["pid"])
     if rep.get("setup_error") is not None:  # the program never ran
         raise SandboxError(f"sandbox set-up failed in the python fork server: {rep['setup_error'] or 'died'}")
