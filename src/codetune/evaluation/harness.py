@@ -60,14 +60,18 @@ def _default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def evaluate_one(task: Task, completion: str, *, index: int = 0, limits: Limits = Limits()) -> ExecResult:
+def evaluate_one(task: Task, completion: str, *, index: int = 0, limits: Limits | None = None) -> ExecResult:
     """Run one completion against its task's test; every outcome is a status, never an exception."""
+    limits = limits or Limits()
     nonce = secrets.token_hex(16)
     prog = programs.build_program(task, completion, nonce, limits)
     base = ExecResult(index=index, task_id=task.task_id, language=task.language, status="unavailable")
     if prog is None:
-        base.detail = (f"no toolchain for {task.language} on this machine" if programs.supported(task.language)
-                       else f"executing {task.language} is not supported (python, java, js are)")
+        base.detail = (
+            f"no toolchain for {task.language} on this machine"
+            if programs.supported(task.language)
+            else f"executing {task.language} is not supported (python, java, js are)"
+        )
         return base
     if prog.precheck_error:
         base.status, base.detail = "compile_error", prog.precheck_error
@@ -76,8 +80,15 @@ def evaluate_one(task: Task, completion: str, *, index: int = 0, limits: Limits 
     with sandbox.shared_workdir() as work:
         files = prog.files
         for step in prog.steps:
-            res = sandbox.run_sandboxed(step.argv, files=files, limits=step.limits, stdin=step.stdin,
-                                        env=step.env, workdir=work, fork_server=step.fork_server)
+            res = sandbox.run_sandboxed(
+                step.argv,
+                files=files,
+                limits=step.limits,
+                stdin=step.stdin,
+                env=step.env,
+                workdir=work,
+                fork_server=step.fork_server,
+            )
             files = {}  # written once; later steps see what earlier ones left (compiled classes)
             total += res.wall_s
             status, detail = programs.classify(prog, step, res, nonce)
@@ -117,14 +128,21 @@ def evaluate_samples(
     limits = limits or Limits(wall_s=timeout_s, cpu_s=timeout_s)
     jobs = []
     for i, s in enumerate(samples):
-        if not isinstance(s, dict) or not isinstance(s.get("task_id"), str) or not isinstance(
-                s.get("completion"), str):
-            raise BenchmarkError(f"sample {i + 1} needs string fields `task_id` and `completion`",
-                                 'write one {"task_id": ..., "completion": ...} object per line')
+        if (
+            not isinstance(s, dict)
+            or not isinstance(s.get("task_id"), str)
+            or not isinstance(s.get("completion"), str)
+        ):
+            raise BenchmarkError(
+                f"sample {i + 1} needs string fields `task_id` and `completion`",
+                'write one {"task_id": ..., "completion": ...} object per line',
+            )
         if s["task_id"] not in by_id:
             some = ", ".join(list(by_id)[:3])
-            raise BenchmarkError(f"sample {i + 1}: task '{s['task_id']}' is not in the benchmark",
-                                 f"check --benchmark/--lang (its ids look like {some})")
+            raise BenchmarkError(
+                f"sample {i + 1}: task '{s['task_id']}' is not in the benchmark",
+                f"check --benchmark/--lang (its ids look like {some})",
+            )
         jobs.append((by_id[s["task_id"]], s["completion"], i))
     if not jobs:
         return []
@@ -184,5 +202,7 @@ def summarize(results: Sequence[ExecResult], ks: Sequence[int] = (1,)) -> dict:
         "skipped_k": agg["skipped_k"],
         "status_counts": status_counts,
         "isolation": isolation,
+        "verdict_rule": "passed = every step exited 0 and stdout ends with sha256('codetune:' + nonce), printed "
+        "by code after the test; the per-run nonce arrives on stdin (see evaluation/programs.py)",
         "per_task": agg["per_task"],
     }

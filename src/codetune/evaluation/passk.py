@@ -25,7 +25,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def parse_ks(text: str | Iterable[int]) -> list[int]:
-    """"1,10" -> [1, 10] (sorted, unique); ValueError on anything but positive integers."""
+    """ "1,10" -> [1, 10] (sorted, unique); ValueError on anything but positive integers."""
     items = text.split(",") if isinstance(text, str) else list(text)
     ks = sorted({int(str(x).strip()) for x in items if str(x).strip()})
     if not ks or ks[0] < 1:

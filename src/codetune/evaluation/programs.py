@@ -82,18 +82,22 @@ def _world_reachable(path: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def python_interpreter() -> str | None:
     """A Python the sandbox user can execute: this one when reachable, else the system's python3."""
-    cands = [sys.executable, getattr(sys, "_base_executable", ""), shutil.which("python3", path="/usr/bin:/bin"),
-             shutil.which("python3")]
+    cands = [
+        sys.executable,
+        getattr(sys, "_base_executable", ""),
+        shutil.which("python3", path="/usr/bin:/bin"),
+        shutil.which("python3"),
+    ]
     for c in cands:
         if c and _world_reachable(c):
             return os.path.realpath(c)
     return None if os.geteuid() == 0 else sys.executable
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def toolchain(language: str) -> dict[str, str] | None:
     """Executables a language needs, or None when one is missing (its samples are `unavailable`)."""
     if language == "python":
@@ -121,7 +125,7 @@ _ct_sys.stdout.flush()
 
 def _python(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
     test = task.test
-    if not re.search(r"^check\(\s*\w+\s*\)\s*$", test, re.M):
+    if not re.search(r"^check\(\s*\w+\s*\)\s*$", test, re.MULTILINE):
         test = f"{test}\n\ncheck({task.entry_point})\n"  # HumanEval's tests define check() but do not call it
     src = f"{task.prompt}{completion}\n\n{test}\n{_PY_EPILOGUE}"
     err = None
@@ -132,8 +136,12 @@ def _python(task: Task, completion: str, nonce: str, limits: Limits, tools: dict
     except (RecursionError, MemoryError) as exc:
         err = f"{type(exc).__name__} while compiling"
     argv = [tools["python"], "-I", "-S", "-B", "program.py"]  # run by the fork server with these flags
-    return Program({"program.py": src}, [Step("run", argv, limits, stdin=nonce.encode(), fork_server=True)],
-                   failed_pattern="AssertionError", precheck_error=err)
+    return Program(
+        {"program.py": src},
+        [Step("run", argv, limits, stdin=nonce.encode(), fork_server=True)],
+        failed_pattern="AssertionError",
+        precheck_error=err,
+    )
 
 
 def _js(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
@@ -155,9 +163,11 @@ def _js(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) ->
     # V8 reserves address space it never touches: bound its heap instead of RLIMIT_AS.
     heap = max(64, limits.memory_mb // 2)
     argv = [tools["node"], f"--max-old-space-size={heap}", "--stack-size=2048", "program.js"]
-    return Program({"program.js": src}, [Step("run", argv, _limits(limits, address_space_mb=None),
-                                              stdin=nonce.encode())],
-                   failed_pattern="codetune: assertion failed")
+    return Program(
+        {"program.js": src},
+        [Step("run", argv, _limits(limits, address_space_mb=None), stdin=nonce.encode())],
+        failed_pattern="codetune: assertion failed",
+    )
 
 
 _JAVA_RUNNER = """public class CodetuneMain {
@@ -180,16 +190,33 @@ _JVM_FLAGS = ["-Xshare:auto", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-X
 def _java(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
     src = f"{task.prompt}{completion}\n\n{task.test}\n"
     heap = max(64, limits.memory_mb // 2)
-    jlimits = _limits(limits, address_space_mb=None, processes=max(limits.processes, 256),
-                      open_files=max(limits.open_files, 512))
-    compile_limits = _limits(jlimits, wall_s=max(limits.wall_s, 60.0), cpu_s=max(limits.cpu_s, 60.0),
-                             memory_mb=max(limits.memory_mb, 1024))
-    javac = [tools["javac"], *(f"-J{f}" for f in _JVM_FLAGS), "-J-Xmx512m", "-encoding", "UTF-8", "-nowarn",
-             "-d", ".", "Main.java", "CodetuneMain.java"]
+    jlimits = _limits(
+        limits, address_space_mb=None, processes=max(limits.processes, 256), open_files=max(limits.open_files, 512)
+    )
+    compile_limits = _limits(
+        jlimits,
+        wall_s=max(limits.wall_s, 60.0),
+        cpu_s=max(limits.cpu_s, 60.0),
+        memory_mb=max(limits.memory_mb, 1024),
+    )
+    javac = [
+        tools["javac"],
+        *(f"-J{f}" for f in _JVM_FLAGS),
+        "-J-Xmx512m",
+        "-encoding",
+        "UTF-8",
+        "-nowarn",
+        "-d",
+        ".",
+        "Main.java",
+        "CodetuneMain.java",
+    ]
     java = [tools["java"], *_JVM_FLAGS, f"-Xmx{heap}m", "-ea", "-cp", ".", "CodetuneMain"]
-    return Program({"Main.java": src, "CodetuneMain.java": _JAVA_RUNNER},
-                   [Step("compile", javac, compile_limits), Step("run", java, jlimits, stdin=nonce.encode())],
-                   failed_pattern="java.lang.AssertionError")
+    return Program(
+        {"Main.java": src, "CodetuneMain.java": _JAVA_RUNNER},
+        [Step("compile", javac, compile_limits), Step("run", java, jlimits, stdin=nonce.encode())],
+        failed_pattern="java.lang.AssertionError",
+    )
 
 
 _BUILDERS = {"python": _python, "js": _js, "java": _java}
@@ -224,8 +251,11 @@ def classify(program: Program, step: Step, res: SandboxResult, nonce: str) -> tu
         name = _signal.Signals(sig).name if sig in _signal.Signals._value2member_map_ else str(sig)
         if name == "SIGXCPU":  # the CPU-time limit is the same budget as the wall clock, spent busy
             return "timeout", f"terminated by SIGXCPU (CPU time limit of {step.limits.cpu_s:g} s)"
-        why = {"SIGKILL": "killed: CPU hard limit or out of memory", "SIGXFSZ": "file size limit",
-               "SIGSEGV": "crashed"}.get(name, "killed")
+        why = {
+            "SIGKILL": "killed: CPU hard limit or out of memory",
+            "SIGXFSZ": "file size limit",
+            "SIGSEGV": "crashed",
+        }.get(name, "killed")
         return "runtime_error", f"terminated by {name} ({why})"
     if res.returncode != 0:
         if program.failed_pattern in res.stderr:
@@ -242,7 +272,9 @@ def classify(program: Program, step: Step, res: SandboxResult, nonce: str) -> tu
 def _is_js_syntax_error(stderr: str) -> bool:
     # A parse error is reported before anything runs: no stack frame points into the program
     # ("program.js:LINE:COL"); a SyntaxError thrown at run time (JSON.parse) has one.
-    return bool(re.search(r"^SyntaxError:", stderr, re.M)) and not re.search(r"program\.js:\d+:\d+", stderr)
+    return bool(re.search(r"^SyntaxError:", stderr, re.MULTILINE)) and not re.search(
+        r"program\.js:\d+:\d+", stderr
+    )
 
 
 _ERROR_LINE = re.compile(r"^(?:Exception in thread .*|[\w.$]*(?:Error|Exception|Exit)\b.*)$")

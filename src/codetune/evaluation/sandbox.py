@@ -40,6 +40,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+from codetune.errors import ToolchainError
+
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
@@ -54,8 +56,9 @@ _UID_SLOTS = 256
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-class SandboxError(RuntimeError):
-    """The harness could not start a program (a bug or a broken machine, not the program's fault)."""
+class SandboxError(ToolchainError):
+    """The harness could not start a program (a missing runtime, a broken machine or a bug; never the
+    program's fault: nothing it does raises this)."""
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,9 @@ def _try_plan(plan: _Plan) -> bool:
             os.chown(workdir, uid, uid)
         pre = _make_preexec(plan, Limits(), workdir, uid, uid)
         true = shutil.which("true", path=_SAFE_PATH) or "/bin/true"
-        r = subprocess.run([true], preexec_fn=pre, cwd=workdir, env={}, timeout=10, capture_output=True)
+        r = subprocess.run(
+            [true], check=False, preexec_fn=pre, cwd=workdir, env={}, timeout=10, capture_output=True
+        )
         return r.returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
@@ -403,9 +408,13 @@ class _ForkServer:
         r2, w2 = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [python, "-I", "-S", "-B", script, str(r1), str(w2)], pass_fds=(r1, w2),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env={"PATH": _SAFE_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}, cwd="/",
+                [python, "-I", "-S", "-B", script, str(r1), str(w2)],
+                pass_fds=(r1, w2),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={"PATH": _SAFE_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"},
+                cwd="/",
             )
         finally:
             os.close(r1)
@@ -478,8 +487,14 @@ def _spawn(argv, plan, limits, work, uid, full_env, has_stdin, in_path, out_path
         t0 = time.monotonic()
         try:
             proc = subprocess.Popen(
-                list(argv), stdin=inp if has_stdin else subprocess.DEVNULL, stdout=out,
-                stderr=err, cwd=work, env=full_env, preexec_fn=preexec, start_new_session=True,
+                list(argv),
+                stdin=inp if has_stdin else subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=work,
+                env=full_env,
+                preexec_fn=preexec,  # noqa: PLW1509 (it only makes system calls)
+                start_new_session=True,
                 close_fds=True,
             )
         except FileNotFoundError as exc:
@@ -500,11 +515,18 @@ def _run_forked(argv, plan, limits, work, uid, full_env, in_path, out_path, err_
     flags = (_CLONE_NEWNET if plan.netns else 0) | (_CLONE_NEWNS if plan.mntns else 0)
     flags |= _CLONE_NEWUSER if plan.userns else 0
     req = {
-        "script": argv[-1], "workdir": work, "unshare": flags, "mntns": plan.mntns,
+        "script": argv[-1],
+        "workdir": work,
+        "unshare": flags,
+        "mntns": plan.mntns,
         "targets": [t for t in _WORLD_WRITABLE[1:] if os.path.isdir(t)],
-        "stdin": in_path, "stdout": out_path, "stderr": err_path,
-        "rlimits": [(r, a, b) for r, (a, b) in _rlimits(plan, limits, uid)], "uid": uid,
-        "env": full_env, "wall_s": limits.wall_s,
+        "stdin": in_path,
+        "stdout": out_path,
+        "stderr": err_path,
+        "rlimits": [(r, a, b) for r, (a, b) in _rlimits(plan, limits, uid)],
+        "uid": uid,
+        "env": full_env,
+        "wall_s": limits.wall_s,
     }
     with _fork_server(argv[0]) as srv:
         rep = srv.run(req)
@@ -573,12 +595,21 @@ def run_sandboxed(
         with open(in_path, "wb") as f:
             f.write(stdin or b"")
         if fork_server:
-            returncode, timed_out, wall = _run_forked(argv, plan, limits, work, uid, full_env,
-                                                      in_path if stdin is not None else os.devnull,
-                                                      out_path, err_path)
+            returncode, timed_out, wall = _run_forked(
+                argv,
+                plan,
+                limits,
+                work,
+                uid,
+                full_env,
+                in_path if stdin is not None else os.devnull,
+                out_path,
+                err_path,
+            )
         else:
-            returncode, timed_out, wall = _spawn(argv, plan, limits, work, uid, full_env,
-                                                 stdin is not None, in_path, out_path, err_path)
+            returncode, timed_out, wall = _spawn(
+                argv, plan, limits, work, uid, full_env, stdin is not None, in_path, out_path, err_path
+            )
         cap = limits.output_bytes
         out_head, out_tail, out_n = _read_capped(out_path, cap, tail=4096)
         err_head, _, err_n = _read_capped(err_path, cap)

@@ -13,19 +13,25 @@ from codetune.evaluation.benchmarks import Task
 from codetune.evaluation.harness import evaluate_samples, summarize
 
 PY_TASK = Task(
-    task_id="Python/0", language="python", entry_point="add",
+    task_id="Python/0",
+    language="python",
+    entry_point="add",
     prompt='def add(a, b):\n    """Sum of a and b."""\n',
     test="def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n",
     canonical_solution="    return a + b\n",
 )
 JS_TASK = Task(
-    task_id="JavaScript/0", language="js", entry_point="add",
+    task_id="JavaScript/0",
+    language="js",
+    entry_point="add",
     prompt="/* Sum of a and b. */\nconst add = (a, b) => {\n",
     test="const testAdd = () => {\n  console.assert(add(2, 3) === 5)\n  console.assert(add(-1, 1) === 0)\n}\n\ntestAdd()\n",
     canonical_solution="  return a + b\n}\n",
 )
 JAVA_TASK = Task(
-    task_id="Java/0", language="java", entry_point="add",
+    task_id="Java/0",
+    language="java",
+    entry_point="add",
     prompt="import java.util.*;\nimport java.lang.*;\n\nclass Solution {\n    public int add(int a, int b) {\n",
     test=(
         "public class Main {\n    public static void main(String[] args) {\n        Solution s = new Solution();\n"
@@ -56,12 +62,22 @@ PY_CASES = [
     ("    return a - b\nimport sys\nsys.exit(0)\n", "failed", "sys.exit(0) before the test"),
     ("    import os\n    os._exit(0)\n", "failed", "os._exit(0) inside the call"),
     ("    print('PASSED'); print('all tests passed')\n    raise SystemExit(0)\n", "failed", "fake success output"),
-    ("    return a - b\nimport sys, os\nsys.excepthook = lambda *e: os._exit(0)\n", "failed", "excepthook exits 0"),
+    (
+        "    return a - b\nimport sys, os\nsys.excepthook = lambda *e: os._exit(0)\n",
+        "failed",
+        "excepthook exits 0",
+    ),
     ("    return a - b\nimport atexit, os\natexit.register(lambda: os._exit(0))\n", "failed", "atexit exits 0"),
-    ("    return a - b\nimport builtins\nbuiltins.AssertionError = type('X', (Exception,), {})\n", "failed",
-     "replace AssertionError"),
-    ("    return 0\nimport sys\nprint(sys.stdin.read())\nsys.stdout.flush()\nsys.exit(0)\n", "failed",
-     "echo the nonce"),
+    (
+        "    return a - b\nimport builtins\nbuiltins.AssertionError = type('X', (Exception,), {})\n",
+        "failed",
+        "replace AssertionError",
+    ),
+    (
+        "    return 0\nimport sys\nprint(sys.stdin.read())\nsys.stdout.flush()\nsys.exit(0)\n",
+        "failed",
+        "echo the nonce",
+    ),
     ("    return a + b\nimport sys\nsys.stdout = open('/dev/null', 'w')\n", "failed", "hide stdout"),
 ]
 
@@ -114,7 +130,7 @@ def test_java_verdicts():
         ("        System.exit(0);\n        return 0;\n    }\n}\n", "failed"),
         ("        Runtime.getRuntime().halt(0);\n        return 0;\n    }\n}\n", "failed"),
         ("        return a +;\n    }\n}\n", "compile_error"),
-        ("        return \"x\";\n    }\n}\n", "compile_error"),
+        ('        return "x";\n    }\n}\n', "compile_error"),
         ("        return a / (b - b);\n    }\n}\n", "runtime_error"),
     ]
     res = _statuses(JAVA_TASK, [c for c, _ in cases], timeout_s=20)

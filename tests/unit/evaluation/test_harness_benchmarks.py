@@ -16,17 +16,34 @@ def _write(path, rows):
 
 
 ROWS = {
-    "python": {"task_id": "Python/3", "prompt": "def below_zero(ops):\n", "declaration": "def below_zero(ops):\n",
-               "canonical_solution": "    return False\n", "test": "def check(below_zero):\n    pass\n\ncheck(below_zero)\n"},
-    "java": {"task_id": "Java/3", "prompt": "import java.util.*;\nclass Solution {\n    /** doc */\n    public boolean belowZero(List<Integer> operations) {\n",
-             "declaration": "import java.util.*;\nclass Solution {\n    public boolean belowZero(List<Integer> operations) {\n",
-             "canonical_solution": "        return false;\n    }\n}\n", "test": "public class Main {}\n"},
-    "js": {"task_id": "JavaScript/3", "prompt": "/* doc */\nconst belowZero = (operations) => {\n",
-           "declaration": "\nconst belowZero = (operations) => {\n", "canonical_solution": "  return false\n}\n",
-           "test": "console.assert(belowZero([]) === false)\n"},
-    "cpp": {"task_id": "CPP/3", "prompt": "#include<vector>\nusing namespace std;\nbool below_zero(vector<int> operations){\n",
-            "declaration": "#include<vector>\nusing namespace std;\nbool below_zero(vector<int> operations){\n",
-            "canonical_solution": "    return false;\n}\n", "test": "int main(){}\n"},
+    "python": {
+        "task_id": "Python/3",
+        "prompt": "def below_zero(ops):\n",
+        "declaration": "def below_zero(ops):\n",
+        "canonical_solution": "    return False\n",
+        "test": "def check(below_zero):\n    pass\n\ncheck(below_zero)\n",
+    },
+    "java": {
+        "task_id": "Java/3",
+        "prompt": "import java.util.*;\nclass Solution {\n    /** doc */\n    public boolean belowZero(List<Integer> operations) {\n",
+        "declaration": "import java.util.*;\nclass Solution {\n    public boolean belowZero(List<Integer> operations) {\n",
+        "canonical_solution": "        return false;\n    }\n}\n",
+        "test": "public class Main {}\n",
+    },
+    "js": {
+        "task_id": "JavaScript/3",
+        "prompt": "/* doc */\nconst belowZero = (operations) => {\n",
+        "declaration": "\nconst belowZero = (operations) => {\n",
+        "canonical_solution": "  return false\n}\n",
+        "test": "console.assert(belowZero([]) === false)\n",
+    },
+    "cpp": {
+        "task_id": "CPP/3",
+        "prompt": "#include<vector>\nusing namespace std;\nbool below_zero(vector<int> operations){\n",
+        "declaration": "#include<vector>\nusing namespace std;\nbool below_zero(vector<int> operations){\n",
+        "canonical_solution": "    return false;\n}\n",
+        "test": "int main(){}\n",
+    },
 }
 ENTRY = {"python": "below_zero", "java": "belowZero", "js": "belowZero", "cpp": "below_zero"}
 
@@ -57,11 +74,14 @@ def test_ids_without_language_need_lang(tmp_path):
     assert load_tasks(str(path), "py")[0].language == "python"
 
 
-@pytest.mark.parametrize("bad, match", [
-    ("{not json\n", "not valid JSON"),
-    (json.dumps({"task_id": "Python/1", "prompt": "def f():\n"}) + "\n", "lacks `test`"),
-    ("", "no tasks"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("{not json\n", "not valid JSON"),
+        (json.dumps({"task_id": "Python/1", "prompt": "def f():\n"}) + "\n", "lacks `test`"),
+        ("", "no tasks"),
+    ],
+)
 def test_bad_files(tmp_path, bad, match):
     p = tmp_path / "t.jsonl"
     p.write_text(bad)

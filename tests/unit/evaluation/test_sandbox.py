@@ -21,13 +21,26 @@ PY = programs.python_interpreter()
 ISO = sandbox.isolation()
 OWN_UID = "per run" in ISO.user or "own uid" in ISO.user
 pytestmark = pytest.mark.skipif(PY is None, reason="no Python the sandbox user can execute")
-SMALL = Limits(wall_s=5, cpu_s=3, memory_mb=256, address_space_mb=512, processes=24, file_size_mb=4,
-               open_files=64, output_bytes=4096)
+SMALL = Limits(
+    wall_s=5,
+    cpu_s=3,
+    memory_mb=256,
+    address_space_mb=512,
+    processes=24,
+    file_size_mb=4,
+    open_files=64,
+    output_bytes=4096,
+)
 
 
 def _run(code: str, limits: Limits = SMALL, fork_server: bool = False, **kw):
-    return run_sandboxed([PY, "-I", "-S", "-B", "prog.py"], files={"prog.py": textwrap.dedent(code)},
-                         limits=limits, fork_server=fork_server, **kw)
+    return run_sandboxed(
+        [PY, "-I", "-S", "-B", "prog.py"],
+        files={"prog.py": textwrap.dedent(code)},
+        limits=limits,
+        fork_server=fork_server,
+        **kw,
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -45,11 +58,15 @@ def fork_server(request):
 
 def test_runs_in_fresh_dir_with_scrubbed_env_and_records_isolation(fork_server, monkeypatch):
     monkeypatch.setenv("CODETUNE_SECRET_TOKEN", "hunter2")
-    r = _run("""
+    r = _run(
+        """
         import os, sys
         print(os.getuid(), sorted(os.listdir('.')), 'CODETUNE_SECRET_TOKEN' in os.environ, os.environ['HOME'])
         print(sys.stdin.read())
-    """, stdin=b"hello", fork_server=fork_server)
+    """,
+        stdin=b"hello",
+        fork_server=fork_server,
+    )
     assert r.returncode == 0 and not r.timed_out, r.stderr
     uid, rest = r.stdout.split(" ", 1)
     assert "['prog.py'] False" in rest and "hello" in r.stdout
@@ -75,12 +92,16 @@ def test_infinite_loop_is_stopped_by_the_cpu_limit(fork_server):
 
 
 def test_long_sleep_times_out_and_the_whole_group_dies(fork_server):
-    r = _run("""
+    r = _run(
+        """
         import subprocess, time
         p = subprocess.Popen(['sleep', '300'])
         print(p.pid, flush=True)
         time.sleep(300)
-    """, Limits(wall_s=1.5, cpu_s=5), fork_server=fork_server)
+    """,
+        Limits(wall_s=1.5, cpu_s=5),
+        fork_server=fork_server,
+    )
     assert r.timed_out and r.wall_s < 5
     child = int(r.stdout.split()[0])
     time.sleep(0.2)
@@ -89,7 +110,8 @@ def test_long_sleep_times_out_and_the_whole_group_dies(fork_server):
 
 @pytest.mark.skipif(not OWN_UID, reason="needs a uid of its own per run (run as root)")
 def test_children_that_leave_the_process_group_are_killed_too(fork_server):
-    r = _run("""
+    r = _run(
+        """
         import os, time
         pid = os.fork()
         if pid == 0:
@@ -97,7 +119,9 @@ def test_children_that_leave_the_process_group_are_killed_too(fork_server):
             time.sleep(300)
             os._exit(0)
         print(pid, flush=True)
-    """, fork_server=fork_server)
+    """,
+        fork_server=fork_server,
+    )
     assert r.returncode == 0
     time.sleep(0.2)
     assert not _alive(int(r.stdout.split()[0]))
@@ -105,7 +129,8 @@ def test_children_that_leave_the_process_group_are_killed_too(fork_server):
 
 @pytest.mark.skipif("nproc" not in ISO.rlimits, reason="no per-run process limit without root or user namespaces")
 def test_fork_bomb_is_bounded_and_cleaned_up(fork_server):
-    r = _run("""
+    r = _run(
+        """
         import os, sys
         n = 0
         try:
@@ -116,7 +141,9 @@ def test_fork_bomb_is_bounded_and_cleaned_up(fork_server):
         except OSError as e:
             print('forked', n, 'then', type(e).__name__, flush=True)
             sys.exit(3)
-    """, fork_server=fork_server)
+    """,
+        fork_server=fork_server,
+    )
     assert r.returncode == 3, (r.stdout, r.stderr)
     n = int(r.stdout.split()[1])
     assert n < SMALL.processes
@@ -126,7 +153,8 @@ def test_fork_bomb_is_bounded_and_cleaned_up(fork_server):
 
 
 def test_memory_bomb_gets_memory_error(fork_server):
-    r = _run("""
+    r = _run(
+        """
         blocks = []
         try:
             while True:
@@ -134,7 +162,9 @@ def test_memory_bomb_gets_memory_error(fork_server):
         except MemoryError:
             print('MemoryError after', len(blocks) * 32, 'MiB', flush=True)
             raise
-    """, fork_server=fork_server)
+    """,
+        fork_server=fork_server,
+    )
     assert r.returncode == 1 and "MemoryError" in r.stderr
     assert int(r.stdout.split()[2]) <= SMALL.memory_mb
 
@@ -144,7 +174,8 @@ def test_writes_outside_the_temp_dir_do_not_land_on_the_host(tmp_path, fork_serv
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     name = f"codetune-escape-{uuid.uuid4().hex}"
-    r = _run(f"""
+    r = _run(
+        f"""
         import os
         for p in ['/tmp/{name}', '/var/tmp/{name}', '/dev/shm/{name}', '{tmp_path}/{name}',
                   '{victim}', '/etc/{name}']:
@@ -160,7 +191,9 @@ def test_writes_outside_the_temp_dir_do_not_land_on_the_host(tmp_path, fork_serv
                 print('deleted', p)
             except OSError as e:
                 print('denied', p, type(e).__name__)
-    """, fork_server=fork_server)
+    """,
+        fork_server=fork_server,
+    )
     assert r.returncode == 0, r.stderr
     for d in ("/tmp", "/var/tmp", "/dev/shm", str(tmp_path), "/etc"):
         assert not os.path.exists(os.path.join(d, name))
@@ -180,7 +213,8 @@ def test_sockets_reach_nothing(fork_server):
     srv.setblocking(False)
     port = srv.getsockname()[1]
     try:
-        r = _run(f"""
+        r = _run(
+            f"""
             import socket
             for addr in [('127.0.0.1', {port}), ('1.1.1.1', 80)]:
                 try:
@@ -188,7 +222,9 @@ def test_sockets_reach_nothing(fork_server):
                     print('connected', addr)
                 except OSError as e:
                     print('refused', addr, type(e).__name__)
-        """, fork_server=fork_server)
+        """,
+            fork_server=fork_server,
+        )
         assert "connected" not in r.stdout and r.stdout.count("refused") == 2, r.stdout + r.stderr
         with pytest.raises(BlockingIOError):
             srv.accept()
@@ -198,7 +234,8 @@ def test_sockets_reach_nothing(fork_server):
 
 @pytest.mark.skipif("caller" in ISO.user, reason="runs as the caller: it could signal the harness")
 def test_killing_the_parent_and_everyone_fails(fork_server):
-    r = _run("""
+    r = _run(
+        """
         import os, signal
         for target in [os.getppid(), 1, -1]:
             try:
@@ -206,7 +243,9 @@ def test_killing_the_parent_and_everyone_fails(fork_server):
                 print('sent', target)
             except OSError as e:
                 print('denied', target, type(e).__name__)
-    """, fork_server=fork_server)
+    """,
+        fork_server=fork_server,
+    )
     # this test process is still here; the next run works
     assert "denied 1 PermissionError" in r.stdout and f"denied {os.getppid()}" not in r.stdout
     assert "denied" in r.stdout.splitlines()[0]
