@@ -273,7 +273,7 @@ def isolation() -> Isolation:
     return _describe(_plan(), None)
 
 
-def _describe(plan: _Plan, uid: int | None) -> Isolation:
+def _describe(plan: _Plan, uid: int | None, limits: Limits | None = None) -> Isolation:
     if plan.per_run_uid:
         user = f"uid {uid} (per run)" if uid is not None else "own uid per run"
     elif plan.nobody:
@@ -283,6 +283,8 @@ def _describe(plan: _Plan, uid: int | None) -> Isolation:
     rl = ("cpu", "data", "as", "nproc", "fsize", "nofile", "core")
     if not (plan.per_run_uid or plan.nobody or plan.userns):
         rl = tuple(x for x in rl if x != "nproc")
+    if limits is not None and limits.address_space_mb is None:  # JVM, node: heap flags bound them instead
+        rl = tuple(x for x in rl if x != "as")
     return Isolation(
         user=user,
         network="netns" if plan.netns else "host",
@@ -628,7 +630,7 @@ def run_sandboxed(
             stdout_tail=out_tail.decode("utf-8", "replace"),
             stdout_bytes=out_n,
             stderr_bytes=err_n,
-            isolation=_describe(plan, uid),
+            isolation=_describe(plan, uid, limits),
             files=kept,
         )
     finally:

@@ -265,3 +265,9 @@ def test_temp_dirs_are_removed():
     sandbox.flush_removals()
     after = {p for p in os.listdir("/tmp") if p.startswith(("codetune-run-", "codetune-work-"))}
     assert after <= before
+
+
+def test_isolation_record_follows_the_limits_used():
+    r = _run("print(1)", Limits(address_space_mb=None))
+    assert "as" not in r.isolation.rlimits and "data" in r.isolation.rlimits
+    assert "as" in _run("print(1)").isolation.rlimits
