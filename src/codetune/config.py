@@ -106,6 +106,12 @@ class EvalConfig(_Strict):
     bleu_tokenize: Literal["13a", "char", "none", "intl"] = Field(
         "13a", description="sacrebleu tokenizer for BLEU (13a splits punctuation from words)"
     )
+    n_boot: int = Field(
+        1000, ge=1, description="bootstrap resamples of the test items for each metric's confidence interval"
+    )
+    ci_level: float = Field(
+        0.95, gt=0.0, lt=1.0, description="confidence level of the intervals (0.95 writes 95% intervals)"
+    )
 
 
 class RunConfig(_Strict):
