@@ -147,3 +147,18 @@ def test_cli_missing_toolchain_exits_1(tmp_path, capsys, monkeypatch):
     assert main(["syntax", "--lang", "c", "--level", "compile", str(src)]) == 1
     out, err = capsys.readouterr()
     assert json.loads(out)["status"] == "unavailable" and "gcc" in err
+
+
+@pytest.mark.slow
+def test_java_snippets_do_not_see_each_other():
+    # The JVM reuses javac contexts between snippets; a class declared by one must not exist for the next.
+    codes = [
+        "class Foo { static int x = 1; }",
+        "class Bar { int f() { return Foo.x; } }",
+        "package a.b;\npublic class Baz { }\n",
+        "class Qux { a.b.Baz z; }",
+        "public class Foo { }",
+    ]
+    results = check_snippets("java", codes, "compile")
+    assert [r.status for r in results] == ["valid", "invalid", "valid", "invalid", "valid"]
+    assert "Foo" in results[1].message or "symbol" in results[1].message

@@ -11,6 +11,7 @@ import com.sun.source.tree.ClassTree;
 import com.sun.source.tree.CompilationUnitTree;
 import com.sun.source.tree.Tree;
 import com.sun.source.util.JavacTask;
+import com.sun.tools.javac.api.JavacTaskPool;
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -40,6 +41,38 @@ public final class SyntaxHelper {
 
     static JavaCompiler compiler;
     static StandardJavaFileManager fileManager;
+    // javac's own pool of reusable compiler contexts (what JShell uses): the symbol tables of the JDK's
+    // classes survive from one snippet to the next instead of being rebuilt, several times faster.
+    // The classes a snippet declares are dropped from the context after each task.
+    static JavacTaskPool pool;
+
+    interface Work<Z> {
+        Z run(JavacTask task) throws Exception;
+    }
+
+    static <Z> Z withTask(DiagnosticCollector<JavaFileObject> diags, JavaFileObject source, Work<Z> work)
+            throws Exception {
+        if (pool == null) {
+            return work.run((JavacTask) compiler.getTask(
+                    new StringWriter(), fileManager, diags, OPTIONS, null, List.of(source)));
+        }
+        Object[] result = new Object[1];
+        Exception[] failure = new Exception[1];
+        pool.getTask(new StringWriter(), fileManager, diags, OPTIONS, null, List.of(source), task -> {
+            try {
+                result[0] = work.run(task);
+            } catch (Exception e) {
+                failure[0] = e;
+            }
+            return null;
+        });
+        if (failure[0] != null) {
+            throw failure[0];
+        }
+        @SuppressWarnings("unchecked")
+        Z z = (Z) result[0];
+        return z;
+    }
 
     static final class Source extends SimpleJavaFileObject {
         final String code;
@@ -81,30 +114,30 @@ public final class SyntaxHelper {
 
     static Outcome parse(String code) throws Exception {
         DiagnosticCollector<JavaFileObject> diags = new DiagnosticCollector<>();
-        JavacTask task = (JavacTask) compiler.getTask(
-                new StringWriter(), fileManager, diags, OPTIONS, null, List.of(new Source("Main", code)));
-        Outcome out = new Outcome();
-        for (CompilationUnitTree unit : task.parse()) {
-            for (Tree t : unit.getTypeDecls()) {
-                if (t instanceof ClassTree) {
-                    ClassTree c = (ClassTree) t;
-                    if (c.getModifiers().getFlags().contains(Modifier.PUBLIC)) {
-                        out.publicType = c.getSimpleName().toString();
-                        break;
+        return withTask(diags, new Source("Main", code), task -> {
+            Outcome out = new Outcome();
+            for (CompilationUnitTree unit : task.parse()) {
+                for (Tree t : unit.getTypeDecls()) {
+                    if (t instanceof ClassTree) {
+                        ClassTree c = (ClassTree) t;
+                        if (c.getModifiers().getFlags().contains(Modifier.PUBLIC)) {
+                            out.publicType = c.getSimpleName().toString();
+                            break;
+                        }
                     }
                 }
             }
-        }
-        return firstError(diags, out);
+            return firstError(diags, out);
+        });
     }
 
     static Outcome compile(String code, String publicType) throws Exception {
         DiagnosticCollector<JavaFileObject> diags = new DiagnosticCollector<>();
         String name = publicType == null || publicType.isEmpty() ? "Main" : publicType;
-        JavacTask task = (JavacTask) compiler.getTask(
-                new StringWriter(), fileManager, diags, OPTIONS, null, List.of(new Source(name, code)));
-        task.analyze();  // parse, enter, attribute, flow: every error javac reports, without writing classes
-        return firstError(diags, new Outcome());
+        return withTask(diags, new Source(name, code), task -> {
+            task.analyze();  // parse, enter, attribute, flow: every error javac reports, without writing classes
+            return firstError(diags, new Outcome());
+        });
     }
 
     static String reply(String status, long line, String form, String message) {
@@ -161,6 +194,9 @@ public final class SyntaxHelper {
             return;
         }
         fileManager = compiler.getStandardFileManager(null, Locale.ROOT, StandardCharsets.UTF_8);
+        if (!"false".equals(System.getProperty("codetune.pool"))) {
+            pool = new JavacTaskPool(1);
+        }
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         out.println(reply("ready", 0, "whole", System.getProperty("java.version")));
         out.flush();
