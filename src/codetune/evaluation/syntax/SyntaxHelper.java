@@ -140,6 +140,48 @@ public final class SyntaxHelper {
         });
     }
 
+    /**
+     * javac's command-line path, in this JVM, on a temporary file: the fallback when the API path crashes.
+     * javac 17's analyze() can hit an internal assertion (Attr.visitYield on a switch expression over an
+     * unresolved type) where command-line javac reports ordinary errors; this gives javac's own verdict.
+     */
+    static Outcome cliCheck(String code, String publicType, boolean compileLevel) throws Exception {
+        String name = publicType == null || publicType.isEmpty() ? "Main" : publicType;
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("codetune-javac-");
+        try {
+            java.nio.file.Path file = dir.resolve(name + ".java");
+            java.nio.file.Files.writeString(file, code, StandardCharsets.UTF_8);
+            List<String> args = new ArrayList<>(OPTIONS);
+            args.addAll(List.of("-encoding", "UTF-8", "-d", dir.resolve("classes").toString()));
+            if (!compileLevel) {
+                args.addAll(List.of("-XDshould-stop.ifError=PARSE", "-XDshould-stop.ifNoError=PARSE"));
+            }
+            args.add(file.toString());
+            java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+            int rc = compiler.run(null, err, err, args.toArray(new String[0]));
+            String text = err.toString(StandardCharsets.UTF_8);
+            Outcome out = new Outcome();
+            // "/tmp/.../Name.java:LINE: error: message"
+            java.util.regex.Matcher m = java.util.regex.Pattern
+                    .compile("(?m)^\\S*" + java.util.regex.Pattern.quote(name + ".java") + ":(\\d+): error: ([^\\n]*)")
+                    .matcher(text);
+            if (m.find()) {
+                out.ok = false;
+                out.line = Long.parseLong(m.group(1));
+                out.message = m.group(2);
+            } else if (rc == 0) {
+                out.ok = true;
+            } else {
+                throw new IllegalStateException("javac exited " + rc + ": " + text);
+            }
+            return out;
+        } finally {
+            try (java.util.stream.Stream<java.nio.file.Path> walk = java.nio.file.Files.walk(dir)) {
+                walk.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            }
+        }
+    }
+
     static String reply(String status, long line, String form, String message) {
         String b64 = Base64.getEncoder().encodeToString(message.getBytes(StandardCharsets.UTF_8));
         return status + "\t" + line + "\t" + form + "\t" + b64;
@@ -174,7 +216,15 @@ public final class SyntaxHelper {
         }
         if (chosen.ok && compileLevel) {
             String text = form.equals("member") ? wrapped : code;
-            chosen = compile(text, form.equals("member") ? "Main" : chosen.publicType);
+            String name = form.equals("member") ? "Main" : chosen.publicType;
+            try {
+                chosen = compile(text, name);
+            } catch (Exception | AssertionError e) {
+                if (pool != null) {
+                    pool = new JavacTaskPool(1);  // the crashed context may be left inconsistent: drop it
+                }
+                chosen = cliCheck(text, name, true);
+            }
         }
         if (chosen.ok) {
             return reply("valid", 0, form, "");
