@@ -1,0 +1,92 @@
+"""Fabricated experiment directories for report tests: real scoring of hand-written completions, no model.
+
+`make_experiment` scores chosen completions with `codetune.evaluation.scoring.score_run` (so metrics.json
+and generations.jsonl are exactly what a real run writes) and writes results.csv with `write_results`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from codetune.config import RunConfig, RunSpec
+from codetune.data.records import CodeSample
+
+REFERENCE = "    if a > b:\n        return a - b\n    total = 0\n    for x in range(b):\n        total += x * a\n    return total\n"
+GOOD = REFERENCE
+CLOSE = "    if a > b:\n        return a - b\n    return a * b\n"
+STUB = "    pass\n"
+BROKEN = "    if a > b:\n        return (a -\n"
+KINDS = {"good": GOOD, "close": CLOSE, "stub": STUB, "broken": BROKEN}
+
+
+def test_set(n_items: int, language: str = "python") -> list[CodeSample]:
+    return [
+        CodeSample(
+            id=f"item{i:03d}",
+            language=language,
+            prompt=f'def f{i}(a, b):\n    """Combine a and b, case {i}."""\n',
+            target=REFERENCE.replace("x * a", f"x * a + {i}"),
+            source="fabricated.py",
+            line=1 + 10 * i,
+            name=f"f{i}",
+            complexity={},
+        )
+        for i in range(n_items)
+    ]
+
+
+def make_run(exp_dir: Path, label: str, kinds: list[str], overrides: dict, exec_statuses: list[str] | None = None,
+             n_boot: int = 200) -> SimpleNamespace:
+    """One finished run whose item i gets completion KINDS[kinds[i]]; returns a spec-like object."""
+    cfg = RunConfig.model_validate({**{"eval": {"n_boot": n_boot}}, **overrides})
+    items = test_set(len(kinds), cfg.data.language)
+    spec = RunSpec(run_id=cfg.run_id(), label=label, axes={}, config=cfg)
+    run_dir = Path(exp_dir) / spec.dirname
+    run_dir.mkdir(parents=True)
+    gens = []
+    for i, k in enumerate(kinds):
+        body = KINDS[k].replace("x * a", f"x * a + {i}") if k == "good" else KINDS[k]
+        g = {"index": i, "sample": 0, "completion": body, "stop": "function_end", "n_new_tokens": 9}
+        if exec_statuses is not None:
+            g["exec_status"] = exec_statuses[i]
+        gens.append(g)
+    tres = SimpleNamespace(train_time_s=1.5, tokens_per_s=100.0, steps=4, losses=[2.0, 1.5, 1.2, 1.1])
+    from codetune.evaluation.scoring import score_run
+
+    metrics = score_run(cfg, spec, items, gens, tres, run_dir)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    return SimpleNamespace(dirname=spec.dirname)
+
+
+def make_experiment(exp_dir: Path, runs: list[tuple[str, list[str], dict]], exec_statuses=None) -> Path:
+    """runs: (label, per-item kinds, config overrides) per run; writes results.csv too."""
+    from codetune.reporting.results import write_results
+
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    specs = [make_run(exp_dir, label, kinds, ov, exec_statuses) for label, kinds, ov in runs]
+    write_results(exp_dir, specs)
+    return exp_dir
+
+
+def rank_experiment(exp_dir: Path, n: int = 24, seeds: tuple[int, ...] = (0,), with_exec: bool = False) -> Path:
+    """A rank axis: r=4 mostly stubs/broken, r=16 mostly good, r=64 like r=16 (saturation)."""
+    weak = (["stub"] * 6 + ["broken"] * 4 + ["close"] * 2 + ["good"] * 12)[:n]
+    strong = (["good"] * 18 + ["close"] * 4 + ["broken"] * 2)[:n]
+    strong2 = (["good"] * 17 + ["close"] * 5 + ["broken"] * 2)[:n]
+    runs = []
+    for seed in seeds:
+        for r, kinds in ((4, weak), (16, strong), (64, strong2)):
+            runs.append((f"Rank {r}", kinds, {"lora": {"r": r}, "seed": seed}))
+    if not with_exec:
+        return make_experiment(exp_dir, runs)
+    statuses = {"good": "passed", "close": "failed", "stub": "failed", "broken": "compile_error"}
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    from codetune.reporting.results import write_results
+
+    specs = [make_run(exp_dir, lab, k, ov, [statuses[x] for x in k]) for lab, k, ov in runs]
+    write_results(exp_dir, specs)
+    return exp_dir
