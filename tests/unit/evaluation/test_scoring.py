@@ -1,0 +1,83 @@
+"""score_run: per-sample CodeBLEU/stub/complexity fields and per-run CIs, on hand-written completions."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import sacrebleu
+
+from codetune.config import RunConfig, RunSpec
+from codetune.data.records import CodeSample
+from codetune.evaluation.scoring import score_run
+
+PROMPT = 'def f(a, b):\n    """Doc."""\n'
+REF = "    if a > b:\n        return a\n    return b\n"
+COMPLETIONS = [REF, "    pass\n", "    return (a +\n", "    return a if a > b else b\n"]
+
+
+def _score(tmp_path, completions, exec_statuses=None, n_boot=300):
+    cfg = RunConfig.model_validate({"eval": {"n_boot": n_boot}})
+    spec = RunSpec(run_id="r1", label="Rank 16", axes={}, config=cfg)
+    test = [CodeSample(id=f"i{i}", language="python", prompt=PROMPT, target=REF, source="x.py", line=1, name="f",
+                       complexity={}) for i in range(len(completions))]
+    gens = [{"index": i, "sample": 0, "completion": c, "stop": "function_end", "n_new_tokens": 3}
+            for i, c in enumerate(completions)]
+    for g, s in zip(gens, exec_statuses or []):
+        g["exec_status"] = s
+    tres = SimpleNamespace(train_time_s=1.0, tokens_per_s=10.0, steps=1, losses=[1.0])
+    metrics = score_run(cfg, spec, test, gens, tres, tmp_path)
+    records = [json.loads(x) for x in (tmp_path / "generations.jsonl").read_text().splitlines()]
+    return metrics, records
+
+
+def test_per_sample_fields(tmp_path):
+    _, recs = _score(tmp_path, COMPLETIONS)
+    assert [r["trivial"] for r in recs] == [False, True, False, False]
+    assert [r["syntax_status"] for r in recs] == ["valid", "valid", "invalid", "valid"]
+    assert recs[0]["codebleu"] == pytest.approx(100.0)
+    assert recs[0]["gen_cyclomatic"] == recs[0]["ref_cyclomatic"] == 2
+    assert recs[1]["gen_cyclomatic"] == 1 and recs[1]["gen_nloc"] == 2 and recs[1]["ref_nloc"] == 4  # docstring lines are not code
+    assert all(r["gen_tokens"] > 0 and r["ref_tokens"] > 0 for r in recs)
+    assert "exec_status" not in recs[0]
+
+
+def test_run_metrics_and_intervals(tmp_path):
+    m, _ = _score(tmp_path, COMPLETIONS)
+    assert m["BLEU"] == pytest.approx(sacrebleu.corpus_bleu(COMPLETIONS, [[REF] * 4]).score, abs=1e-3)
+    assert m["Syntax_Pass_Rate"] == 75.0 and m["trivial_rate"] == 25.0
+    for key in ("BLEU", "CodeBLEU", "Syntax_Pass_Rate", "trivial_rate"):
+        assert m[f"{key}_ci_low"] <= m[key] <= m[f"{key}_ci_high"], key
+    assert m["Syntax_Pass_Rate_ci_low"] < m["Syntax_Pass_Rate_ci_high"]
+    assert 0 < m["CodeBLEU"] < 100
+    assert m["mean_ref_cyclomatic"] == 2 and m["mean_gen_cyclomatic"] == pytest.approx(1.5)
+    assert "pass@1" not in m and not any(k.startswith("exec_") for k in m)
+
+
+def test_exec_statuses_give_pass_at_1_and_taxonomy(tmp_path):
+    m, recs = _score(tmp_path, COMPLETIONS, ["passed", "failed", "compile_error", "passed"])
+    assert m["pass@1"] == 50.0 and m["pass@1_ci_low"] <= 50.0 <= m["pass@1_ci_high"]
+    assert (m["exec_passed"], m["exec_failed"], m["exec_compile_error"], m["exec_timeout"]) == (2, 1, 1, 0)
+    assert recs[2]["exec_status"] == "compile_error"
+
+
+def test_unmeasured_syntax_rate_has_no_interval(tmp_path, monkeypatch):
+    import codetune.evaluation.syntax as syntax
+
+    def unavailable(lang, snippets, level="parse", **kw):
+        return [SimpleNamespace(status="unavailable", level=level, message="no toolchain", line=None) for _ in snippets]
+
+    monkeypatch.setattr(syntax, "check_snippets", unavailable)
+    m, _ = _score(tmp_path, COMPLETIONS)
+    assert m["Syntax_Pass_Rate"] is None
+    assert "Syntax_Pass_Rate_ci_low" not in m
+
+
+def test_n_boot_and_ci_level_are_validated():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        RunConfig.model_validate({"eval": {"n_boot": 0}})
+    with pytest.raises(ValidationError):
+        RunConfig.model_validate({"eval": {"ci_level": 1.5}})
