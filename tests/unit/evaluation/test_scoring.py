@@ -63,7 +63,7 @@ def test_exec_statuses_give_pass_at_1_and_taxonomy(tmp_path):
 
 
 def test_unmeasured_syntax_rate_has_no_interval(tmp_path, monkeypatch):
-    import codetune.evaluation.syntax as syntax
+    from codetune.evaluation import syntax
 
     def unavailable(lang, snippets, level="parse", **kw):
         return [SimpleNamespace(status="unavailable", level=level, message="no toolchain", line=None) for _ in snippets]
