@@ -30,8 +30,10 @@ def main() -> int:
     ap.add_argument("--dump", type=Path, help="write each language's corpus to DIR/<lang>.jsonl")
     args = ap.parse_args()
     total = agreed = 0
-    print(f"{'language':<11} {'level':<8} {'n':>4} {'agree':>6} {'%':>6} {'ref valid':>9} {'ref invalid':>11} "
-          f"{'same line':>9} {'time_s':>7}")
+    print(
+        f"{'language':<11} {'level':<8} {'n':>4} {'agree':>6} {'%':>6} {'ref valid':>9} {'ref invalid':>11} "
+        f"{'same line':>9} {'time_s':>7}"
+    )
     for lang in args.lang:
         items = build_corpus(lang, max(4, int(SIZES[lang] * args.scale)), args.seed)
         if args.dump:
@@ -46,9 +48,11 @@ def main() -> int:
             dt = time.perf_counter() - t0
             total += rep.n
             agreed += rep.agree
-            print(f"{lang:<11} {level:<8} {rep.n:>4} {rep.agree:>6} {100 * rep.agree / rep.n:>5.1f}% "
-                  f"{rep.counts.get('valid', 0):>9} {rep.counts.get('invalid', 0):>11} "
-                  f"{rep.line_agree:>4}/{rep.invalid_both:<4} {dt:>7.1f}")
+            print(
+                f"{lang:<11} {level:<8} {rep.n:>4} {rep.agree:>6} {100 * rep.agree / rep.n:>5.1f}% "
+                f"{rep.counts.get('valid', 0):>9} {rep.counts.get('invalid', 0):>11} "
+                f"{rep.line_agree:>4}/{rep.invalid_both:<4} {dt:>7.1f}"
+            )
             for d in rep.disagreements:
                 print("    DISAGREE", json.dumps(d)[:400])
             for d in rep.line_mismatches:

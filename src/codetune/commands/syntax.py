@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 NAME = "syntax"
 HELP = (
@@ -15,11 +16,14 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE.jsonl", help='input, one {"id": ..., "code": "..."} per line ("-" = stdin)')
+    parser.add_argument(
+        "file", metavar="FILE.jsonl", help='input, one {"id": ..., "code": "..."} per line ("-" = stdin)'
+    )
     parser.add_argument("--lang", required=True, help="python, java, javascript, c or cpp")
     parser.add_argument("--level", default="parse", help="parse (grammar only) or compile (names and types too)")
     parser.add_argument(
-        "--unit", default="auto",
+        "--unit",
+        default="auto",
         help="how snippets that are not whole units are wrapped: auto (default), whole, member, body",
     )
 
@@ -28,21 +32,20 @@ def _read(path: str) -> list[tuple[object, str]]:
     from codetune.errors import DataError
 
     try:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise DataError(f"cannot read {path!r}: {exc.strerror}", "pass an existing JSONL file") from exc
     items = []
-    with stream:
-        for n, raw in enumerate(stream, 1):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: not JSON ({exc.msg})", 'each line must be {"id": ..., "code": "..."}')
-            if not isinstance(rec, dict) or not isinstance(rec.get("code"), str):
-                raise DataError(f"{path}:{n}: no string field `code`", 'each line must be {"id": ..., "code": "..."}')
-            items.append((rec.get("id", n), rec["code"]))
+    for n, raw in enumerate(text.split("\n"), 1):  # not splitlines(): a JSON string may hold U+2028
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{n}: not JSON ({exc.msg})", 'each line must be {"id": ..., "code": "..."}')
+        if not isinstance(rec, dict) or not isinstance(rec.get("code"), str):
+            raise DataError(f"{path}:{n}: no string field `code`", 'each line must be {"id": ..., "code": "..."}')
+        items.append((rec.get("id", n), rec["code"]))
     return items
 
 

@@ -22,7 +22,7 @@ def _skip_without_corpus(lang):
 def test_mutations_change_the_code():
     import random
 
-    code = "int f(int a) {\n    int b = 2;\n    return a + b;\n}\n"
+    code = "int twice(int value) {\n    int factor = 2;\n    return value * factor;\n}\n"
     rng = random.Random(0)
     for kind in ("delete_token", "rename_ident", "number_to_string", "dup_line"):
         out = mutate(code, kind, rng)

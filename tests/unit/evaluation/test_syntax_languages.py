@@ -26,14 +26,19 @@ CASES = {
         "valid": ("/** Adds. */\npublic static int add(int a, int b) {\n    return a + b;\n}", V, V, None),
         "syntax": ("int add(int a, int b) {\n    return a + b\n}", I, I, 2),
         "undefined": ("int f() {\n    return missing;\n}", V, I, 2),
-        "type": ('int f() {\n    int x = 1;\n    String s = x;\n    return 0;\n}', V, I, 3),
+        "type": ("int f() {\n    int x = 1;\n    String s = x;\n    return 0;\n}", V, I, 3),
         "missing_return": ("int f(int a) {\n    if (a > 0) return 1;\n}", V, I, 3),
         "unit": ("import java.util.List;\n\npublic class Foo {\n    List<String> names;\n}\n", V, V, None),
         "unit_bad": ("import java.util.List;\npublic class Foo {\n    Lisst<String> names;\n}\n", V, I, 3),
         # javac 17's analyze() hits an internal assertion here; command-line javac reports the missing type.
         "api_crash": (
-            "static Intrinsic intrinsic(ArrayAccess a) {\n    return switch (a) {\n        case GET -> Intrinsic.LOAD;\n"
-            "        default -> throw new InternalError();\n    };\n}\n", V, I, 1,
+            (
+                "static Intrinsic intrinsic(ArrayAccess a) {\n    return switch (a) {\n        case GET -> Intrinsic.LOAD;\n"
+                "        default -> throw new InternalError();\n    };\n}\n"
+            ),
+            V,
+            I,
+            1,
         ),
     },
     "javascript": {

@@ -58,8 +58,9 @@ def test_failed_canary_makes_the_language_unavailable(monkeypatch):
 
 
 def test_python_pathological_snippets_do_not_raise():
-    results = check_snippets("python", ["x = (" * 300 + ")" * 300, "a = 1\0", "'\\d'\n", "x = " + "-" * 200000 + "1"],
-                             "compile")
+    results = check_snippets(
+        "python", ["x = (" * 300 + ")" * 300, "a = 1\0", "'\\d'\n", "x = " + "-" * 200000 + "1"], "compile"
+    )
     assert [r.status for r in results][:3] == ["invalid", "invalid", "valid"]
     assert results[3].status in ("valid", "invalid")
 
@@ -118,7 +119,11 @@ def test_helper_is_closed_cleanly(lang):
 
 def test_cli_writes_one_line_per_input_in_order(tmp_path, capsys):
     src = tmp_path / "in.jsonl"
-    rows = [{"id": "a", "code": "def f(:\n  pass\n"}, {"id": 7, "code": "x = 1\n"}, {"id": "c", "code": "return 1\n"}]
+    rows = [
+        {"id": "a", "code": "def f(:\n  pass\n"},
+        {"id": 7, "code": "x = 1\n"},
+        {"id": "c", "code": "return 1\n"},
+    ]
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["syntax", "--lang", "python", "--level", "compile", str(src)]) == 0
     out, err = capsys.readouterr()

@@ -33,8 +33,15 @@ from codetune.errors import ConfigError
 from codetune.evaluation.syntax.base import LEVELS, STATUSES, UNITS, Checker, SyntaxResult
 
 __all__ = [
-    "LEVELS", "STATUSES", "SUPPORTED_LANGUAGES", "UNITS", "Checker", "SyntaxResult", "check_snippets",
-    "open_checker", "syntax_pass_rate",
+    "LEVELS",
+    "STATUSES",
+    "SUPPORTED_LANGUAGES",
+    "UNITS",
+    "Checker",
+    "SyntaxResult",
+    "check_snippets",
+    "open_checker",
+    "syntax_pass_rate",
 ]
 
 SUPPORTED_LANGUAGES = ("python", "java", "javascript", "c", "cpp")
@@ -78,14 +85,13 @@ def open_checker(language: str, level: str = "parse", *, unit: str = "auto") -> 
         raise ConfigError(f"unknown syntax level {level!r}", f"use one of: {', '.join(LEVELS)}")
     cls = _checker_class(lang)
     if unit not in cls.units:
-        raise ConfigError(
-            f"unit {unit!r} is not supported for {lang}", f"use one of: {', '.join(cls.units)}"
-        )
+        raise ConfigError(f"unit {unit!r} is not supported for {lang}", f"use one of: {', '.join(cls.units)}")
     return cls(level, unit).open()
 
 
-def check_snippets(language: str, snippets: list[str], level: str = "parse", *, unit: str = "auto"
-                   ) -> list[SyntaxResult]:
+def check_snippets(
+    language: str, snippets: list[str], level: str = "parse", *, unit: str = "auto"
+) -> list[SyntaxResult]:
     """Check every snippet with one checker (opened, used, closed); results are in input order."""
     with open_checker(language, level, unit=unit) as checker:
         return checker.check_many(list(snippets))

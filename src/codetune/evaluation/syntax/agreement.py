@@ -81,14 +81,16 @@ class Report:
 
 # -- corpus ------------------------------------------------------------------------------------------------
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d+)?|[()\[\]{};,:]")
-_KEYWORDS = set("""
-abstract and as assert async await auto boolean break byte case catch char class const continue def default del
-delete do double elif else enum export extends extern false final finally float for from function global goto if
-implements import in instanceof int interface is lambda let long native new nonlocal not null or package pass
-private protected public raise register return short signed sizeof static struct super switch synchronized this
-throw throws transient true try typedef typeof union unsigned var void volatile while with yield None True False
-self std include define string vector
-""".split())
+# Words a rename must not touch (keywords and common library names of the five languages).
+_KEYWORD_TEXT = """
+abstract and as assert async await auto boolean break byte case catch char class const continue def default
+del delete do double elif else enum export extends extern false final finally float for from function global
+goto if implements import in instanceof int interface is lambda let long native new nonlocal not null or
+package pass private protected public raise register return short signed sizeof static struct super switch
+synchronized this throw throws transient true try typedef typeof union unsigned var void volatile while with
+yield None True False self std include define string vector
+"""
+_KEYWORDS = frozenset(_KEYWORD_TEXT.split())
 
 
 def mutate(code: str, kind: str, rng: random.Random) -> str | None:
@@ -98,27 +100,27 @@ def mutate(code: str, kind: str, rng: random.Random) -> str | None:
         if not picks:
             return None
         m = rng.choice(picks)
-        return code[: m.start()] + code[m.end():]
+        return code[: m.start()] + code[m.end() :]
     if kind == "rename_ident":
         picks = [m for m in tokens if m.group()[0].isalpha() and m.group() not in _KEYWORDS and len(m.group()) > 1]
         picks = [m for m in picks if code[max(0, m.start() - 1)] != "."]  # not a member access
         if not picks:
             return None
-        m = rng.choice(picks[len(picks) // 3:] or picks)  # uses are more common past the signature
-        return code[: m.start()] + "undefinedName_q" + code[m.end():]
+        m = rng.choice(picks[len(picks) // 3 :] or picks)  # uses are more common past the signature
+        return code[: m.start()] + "undefinedName_q" + code[m.end() :]
     if kind == "number_to_string":
         picks = [m for m in tokens if m.group()[0].isdigit()]
         if not picks:
             return None
         m = rng.choice(picks)
-        return code[: m.start()] + '"s"' + code[m.end():]
+        return code[: m.start()] + '"s"' + code[m.end() :]
     if kind == "dup_line":
         lines = code.split("\n")
         cands = [i for i, ln in enumerate(lines) if ln.strip() and not ln.strip().startswith(("*", "/", "#"))]
         if len(cands) < 3:
             return None
         i = rng.choice(cands[1:-1])
-        return "\n".join(lines[: i + 1] + [lines[i]] + lines[i + 1:])
+        return "\n".join(lines[: i + 1] + [lines[i]] + lines[i + 1 :])
     raise ValueError(kind)
 
 
@@ -156,7 +158,7 @@ def _python_base(rng: random.Random, limit: int) -> list[Item]:
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno < 60:
                 start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-                code = "\n".join(lines[start - 1: node.end_lineno]) + "\n"
+                code = "\n".join(lines[start - 1 : node.end_lineno]) + "\n"
                 out.append(Item(f"{path.name}:{node.lineno}", code, f"stdlib/{path.name}"))
         if len(out) >= limit:
             break
@@ -172,10 +174,10 @@ def _ts_parser(module):
 def _with_doc(node, src: bytes, comment_types=("block_comment", "comment")) -> str:
     start = node.start_byte
     prev = node.prev_sibling
-    if prev is not None and prev.type in comment_types and src[prev.start_byte: prev.start_byte + 3] == b"/**":
+    if prev is not None and prev.type in comment_types and src[prev.start_byte : prev.start_byte + 3] == b"/**":
         start = prev.start_byte
     line_start = src.rfind(b"\n", 0, start) + 1
-    text = src[line_start: node.end_byte].decode("utf-8", "replace")
+    text = src[line_start : node.end_byte].decode("utf-8", "replace")
     return textwrap.dedent(text)
 
 
@@ -232,8 +234,9 @@ def npm_tarballs() -> list[Path]:
     target = cache_root() / "syntax" / "npm"
     target.mkdir(parents=True, exist_ok=True)
     if len(list(target.glob("*.tgz"))) < len(NPM_PACKAGES):
-        subprocess.run(["npm", "pack", "--silent", *NPM_PACKAGES], cwd=target, check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            ["npm", "pack", "--silent", *NPM_PACKAGES], cwd=target, check=True, capture_output=True, timeout=300
+        )
     return sorted(target.glob("*.tgz"))
 
 
@@ -285,8 +288,9 @@ def _c_base(rng: random.Random, limit: int) -> list[Item]:
         preamble = src[: funcs[0].start_byte].decode("utf-8", "replace") if funcs else C_HEADERS
         for node in funcs:
             if node.end_point[0] - node.start_point[0] < 50:
-                out.append(Item(f"{name}:{node.start_point[0] + 1}", preamble + _with_doc(node, src, ("comment",)),
-                                name))
+                out.append(
+                    Item(f"{name}:{node.start_point[0] + 1}", preamble + _with_doc(node, src, ("comment",)), name)
+                )
         if len(out) >= limit:
             break
     return out
@@ -302,8 +306,10 @@ def humaneval_x(language: str, unit: str = "whole") -> list[Item]:
         return []
     with gzip.open(path, "rt") as f:
         recs = [json.loads(line) for line in f]
-    return [Item(r["task_id"], r["declaration"] + r["canonical_solution"], f"humaneval-x/{language}", unit=unit)
-            for r in recs]
+    return [
+        Item(r["task_id"], r["declaration"] + r["canonical_solution"], f"humaneval-x/{language}", unit=unit)
+        for r in recs
+    ]
 
 
 def _cpp_base(rng: random.Random, limit: int) -> list[Item]:
@@ -326,7 +332,9 @@ def build_corpus(language: str, n: int, seed: int = 0) -> list[Item]:
 # -- the judge: one process per file ----------------------------------------------------------------------
 def _run(argv: list[str], cwd: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, errors="replace", timeout=timeout, env=env)
+    return subprocess.run(
+        argv, cwd=cwd, check=False, capture_output=True, text=True, errors="replace", timeout=timeout, env=env
+    )
 
 
 def _first_line(pattern: str, text: str) -> int | None:
@@ -338,8 +346,12 @@ def _python_ref(code: str, level: str, tmp: str) -> Verdict:
     def once(text: str) -> subprocess.CompletedProcess:
         Path(tmp, "snippet.py").write_text(text, encoding="utf-8")
         if level == "parse":
-            argv = [sys.executable, "-c", "import ast,sys; ast.parse(open(sys.argv[1], encoding='utf-8').read())",
-                    "snippet.py"]
+            argv = [
+                sys.executable,
+                "-c",
+                "import ast,sys; ast.parse(open(sys.argv[1], encoding='utf-8').read())",
+                "snippet.py",
+            ]
         else:
             argv = [sys.executable, "-m", "py_compile", "snippet.py"]
         return _run(argv, tmp)
@@ -357,7 +369,11 @@ def _python_ref(code: str, level: str, tmp: str) -> Verdict:
 def _java_ref(code: str, level: str, tmp: str, unit: str) -> Verdict:
     member = unit != "whole"  # the item's true form; the checker has to find it with `auto`
     text = "class Main { " + code + "\n}\n" if member else code
-    m = None if member else re.search(r"public\s+(?:final\s+|abstract\s+)*(?:class|interface|enum|record)\s+(\w+)", code)
+    m = (
+        None
+        if member
+        else re.search(r"public\s+(?:final\s+|abstract\s+)*(?:class|interface|enum|record)\s+(\w+)", code)
+    )
     name = m.group(1) if m else "Main"
     Path(tmp, f"{name}.java").write_text(text, encoding="utf-8")
     argv = ["javac", "-proc:none", "-Xlint:none", "-nowarn", "-implicit:none", "-d", "classes"]
@@ -371,7 +387,11 @@ def _java_ref(code: str, level: str, tmp: str, unit: str) -> Verdict:
 
 def _js_ref(code: str, level: str, tmp: str) -> Verdict:
     best = None
-    for fname, text in (("snippet.cjs", code), ("snippet.mjs", code), ("member.cjs", "class Main { " + code + "\n}")):
+    for fname, text in (
+        ("snippet.cjs", code),
+        ("snippet.mjs", code),
+        ("member.cjs", "class Main { " + code + "\n}"),
+    ):
         Path(tmp, fname).write_text(text, encoding="utf-8")
         out = _run(["node", "--check", fname], tmp)
         if out.returncode == 0:
@@ -389,7 +409,9 @@ def _c_ref(code: str, level: str, tmp: str, language: str) -> Verdict:
     out = _run(argv + [fname], tmp)
     if out.returncode == 0:
         return Verdict("valid")
-    return Verdict("invalid", _first_line(rf"{fname}:(\d+):(?:\d+:)? (?:fatal )?error", out.stderr), out.stderr[:300])
+    return Verdict(
+        "invalid", _first_line(rf"{fname}:(\d+):(?:\d+:)? (?:fatal )?error", out.stderr), out.stderr[:300]
+    )
 
 
 def reference_check(language: str, level: str, item: Item) -> Verdict:
@@ -420,11 +442,23 @@ def compare(language: str, level: str, items: list[Item], *, jobs: int = 2) -> R
                 rep.invalid_both += 1
                 rep.line_agree += a.line == b.line
                 if a.line != b.line:
-                    rep.line_mismatches.append({"id": it.id, "mutation": it.mutation, "ours": a.to_dict(),
-                                                "reference": {"line": b.line, "message": b.message}})
+                    rep.line_mismatches.append(
+                        {
+                            "id": it.id,
+                            "mutation": it.mutation,
+                            "ours": a.to_dict(),
+                            "reference": {"line": b.line, "message": b.message},
+                        }
+                    )
         else:
-            rep.disagreements.append({"id": it.id, "mutation": it.mutation, "ours": a.to_dict(),
-                                      "reference": {"status": b.status, "line": b.line, "message": b.message}})
+            rep.disagreements.append(
+                {
+                    "id": it.id,
+                    "mutation": it.mutation,
+                    "ours": a.to_dict(),
+                    "reference": {"status": b.status, "line": b.line, "message": b.message},
+                }
+            )
     return rep
 
 

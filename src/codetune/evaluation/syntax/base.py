@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 STATUSES = ("valid", "invalid", "unavailable")
 LEVELS = ("parse", "compile")
@@ -43,7 +44,7 @@ class Checker:
     language = ""
     # (known-good, known-bad) per level; the bad one must fail *at that level* (a type error for compile
     # where the language has types), so a checker that silently degrades to parse-only is caught.
-    canary: dict[str, tuple[str, str]] = {}
+    canary: ClassVar[dict[str, tuple[str, str]]] = {}
 
     def __init__(self, level: str = "parse", unit: str = "auto") -> None:
         self.level = level
@@ -66,7 +67,7 @@ class Checker:
     def close(self) -> None:
         self._stop()
 
-    def __enter__(self) -> Checker:
+    def __enter__(self) -> Checker:  # noqa: PYI034 (Self needs Python 3.11)
         return self.open()
 
     def __exit__(self, *exc) -> None:

@@ -22,12 +22,16 @@ import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
 
 from codetune.evaluation.syntax.base import Checker, SyntaxResult, clamp_line
 
 C_FLAGS = [
-    "-std=gnu17", "-Werror=implicit-function-declaration", "-Werror=implicit-int",
-    "-Werror=int-conversion", "-Werror=incompatible-pointer-types",
+    "-std=gnu17",
+    "-Werror=implicit-function-declaration",
+    "-Werror=implicit-int",
+    "-Werror=int-conversion",
+    "-Werror=incompatible-pointer-types",
 ]
 CXX_FLAGS = ["-std=gnu++17"]
 _ERROR = re.compile(r"^<stdin>:(\d+):(?:\d+:)? (?:fatal )?error: (.*)$", re.MULTILINE)
@@ -44,7 +48,7 @@ class CFamilyChecker(Checker):
     language = "c"
     units = ("auto", "whole", "member", "body")
     timeout_s = 60.0
-    canary = {
+    canary: ClassVar[dict[str, tuple[str, str]]] = {
         "parse": ("int f(int a) { return a + 1; }\n", "int f(int a) { return a + 1 }\n"),
         "compile": ("int f(int a) { return a + 1; }\n", "int f(int a) { return b + 1; }\n"),
     }
@@ -98,12 +102,20 @@ class CFamilyChecker(Checker):
     def _compile(self, code: str) -> SyntaxResult:
         try:
             out = subprocess.run(
-                compiler_command(self.language), input=code, capture_output=True, text=True,
-                encoding="utf-8", errors="replace", timeout=self.timeout_s, env=self._env,
+                compiler_command(self.language),
+                input=code,
+                check=False,
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                timeout=self.timeout_s,
+                env=self._env,
             )
         except subprocess.TimeoutExpired:
-            return SyntaxResult("unavailable", "compile", f"{self.language}: compiler timed out after "
-                                f"{self.timeout_s:g} s", None)
+            return SyntaxResult(
+                "unavailable", "compile", f"{self.language}: compiler timed out after {self.timeout_s:g} s", None
+            )
         except OSError as exc:
             return SyntaxResult("unavailable", "compile", f"{self.language}: compiler did not run ({exc})", None)
         if out.returncode == 0:
@@ -112,7 +124,9 @@ class CFamilyChecker(Checker):
         if match is None or "internal compiler error" in out.stderr:
             # A crash or a signal is not a verdict on the code.
             tail = out.stderr.strip().splitlines()[-1:] or [f"exit status {out.returncode}"]
-            return SyntaxResult("unavailable", "compile", f"{self.language}: compiler failed: {tail[0][:300]}", None)
+            return SyntaxResult(
+                "unavailable", "compile", f"{self.language}: compiler failed: {tail[0][:300]}", None
+            )
         return SyntaxResult("invalid", "compile", match.group(2)[:600], clamp_line(int(match.group(1)), code))
 
     def check_many(self, snippets: list[str]) -> list[SyntaxResult]:
@@ -126,7 +140,7 @@ class CFamilyChecker(Checker):
 
 class CppChecker(CFamilyChecker):
     language = "cpp"
-    canary = {
+    canary: ClassVar[dict[str, tuple[str, str]]] = {
         "parse": ("int f(int a) { return a + 1; }\n", "int f(int a) { return a + 1 }\n"),
         "compile": ("int f(int a) { return a + 1; }\n", 'int f(int a) { int* p = "s"; return a; }\n'),
     }

@@ -19,8 +19,9 @@ class HelperProcess:
     the helper costs `timeout_s`, then the helper is killed and started again for the next snippet.
     """
 
-    def __init__(self, argv: Sequence[str], *, timeout_s: float, start_timeout_s: float = 60.0,
-                 env: dict | None = None) -> None:
+    def __init__(
+        self, argv: Sequence[str], *, timeout_s: float, start_timeout_s: float = 60.0, env: dict | None = None
+    ) -> None:
         self.argv = list(argv)
         self.timeout_s = timeout_s
         self.start_timeout_s = start_timeout_s
@@ -35,8 +36,14 @@ class HelperProcess:
         self.stop()
         self._lines = queue.Queue()
         self.proc = subprocess.Popen(
-            self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, encoding="utf-8", bufsize=1, env=self.env,
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
+            env=self.env,
         )
         threading.Thread(target=_pump, args=(self.proc.stdout, self._lines), daemon=True).start()
         self.banner = self._read(self.start_timeout_s)
@@ -104,4 +111,3 @@ def _pump(stream, lines: queue.Queue) -> None:
     except (OSError, ValueError):
         pass
     lines.put(None)  # EOF: the helper is gone
-

@@ -34,6 +34,7 @@ import subprocess
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import ClassVar
 
 from codetune.evaluation.syntax.base import Checker, SyntaxResult, clamp_line
 from codetune.evaluation.syntax.helper_process import HelperFailure, HelperProcess
@@ -53,7 +54,7 @@ def _jdk_version(javac: str) -> str:
     release = home / "release"
     if release.is_file():
         return str(home) + "\n" + release.read_text(errors="replace")
-    out = subprocess.run([javac, "-version"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([javac, "-version"], check=False, capture_output=True, text=True, timeout=60)
     return str(home) + "\n" + out.stdout + out.stderr
 
 
@@ -71,7 +72,10 @@ def build_helper(javac: str) -> Path:
         src.write_text(source)
         out = subprocess.run(
             [javac, *EXPORTS, "-nowarn", "-d", str(Path(tmp) / "classes"), str(src)],
-            capture_output=True, text=True, timeout=120,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if out.returncode != 0:
             raise RuntimeError(f"javac could not build the helper: {(out.stderr or out.stdout).strip()[:300]}")
@@ -87,7 +91,7 @@ class JavaChecker(Checker):
     language = "java"
     units = ("auto", "whole", "member")
     timeout_s = 30.0  # per snippet; javac's first few checks in a cold JVM take ~1 s
-    canary = {
+    canary: ClassVar[dict[str, tuple[str, str]]] = {
         "parse": ("class Main { int f() { return 1; } }", "class Main { int f() { return 1 } }"),
         # A type error passes parse and fails analysis: proves the compile level really attributes.
         "compile": ("class Main { int f() { return 1; } }", 'class Main { int f() { return "s"; } }'),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 from importlib import resources
+from typing import ClassVar
 
 from codetune.evaluation.syntax.base import Checker, SyntaxResult, clamp_line
 from codetune.evaluation.syntax.helper_process import HelperFailure, HelperProcess
@@ -31,7 +32,7 @@ class JavaScriptChecker(Checker):
     language = "javascript"
     units = ("auto", "whole", "body", "member")
     timeout_s = 10.0
-    canary = {
+    canary: ClassVar[dict[str, tuple[str, str]]] = {
         "parse": ("function f(a) { return a + 1; }", "function f(a { return a; }"),
         "compile": ("function f(a) { return a + 1; }", "let a = 1;\nlet a = 2;"),
     }

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import textwrap
 import warnings
+from typing import ClassVar
 
 from codetune.evaluation.syntax.base import Checker, SyntaxResult, clamp_line
 
@@ -29,7 +30,7 @@ from codetune.evaluation.syntax.base import Checker, SyntaxResult, clamp_line
 class PythonChecker(Checker):
     language = "python"
     units = ("auto", "whole", "member", "body")
-    canary = {
+    canary: ClassVar[dict[str, tuple[str, str]]] = {
         "parse": ("def f(a):\n    return a + 1\n", "def f(a:\n    return a\n"),
         # `nonlocal` without an enclosing binding passes ast.parse and fails compile(): proves the level.
         "compile": ("def f(a):\n    return a + 1\n", "def f():\n    nonlocal x\n    x = 1\n"),
