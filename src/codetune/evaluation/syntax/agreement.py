@@ -6,7 +6,7 @@ Corpus (deterministic for a seed): real code, plus mutated copies of it.
     java        methods with their Javadoc from the JDK's `lib/src.zip` (java.base): half as bare members,
                 half as compilation units (`import java.util.*; import java.io.*;` + `public class Main`).
     javascript  function declarations with their JSDoc, and whole small files, from the npm packages
-                lodash, async and validator (`npm pack`, cached).
+                lodash, async and validator (`npm pack`, cached); offline: from npm's own install.
     c           whole example programs and their functions from /usr/share/doc/*/examples and numpy's
                 distutils checks (prefixed with common libc headers when cut out of a file).
     cpp         HumanEval-X C++ declarations + canonical solutions.
@@ -240,17 +240,37 @@ def npm_tarballs() -> list[Path]:
     return sorted(target.glob("*.tgz"))
 
 
-def _js_base(rng: random.Random, limit: int) -> list[Item]:
+def npm_install_dir() -> Path | None:
+    """npm's own installed sources (no download needed): `.../node_modules/npm`."""
+    import shutil
+
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    root = Path(npm).resolve().parent.parent
+    return root if (root / "package.json").is_file() else None
+
+
+def _js_base(rng: random.Random, limit: int, offline: bool = False) -> list[Item]:
     import tree_sitter_javascript
 
     parser = _ts_parser(tree_sitter_javascript)
     out: list[Item] = []
     files = []
-    for tgz in npm_tarballs():
-        with tarfile.open(tgz) as tf:
-            for m in tf.getmembers():
-                if m.isfile() and m.name.endswith(".js") and ".min." not in m.name:
-                    files.append((f"{tgz.stem}/{m.name}", tf.extractfile(m).read()))
+    if offline:
+        # npm's own installed sources: no network needed (the tests use these).
+        root = npm_install_dir()
+        if root is None:
+            raise FileNotFoundError("npm is not installed; it is the offline JavaScript corpus")
+        for path in sorted(root.rglob("*.js")):
+            if ".min." not in path.name:
+                files.append((f"npm/{path.relative_to(root)}", path.read_bytes()))
+    else:
+        for tgz in npm_tarballs():
+            with tarfile.open(tgz) as tf:
+                for m in tf.getmembers():
+                    if m.isfile() and m.name.endswith(".js") and ".min." not in m.name:
+                        files.append((f"{tgz.stem}/{m.name}", tf.extractfile(m).read()))
     rng.shuffle(files)
     for name, src in files:
         if len(src) < 6000:
@@ -323,9 +343,14 @@ def _cpp_base(rng: random.Random, limit: int) -> list[Item]:
 _BASES = {"python": _python_base, "java": _java_base, "javascript": _js_base, "c": _c_base, "cpp": _cpp_base}
 
 
-def build_corpus(language: str, n: int, seed: int = 0) -> list[Item]:
-    """About `n` items of real code for `language`, ~60% of them mutated; deterministic for `seed`."""
+def build_corpus(language: str, n: int, seed: int = 0, *, offline: bool = False) -> list[Item]:
+    """About `n` items of real code for `language`, ~60% of them mutated; deterministic for `seed`.
+
+    `offline=True` takes JavaScript from npm's own installed sources instead of fetching npm packages.
+    """
     rng = random.Random(f"{language}-{seed}")
+    if language == "javascript":
+        return _with_mutations(_js_base(rng, 3 * n, offline), n, rng)
     return _with_mutations(_BASES[language](rng, 3 * n), n, rng)
 
 
