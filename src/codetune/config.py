@@ -74,6 +74,15 @@ class TrainConfig(_Strict):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="'auto' = bf16 autocast where the device supports it fast, else fp32"
     )
+    base_weights: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="dtype of the frozen base Linear weights; 'auto' = bf16 when precision is bf16 "
+        "(embeddings, norms, LoRA weights and optimizer state stay fp32)",
+    )
+    logits: Literal["targets_only", "all"] = Field(
+        "targets_only",
+        description="compute the LM head only where a loss is taken (the target tokens); 'all' = the model's own loss",
+    )
     batching: Literal["length_grouped", "random"] = Field(
         "length_grouped", description="'length_grouped' batches similar lengths together (little padding)"
     )

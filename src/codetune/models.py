@@ -191,3 +191,24 @@ def apply_lora(model: Any, cfg: LoraConfig) -> Any:
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, pcfg)
+
+
+def cast_frozen_linears(model: Any, dtype_name: str) -> int:
+    """Store the base model's Linear weights in `dtype_name` ('bf16' or 'fp32'); return how many changed.
+
+    Under bf16 autocast every matmul casts its weight to bf16 anyway; storing the frozen weights in bf16
+    skips that cast on every step and halves their memory. Embeddings and norms stay fp32 so the
+    residual stream keeps fp32 precision; a Linear whose weight is shared (tied lm_head) is left alone.
+    """
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype_name]
+    shared = {id(p) for name, p in model.named_parameters() if "embed" in name}
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and id(module.weight) not in shared and module.weight.dtype != dtype:
+            module.weight.data = module.weight.data.to(dtype)
+            if module.bias is not None:
+                module.bias.data = module.bias.data.to(dtype)
+            changed += 1
+    return changed

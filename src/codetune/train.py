@@ -101,6 +101,36 @@ def collate(items: list[Encoded], pad_id: int) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def supports_target_logits(model: Any) -> bool:
+    """True when the model's forward takes `logits_to_keep` and applies nothing after its LM head."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = base.config
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+        return False
+    return "logits_to_keep" in inspect.signature(base.forward).parameters and base.get_output_embeddings() is not None
+
+
+def target_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """Mean next-token cross-entropy over labelled tokens, running the LM head on those tokens only.
+
+    Same value as the model's own loss (which averages over labels != -100), but the (tokens x vocab)
+    logits of prompt and padding positions are never computed: less time and far less memory.
+    """
+    import torch.nn.functional as F
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    out = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True, logits_to_keep=1
+    )
+    hidden = out.hidden_states[-1][:, :-1]  # (batch, seq-1, hidden), final norm applied
+    labels = batch["labels"][:, 1:]  # (batch, seq-1): token t predicts label t+1
+    keep = labels != -100
+    logits = base.get_output_embeddings()(hidden[keep]).float()  # (n_target, vocab)
+    return F.cross_entropy(logits, labels[keep])
+
+
 def _lr_lambda(total: int, warmup: int):
     def f(step: int) -> float:
         if warmup and step < warmup:
@@ -193,6 +223,7 @@ def train(
         result.resumed_from_step = start
 
     model.train()
+    own_head = tc.logits == "targets_only" and supports_target_logits(model)
     use_bf16 = precision == "bf16"
     bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=not progress, leave=False)
     t0 = time.perf_counter() - result.train_time_s
@@ -206,7 +237,7 @@ def train(
             result.padded_tokens += batch["input_ids"].numel()
             batch = {k: v.to(device) for k, v in batch.items()}
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = model(**batch).loss / len(chunk)
+                loss = (target_loss(model, batch) if own_head else model(**batch).loss) / len(chunk)
             loss.backward()
             step_loss += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)

@@ -56,20 +56,24 @@ def test_collate_pads_to_batch_max_not_global_max(tiny):
     assert (b["labels"][0, len(enc[0].input_ids):] == -100).all()
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_loss_falls_on_a_tiny_model(tiny, precision, tmp_path):
+@pytest.mark.parametrize("precision, base", [("fp32", "fp32"), ("bf16", "fp32"), ("bf16", "bf16")])
+def test_loss_falls_on_a_tiny_model(tiny, precision, base, tmp_path):
     import torch
 
-    from codetune.models import apply_lora
+    from codetune.models import apply_lora, cast_frozen_linears
 
     torch.manual_seed(0)
+    cast_frozen_linears(tiny.model, base)
     cfg = RunConfig.model_validate({"train": {"epochs": 6, "lr": 3e-2, "batch_size": 4, "checkpoint_every": 0},
                                     "lora": {"r": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "up_proj", "down_proj"]}})
     model = apply_lora(tiny.model, cfg.lora)
+    # Adapters and optimizer state stay fp32 whatever the base weights are.
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
     try:
         res = train(model, tiny.tokenizer, _samples(), cfg, device="cpu", precision=precision, progress=False)
     finally:
         tiny.model = model.unload()
+        cast_frozen_linears(tiny.model, "fp32")
     assert res.steps == 24 and len(res.losses) == 24
     assert sum(res.losses[-4:]) / 4 < 0.95 * sum(res.losses[:4]) / 4  # a random 32-dim model with a frozen head learns slowly
     assert res.real_tokens <= res.padded_tokens and res.tokens_per_s > 0
@@ -124,3 +128,46 @@ def test_checkpoint_resume_matches_uninterrupted_training(tiny, tmp_path, monkey
     resumed = run(tmp_path / "b")
     assert resumed.resumed_from_step == 3
     assert resumed.losses == pytest.approx(full.losses, rel=1e-5)
+
+
+def test_target_only_loss_equals_the_models_own_loss(tiny):
+    import torch
+
+    from codetune.train import supports_target_logits, target_loss
+
+    assert supports_target_logits(tiny.model)
+    batch = collate(encode(tiny.tokenizer, _samples(3)), tiny.tokenizer.pad_token_id)
+    with torch.no_grad():
+        ours = target_loss(tiny.model, batch)
+        theirs = tiny.model(**batch).loss
+    assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
+
+
+def test_gpt2_targets_use_conv1d_fan_in_fan_out():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from codetune.config import LoraConfig
+    from codetune.models import apply_lora, lora_targets
+    from codetune.train import supports_target_logits
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=64))
+    assert lora_targets(model, LoraConfig()) == (["c_attn", "c_proj"], True)
+    peft_model = apply_lora(model, LoraConfig(r=2))
+    assert peft_model.peft_config["default"].fan_in_fan_out is True
+    assert supports_target_logits(peft_model)
+
+
+def test_target_only_loss_matches_on_gpt2_too():
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from codetune.train import target_loss
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=64)).eval()
+    ids = torch.randint(0, 50, (2, 10))
+    labels = ids.clone()
+    labels[:, :4] = -100
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    with torch.no_grad():
+        assert float(target_loss(model, batch)) == pytest.approx(float(model(**batch).loss), rel=1e-5)

@@ -80,14 +80,16 @@ class Runner:
 
     # ------------------------------------------------------------------------------------------ stages
 
-    def _base_model(self, cfg: RunConfig, device: str) -> Any:
-        from codetune.models import load_base
+    def _base_model(self, cfg: RunConfig, device: str, base_weights: str) -> Any:
+        from codetune.models import cast_frozen_linears, load_base
 
-        key = f"{cfg.model.name}@{cfg.model.revision}:{device}"
+        key = f"{cfg.model.name}@{cfg.model.revision}:{device}:{base_weights}"
         if key not in self._cache.models:
             self._release_models()
             self.log(f"loading model {cfg.model.name}")
-            self._cache.models[key] = load_base(cfg.model, device=device)
+            loaded = load_base(cfg.model, device=device)
+            cast_frozen_linears(loaded.model, base_weights)
+            self._cache.models[key] = loaded
         return self._cache.models[key]
 
     def _release_models(self) -> None:
@@ -124,7 +126,14 @@ class Runner:
         threads = set_threads(cfg.threads)
         device = pick_device(cfg.device)
         precision = resolve_precision(cfg.train.precision, device)
-        loaded = self._base_model(cfg, device)
+        base_weights = cfg.train.base_weights
+        if base_weights == "auto":
+            base_weights = "bf16" if precision == "bf16" else "fp32"
+        if base_weights == "bf16" and precision != "bf16":
+            from codetune.errors import ConfigError
+
+            raise ConfigError("train.base_weights=bf16 needs train.precision=bf16 (or auto)", "set train.precision=bf16")
+        loaded = self._base_model(cfg, device, base_weights)
         tok = loaded.tokenizer
         train_set, test_set, _ = self._splits(cfg, tok, run_dir)
 
