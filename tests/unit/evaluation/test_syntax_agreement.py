@@ -41,3 +41,6 @@ def test_batch_checker_agrees_with_one_compiler_process_per_file(lang):
         report = compare(lang, level, items)
         assert report.disagreements == [], report.disagreements
         assert report.agree == report.n == len(items)
+        # Error lines agree too, except an error on a wrapper's closing line, reported on the snippet's last.
+        for m in report.line_mismatches:
+            assert m["ours"]["line"] == m["snippet_lines"] < m["reference"]["line"], m

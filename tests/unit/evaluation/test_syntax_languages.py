@@ -48,6 +48,7 @@ CASES = {
         "type": ("function f() {\n  return 1 - {};\n}", V, V, None),
         "early_error": ("function f() {\n  let a = 1;\n  let a = 2;\n}", I, I, 3),
         "module": ("import fs from 'fs';\nexport const x = 1;\n", V, V, None),
+        "module_bad": ("import fs from 'fs';\n\nexport const x = (;\n", I, I, 3),
         "body": ("const y = 2;\nreturn y;\n", V, V, None),
         "method": ("area() {\n  return this.w * this.h;\n}", V, V, None),
     },

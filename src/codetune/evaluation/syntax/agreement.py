@@ -387,8 +387,10 @@ def _python_ref(code: str, level: str, tmp: str) -> Verdict:
     if out.returncode == 0:
         return Verdict("valid")
     # The SyntaxError's own location is the last `File "...", line N` (its message may name other lines).
-    lines = re.findall(r'File "[^"]*", line (\d+)', out.stderr)
-    return Verdict("invalid", int(lines[-1]) if lines else None, out.stderr.strip().splitlines()[-1])
+    # py_compile prints IndentationErrors as "Sorry: IndentationError: ... (snippet.py, line N)".
+    lines = re.findall(r'File "[^"]*", line (\d+)|\(snippet\.py, line (\d+)\)', out.stderr)
+    line = int(next(g for g in lines[-1] if g)) if lines else None
+    return Verdict("invalid", line, out.stderr.strip().splitlines()[-1])
 
 
 def _java_ref(code: str, level: str, tmp: str, unit: str) -> Verdict:
@@ -469,6 +471,7 @@ def compare(language: str, level: str, items: list[Item], *, jobs: int = 2) -> R
                 if a.line != b.line:
                     rep.line_mismatches.append(
                         {
+                            "snippet_lines": it.code.count("\n") + 1,
                             "id": it.id,
                             "mutation": it.mutation,
                             "ours": a.to_dict(),

@@ -25,7 +25,8 @@ from codetune.evaluation.syntax.base import Checker, SyntaxResult, clamp_line
 from codetune.evaluation.syntax.helper_process import HelperFailure, HelperProcess
 
 INSTALL_HINT = "install Node.js 18+ (`node` on PATH), e.g.: apt-get install nodejs"
-NODE_FLAGS = ["--experimental-vm-modules", "--no-warnings", "--stack-size=4000"]
+# --expose-internals only to read the line of a module's SyntaxError (see syntax_helper.js).
+NODE_FLAGS = ["--experimental-vm-modules", "--expose-internals", "--no-warnings", "--stack-size=4000"]
 
 
 class JavaScriptChecker(Checker):

@@ -14,9 +14,23 @@ const FILE = 'snippet.js';
 const MEMBER_PREFIX = 'class Main { ';
 const MAX_MESSAGE = 600;
 
+// A SourceTextModule's SyntaxError carries its location only in node's private "arrow message" (what
+// `node --check file.mjs` prints); reading it needs --expose-internals. Without it, module errors have
+// no line, and nothing else changes.
+let arrowSymbol = null;
+try {
+  // eslint-disable-next-line node/no-missing-require
+  const { internalBinding } = require('internal/test/binding');
+  arrowSymbol = internalBinding('util').privateSymbols.arrow_message_private_symbol || null;
+} catch (err) {
+  arrowSymbol = null;
+}
+
 function lineOf(err, filename) {
-  // V8 puts "file:LINE" at the head of a SyntaxError's stack, before the source excerpt.
-  const m = String(err && err.stack).match(new RegExp(filename.replace('.', '\\.') + ':(\\d+)'));
+  // V8 puts "file:LINE" at the head of a SyntaxError's stack (or arrow message), before the source excerpt.
+  const re = new RegExp(filename.replace('.', '\\.') + ':(\\d+)');
+  let m = String(err && err.stack).match(re);
+  if (!m && arrowSymbol && err) m = String(err[arrowSymbol] || '').match(re);
   return m ? Number(m[1]) : null;
 }
 
