@@ -167,3 +167,23 @@ def test_java_snippets_do_not_see_each_other():
     results = check_snippets("java", codes, "compile")
     assert [r.status for r in results] == ["valid", "invalid", "valid", "invalid", "valid"]
     assert "Foo" in results[1].message or "symbol" in results[1].message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["c", "cpp"])
+def test_c_batches_match_one_process_per_snippet(lang):
+    # check_many gives one compiler driver several files; each must get the verdict it gets alone,
+    # whatever its neighbours do (a missing header, a duplicate name, an error on the same line).
+    codes = [
+        "int f(void) { return 1; }\n",
+        "#include <no_such_header.h>\nint g(void) { return 2; }\n",
+        "int f(void) { return 1; }\n",
+        "int h(void) {\n  return missing;\n}\n",
+        "int k(void) { return 3 }\n",
+    ] * 3
+    with open_checker(lang, "compile") as checker:
+        batch = checker.check_many(codes)
+        alone = [checker.check(code) for code in codes]
+    assert batch == alone
+    assert [r.status for r in batch[:5]] == ["valid", "invalid", "valid", "invalid", "invalid"]
+    assert [r.line for r in batch[:5]] == [None, 1, None, 2, 1]
