@@ -120,3 +120,9 @@ def source_tree(tmp_path) -> Path:
 def _isolated_cache(tmp_path, monkeypatch):
     """Each test gets its own codetune cache so corpora and models never leak between tests."""
     monkeypatch.setenv("CODETUNE_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def make_tree():
+    """The tiny-source-tree builder, for fixtures with a wider scope than `source_tree`."""
+    return make_source_tree

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codetune import faults
 from codetune.config import RunConfig
 from codetune.data.records import CodeSample
 
@@ -251,6 +252,7 @@ def train(
         if ckpt and tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0 and step + 1 < total_steps:
             state = {k: getattr(result, k) for k in ("losses", "train_time_s", "real_tokens", "target_tokens", "padded_tokens")}
             _save_checkpoint(ckpt, model, opt, sched, step + 1, state)
+        faults.checkpoint("train_step")
     bar.close()
     result.train_time_s = time.perf_counter() - t0
     result.tokens_per_s = result.real_tokens / max(result.train_time_s, 1e-9)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codetune import faults
 from codetune.config import ExperimentConfig, RunConfig, RunSpec, dump_yaml, expand_grid
 from codetune.data.records import CodeSample, read_jsonl
 
@@ -74,6 +75,7 @@ class Runner:
                 f"train {metrics['train_tokens_per_s']:.0f} tok/s"
             )
             write_results(self.exp_dir, self.specs)
+            faults.checkpoint("run_done")
         rows = write_results(self.exp_dir, self.specs)
         self._release_models()
         return rows
@@ -150,6 +152,8 @@ class Runner:
             tres = train(model, tok, train_set, cfg, device=device, precision=precision, run_dir=run_dir, progress=self.progress)
             save_adapter(model, adapter_dir, tres)
             shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
+            if tres.resumed_from_step:
+                self.log(f"  resumed training from the checkpoint at step {tres.resumed_from_step}")
             self.log(f"  trained {tres.steps} steps in {tres.train_time_s:.1f}s ({tres.tokens_per_s:.0f} real tok/s, {precision})")
         try:
             gens, gen_time = self._generate(model, tok, cfg, test_set, run_dir, device, precision, generate)
@@ -198,6 +202,7 @@ class Runner:
                     done.setdefault(g.index, []).append(rec)
                     f.write(json.dumps(rec) + "\n")
                 f.flush()
+                faults.checkpoint("gen_batch")
         gen_time = time.perf_counter() - t0
         gens = [rec for i in range(len(prompts)) for rec in sorted(done[i], key=lambda r: r["sample"])]
         return gens, gen_time

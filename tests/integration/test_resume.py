@@ -1,0 +1,109 @@
+"""Kill `codetune run` with SIGKILL at several points, rerun it, and get what an uninterrupted run gets."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+EXP = """
+name: resume
+label: "Rank {{lora.r}}"
+base:
+  model: {{name: "{model}"}}
+  data: {{language: python, source: "{source}", train_size: 16, test_size: 6, max_tokens: 200}}
+  train: {{epochs: 2, lr: 1.0e-3, batch_size: 4, checkpoint_every: 2}}
+  generate: {{max_new_tokens: 16, batch_size: 2}}
+grid:
+  lora.r: [2, 4]
+"""
+
+
+def _cmd(exp, out):
+    code = f"import sys; from codetune.cli import main; sys.exit(main({['run', str(exp), '--out', str(out), '--no-progress']!r}))"
+    return [sys.executable, "-c", code]
+
+
+def _run(exp, out, env_extra=None):
+    env = {**os.environ, "CODETUNE_CACHE": str(out) + "-cache", **(env_extra or {})}
+    return subprocess.run(_cmd(exp, out), env=env, capture_output=True, text=True, timeout=600)
+
+
+def _outcome(exp_dir):
+    with (exp_dir / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    per_run = {}
+    for r in rows:
+        d = exp_dir / r["run_dir"]
+        gens = [json.loads(x)["completion"] for x in (d / "generations.jsonl").read_text().splitlines()]
+        loss = json.loads((d / "metrics.json").read_text())["loss_curve"]
+        per_run[r["Configuration"]] = (gens, loss, r["BLEU"], r["Syntax_Pass_Rate"])
+    return rows, per_run
+
+
+@pytest.fixture(scope="module")
+def exp_file(tmp_path_factory, tiny_model_dir, make_tree):
+    root = tmp_path_factory.mktemp("resume")
+    f = root / "resume.yaml"
+    f.write_text(EXP.format(model=tiny_model_dir, source=make_tree(root / "pkg")))
+    return f
+
+
+@pytest.fixture(scope="module")
+def reference(exp_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    p = _run(exp_file, out, {"CODETUNE_CACHE": str(out / "cache")})
+    assert p.returncode == 0, p.stderr
+    return _outcome(out / "resume")
+
+
+@pytest.mark.parametrize("kill_at", ["train_step:3", "gen_batch:2", "run_done:1", "train_step:9"])
+def test_sigkill_then_rerun_gives_the_uninterrupted_result(exp_file, tmp_path, reference, kill_at):
+    out = tmp_path / "killed"
+    p = _run(exp_file, out, {"CODETUNE_KILL_AT": kill_at})
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    exp_dir = out / "resume"
+    if (exp_dir / "results.csv").exists():  # a killed run never leaves a half-written table
+        with (exp_dir / "results.csv").open() as f:
+            assert len(list(csv.DictReader(f))) <= 1
+    p = _run(exp_file, out)
+    assert p.returncode == 0, p.stderr
+    rows, per_run = _outcome(exp_dir)
+    ref_rows, ref_runs = reference
+    assert [r["Configuration"] for r in rows] == ["Rank 2", "Rank 4"]  # no duplicates, none missing
+    for label, (gens, loss, bleu, syn) in per_run.items():
+        ref_gens, ref_loss, ref_bleu, ref_syn = ref_runs[label]
+        assert gens == ref_gens
+        assert loss == pytest.approx(ref_loss, rel=1e-4)
+        assert (bleu, syn) == (ref_bleu, ref_syn)
+    if kill_at.startswith("train_step"):
+        assert "resumed" in p.stderr or "skipped" in p.stderr
+
+
+def test_external_sigkill_during_training(exp_file, tmp_path, reference):
+    """The test itself kills the process as soon as a training checkpoint exists."""
+    out = tmp_path / "ext"
+    proc = subprocess.Popen(_cmd(exp_file, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    killed = False
+    while time.time() < deadline and proc.poll() is None:
+        if list((out / "resume").glob("*/checkpoint/state.pt")):
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.005)
+    proc.wait()
+    p = _run(exp_file, out)
+    assert p.returncode == 0, p.stderr
+    rows, per_run = _outcome(out / "resume")
+    assert [r["Configuration"] for r in rows] == ["Rank 2", "Rank 4"]
+    for label, (gens, loss, *_rest) in per_run.items():
+        assert gens == reference[1][label][0]
+        assert loss == pytest.approx(reference[1][label][1], rel=1e-4)
+    assert killed or proc.returncode == 0
