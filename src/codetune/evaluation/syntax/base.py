@@ -65,7 +65,9 @@ class Checker:
         return self
 
     def close(self) -> None:
+        """End helper processes. A later `check` opens the checker again (and runs the canary again)."""
         self._stop()
+        self._opened = False
 
     def __enter__(self) -> Checker:  # noqa: PYI034 (Self needs Python 3.11)
         return self.open()
