@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import subprocess
+import tempfile
 import threading
 from collections.abc import Sequence
 
@@ -44,6 +45,9 @@ class HelperProcess:
             encoding="utf-8",
             bufsize=1,
             env=self.env,
+            # javac writes crash reports (javac.<date>.args) into the working directory: keep them out of
+            # the user's tree.
+            cwd=tempfile.gettempdir(),
         )
         threading.Thread(target=_pump, args=(self.proc.stdout, self._lines), daemon=True).start()
         self.banner = self._read(self.start_timeout_s)
