@@ -109,7 +109,8 @@ def generate(
                     n_new = ids.index(tokenizer.pad_token_id)
                 raw = tokenizer.decode(ids[:n_new], skip_special_tokens=True)
                 cut = stopping.truncate(language, batch_prompts[p], raw)
-                stop = "function_end" if cut != raw else ("eos" if hit_eos else "max_new_tokens")
+                ended = cut != raw or stopping.is_complete(language, batch_prompts[p], raw)
+                stop = "function_end" if ended else ("eos" if hit_eos else "max_new_tokens")
                 if trimmed[idx[p]]:
                     cut = cut[1:] if cut.startswith("\n") else cut
                     raw = raw[1:] if raw.startswith("\n") else raw

@@ -37,6 +37,9 @@ CASES = {
     "java": {
         "valid": ("/** Adds. */\npublic static int add(int a, int b) {\n    return a + b;\n}", V, V, None),
         "syntax": ("int add(int a, int b) {\n    return a + b\n}", I, I, 2),
+        # A bare constructor is wrapped in a class of its own name (else: "return type required").
+        "constructor": ("/** Makes one. */\n@Deprecated\npublic Point(int x) {\n    this.x = x;\n}", V, I, 4),
+        "constructor_ok": ("/** Makes one. */\nPoint() {\n    this(0);\n}\nPoint(int x) {\n}", V, V, None),
         "undefined": ("int f() {\n    return missing;\n}", V, I, 2),
         "type": ("int f() {\n    int x = 1;\n    String s = x;\n    return 0;\n}", V, I, 3),
         "missing_return": ("int f(int a) {\n    if (a > 0) return 1;\n}", V, I, 3),

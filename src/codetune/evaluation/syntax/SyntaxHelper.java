@@ -34,8 +34,18 @@ import javax.tools.ToolProvider;
 
 public final class SyntaxHelper {
     // Same-line prefix: line numbers of the wrapped snippet equal those of the snippet itself.
-    static final String MEMBER_PREFIX = "class Main { ";
     static final String MEMBER_SUFFIX = "\n}\n";
+    // A member that starts `[annotations] [access] [<T>] Name(` is a constructor: the wrapper class must
+    // carry its name, or javac rejects it as a method without a return type.
+    static final java.util.regex.Pattern CONSTRUCTOR = java.util.regex.Pattern.compile(
+        "\\s*(?:@[\\w.]+(?:\\([^)]*\\))?\\s+)*(?:(?:public|protected|private)\\s+)?(?:<[^>]*>\\s*)?"
+        + "([A-Za-z_$][\\w$]*)\\s*\\(");
+
+    static String memberClassName(String code) {
+        String bare = code.replaceAll("(?s)/\\*.*?\\*/", " ").replaceAll("//[^\n]*", " ");
+        java.util.regex.Matcher m = CONSTRUCTOR.matcher(bare);
+        return m.lookingAt() ? m.group(1) : "Main";
+    }
     static final int MAX_MESSAGE = 600;
     static final List<String> OPTIONS = List.of("-proc:none", "-Xlint:none", "-nowarn", "-implicit:none");
 
@@ -189,7 +199,9 @@ public final class SyntaxHelper {
 
     static String check(String level, String unit, String code) throws Exception {
         boolean compileLevel = level.equals("compile");
-        String wrapped = MEMBER_PREFIX + code + MEMBER_SUFFIX;
+        String className = memberClassName(code);
+        String memberPrefix = "class " + className + " { ";
+        String wrapped = memberPrefix + code + MEMBER_SUFFIX;
         Outcome whole = null;
         Outcome member = null;
         if (!unit.equals("member")) {
@@ -209,14 +221,14 @@ public final class SyntaxHelper {
             form = "member";
             chosen = member;
         } else {
-            long memberPos = member.position - MEMBER_PREFIX.length();
+            long memberPos = member.position - memberPrefix.length();
             boolean memberFurther = memberPos > whole.position;
             form = memberFurther ? "member" : "whole";
             chosen = memberFurther ? member : whole;
         }
         if (chosen.ok && compileLevel) {
             String text = form.equals("member") ? wrapped : code;
-            String name = form.equals("member") ? "Main" : chosen.publicType;
+            String name = form.equals("member") ? className : chosen.publicType;
             try {
                 chosen = compile(text, name);
             } catch (Exception | AssertionError e) {

@@ -10,7 +10,7 @@ Levels:
 Units (`unit=`):
     whole   the snippet is a compilation unit (imports, classes).
     member  the snippet is a class member (a method with its Javadoc, a field): it is checked as
-            `class Main { <snippet>\\n}`, with the prefix on the snippet's first line so line numbers
+            `class Main { <snippet>\\n}` (named after the constructor when the member is one), with the prefix on the snippet's first line so line numbers
             are the snippet's own.
     auto    whole if the snippet parses as a compilation unit, else member if it parses as a member;
             if neither parses, the reading whose first error comes later in the snippet (ties: whole).
