@@ -67,7 +67,10 @@ class TrainConfig(_Strict):
     epochs: float = Field(3, gt=0, description="passes over the training set (fractions allowed)")
     lr: float = Field(1e-4, gt=0, description="peak learning rate (AdamW, linear decay)")
     batch_size: int = Field(8, ge=1, description="sequences per optimizer step")
-    grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
+    grad_accum: int = Field(1, ge=1, description="batches accumulated per optimizer step")
+    micro_batch_tokens: int = Field(
+        384, ge=0, description="run a batch in pieces of at most this many padded tokens (caps memory; 0 = whole)"
+    )
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of steps with linear warm-up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on LoRA weights")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")

@@ -86,6 +86,26 @@ def plan_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, mod
     return [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
 
 
+def split_by_tokens(batch_idx: list[int], lengths: list[int], budget: int) -> list[list[int]]:
+    """Cut one batch into pieces whose padded size (items x longest) stays within `budget` tokens.
+
+    Activation memory grows with the padded tokens of what runs at once; the optimizer step (and so the
+    result, up to float rounding) is the same whether a batch runs whole or in pieces. budget 0 = whole.
+    """
+    if budget <= 0:
+        return [batch_idx]
+    pieces: list[list[int]] = []
+    cur: list[int] = []
+    for i in sorted(batch_idx, key=lambda j: lengths[j]):
+        if cur and (len(cur) + 1) * max(lengths[i], max(lengths[j] for j in cur)) > budget:
+            pieces.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        pieces.append(cur)
+    return pieces
+
+
 def collate(items: list[Encoded], pad_id: int) -> dict[str, Any]:
     """Right-pad to the longest item in this batch (not to a global max length)."""
     import torch
@@ -196,6 +216,7 @@ def train(
     tc = cfg.train
     encoded = encode(tokenizer, samples)
     lengths = [len(e.input_ids) for e in encoded]
+    n_loss_tokens = [sum(lab != -100 for lab in e.labels[1:]) for e in encoded]  # predicted positions
     mode = "sequential" if cfg.data.order == "curriculum" else tc.batching
     n_epochs = math.ceil(tc.epochs)
     micro: list[list[int]] = []
@@ -231,14 +252,19 @@ def train(
     for step in range(start, total_steps):
         step_loss = 0.0
         chunk = micro[step * tc.grad_accum : (step + 1) * tc.grad_accum]
-        for batch_idx in chunk:
-            batch = collate([encoded[i] for i in batch_idx], tokenizer.pad_token_id)
+        pieces = [p for batch_idx in chunk for p in split_by_tokens(batch_idx, lengths, tc.micro_batch_tokens)]
+        # The step's loss is the mean over all its target tokens, however the batch was cut into pieces.
+        n_target = sum(n_loss_tokens[i] for batch_idx in chunk for i in batch_idx)
+        for piece in pieces:
+            batch = collate([encoded[i] for i in piece], tokenizer.pad_token_id)
             result.real_tokens += int(batch["attention_mask"].sum())
             result.target_tokens += int((batch["labels"] != -100).sum())
             result.padded_tokens += batch["input_ids"].numel()
             batch = {k: v.to(device) for k, v in batch.items()}
+            piece_target = sum(n_loss_tokens[i] for i in piece)
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = (target_loss(model, batch) if own_head else model(**batch).loss) / len(chunk)
+                mean = target_loss(model, batch) if own_head else model(**batch).loss
+                loss = mean * (piece_target / max(n_target, 1))
             loss.backward()
             step_loss += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)

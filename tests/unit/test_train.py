@@ -171,3 +171,34 @@ def test_target_only_loss_matches_on_gpt2_too():
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
     with torch.no_grad():
         assert float(target_loss(model, batch)) == pytest.approx(float(model(**batch).loss), rel=1e-5)
+
+
+def test_split_by_tokens_caps_padded_size():
+    from codetune.train import split_by_tokens
+
+    lengths = [10, 100, 20, 90, 30]
+    pieces = split_by_tokens([0, 1, 2, 3, 4], lengths, budget=200)
+    assert sorted(i for p in pieces for i in p) == [0, 1, 2, 3, 4]
+    assert all(len(p) == 1 or len(p) * max(lengths[i] for i in p) <= 200 for p in pieces)
+    assert split_by_tokens([0, 1], lengths, budget=0) == [[0, 1]]
+    assert split_by_tokens([1], lengths, budget=10) == [[1]]  # one item always runs, even over budget
+
+
+def test_micro_batch_pieces_give_the_same_step(tiny):
+    import torch
+
+    from codetune.models import apply_lora
+
+    results = []
+    for budget in (0, 40):
+        cfg = RunConfig.model_validate({"train": {"epochs": 1, "lr": 1e-2, "batch_size": 8, "checkpoint_every": 0,
+                                                  "micro_batch_tokens": budget}, "lora": {"r": 4, "dropout": 0.0}})
+        torch.manual_seed(3)
+        model = apply_lora(tiny.model, cfg.lora)
+        try:
+            results.append(train(model, tiny.tokenizer, _samples(), cfg, device="cpu", precision="fp32", progress=False))
+        finally:
+            tiny.model = model.unload()
+    whole, pieces = results
+    assert pieces.padded_tokens < whole.padded_tokens or pieces.padded_tokens == whole.padded_tokens
+    assert pieces.losses == pytest.approx(whole.losses, rel=1e-4)
