@@ -10,17 +10,6 @@ import pytest
 from codetune.evaluation.syntax.agreement import build_corpus, compare, java_src_zip, levels_for, mutate
 
 
-@pytest.fixture(scope="module")
-def _syntax_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("syntax-cache")
-
-
-@pytest.fixture(autouse=True)
-def _shared_helper_cache(_syntax_cache, monkeypatch):
-    # One cache per module instead of per test: the Java helper is compiled once here, not per test.
-    monkeypatch.setenv("CODETUNE_CACHE", str(_syntax_cache))
-
-
 SAMPLE = {"python": 40, "java": 12, "javascript": 30, "c": 16}
 
 

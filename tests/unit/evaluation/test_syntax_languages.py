@@ -12,17 +12,6 @@ import pytest
 from codetune.evaluation.syntax import open_checker
 
 
-@pytest.fixture(scope="module")
-def _syntax_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("syntax-cache")
-
-
-@pytest.fixture(autouse=True)
-def _shared_helper_cache(_syntax_cache, monkeypatch):
-    # One cache per module instead of per test: the Java helper is compiled once here, not per test.
-    monkeypatch.setenv("CODETUNE_CACHE", str(_syntax_cache))
-
-
 V, I = "valid", "invalid"
 
 CASES = {

@@ -22,17 +22,6 @@ from codetune.evaluation.syntax import (
 from codetune.evaluation.syntax.python import PythonChecker
 
 
-@pytest.fixture(scope="module")
-def _syntax_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("syntax-cache")
-
-
-@pytest.fixture(autouse=True)
-def _shared_helper_cache(_syntax_cache, monkeypatch):
-    # One cache per module instead of per test: the Java helper is compiled once here, not per test.
-    monkeypatch.setenv("CODETUNE_CACHE", str(_syntax_cache))
-
-
 def test_public_constants():
     assert SUPPORTED_LANGUAGES == ("python", "java", "javascript", "c", "cpp")
     assert LEVELS == ("parse", "compile")
