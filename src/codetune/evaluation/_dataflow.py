@@ -60,7 +60,12 @@ class _Walker:
         return out
 
     def token(self, node) -> tuple[int, str]:
-        return self.tokens[(node.start_byte, node.end_byte)]
+        key = (node.start_byte, node.end_byte)
+        if key not in self.tokens:
+            # A node the leaf walk did not list (seen inside tree-sitter ERROR nodes of broken code): give
+            # it a fresh index so it takes part like any other token instead of crashing the metric.
+            self.tokens[key] = (len(self.tokens), self.code[key[0] : key[1]].decode("utf8", errors="replace"))
+        return self.tokens[key]
 
     def variables(self, node) -> list[tuple[int, str]]:
         """(idx, text) of the leaf tokens under ``node`` that are not keywords or punctuation."""

@@ -10,6 +10,7 @@ execution statuses, each with a percentile bootstrap interval over test items
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,19 @@ def score_run(
 COMPLEXITY_KEYS = ("gen_cyclomatic", "gen_nloc", "gen_tokens", "ref_cyclomatic", "ref_nloc", "ref_tokens")
 
 
+def codebleu_text(body: str, language: str) -> str:
+    """A function body as CodeBLEU parses it: shifted to column 0 and without the function's closing
+    brace, so tree-sitter reads plain statements (an indented Python block or a stray `}` would be a
+    parse error that corrupts the syntax and dataflow components). Same rule for hypothesis and reference.
+    """
+    text = textwrap.dedent(body)
+    if language != "python":
+        stripped = text.rstrip()
+        if stripped.endswith("}"):
+            text = stripped[:-1]
+    return text
+
+
 def item_measures(
     hyps: list[str], refs: list[str], prompts: list[str], language: str, tokenize: str = "13a"
 ) -> dict[str, list]:
@@ -123,7 +137,9 @@ def item_measures(
     bleu_stats, bleu = bleu_item_stats(hyps, refs, tokenize)
     out: dict[str, Any] = {"bleu": bleu, "bleu_stats": bleu_stats}
     if language in SUPPORTED_LANGUAGES and hyps:
-        cb_stats = codebleu_item_stats(hyps, refs, language)
+        cb_stats = codebleu_item_stats(
+            [codebleu_text(h, language) for h in hyps], [codebleu_text(r, language) for r in refs], language
+        )
         combine = codebleu_combine()
         out["codebleu_stats"] = cb_stats
         out["codebleu"] = [combine(row) for row in cb_stats]

@@ -81,3 +81,19 @@ def test_n_boot_and_ci_level_are_validated():
         RunConfig.model_validate({"eval": {"n_boot": 0}})
     with pytest.raises(ValidationError):
         RunConfig.model_validate({"eval": {"ci_level": 1.5}})
+
+
+def test_codebleu_reads_bodies_as_statements():
+    from codetune.evaluation.scoring import codebleu_text
+
+    assert codebleu_text("    x = 1\n    return x\n", "python") == "x = 1\nreturn x\n"
+    assert codebleu_text("    int y = 2;\n    return y;\n}\n", "java") == "int y = 2;\nreturn y;\n"
+
+
+def test_codebleu_survives_generated_code_that_once_crashed_its_dataflow():
+    from codetune.evaluation.codebleu import per_sample_codebleu
+
+    hyp = "    if self.instance.is_open:\n        self.instance.close()\n    else:\n        self.instance.close()\n"
+    ref = "    try:\n        typ, dat = self._simple_command('CLOSE')\n    finally:\n        self.state = 'AUTH'\n    return typ, dat\n"
+    (res,) = per_sample_codebleu([hyp], [ref], "python")  # indented bodies parse as ERROR trees
+    assert 0 <= res.codebleu <= 1
