@@ -114,12 +114,12 @@ def codebleu_text(body: str, language: str) -> str:
     brace, so tree-sitter reads plain statements (an indented Python block or a stray `}` would be a
     parse error that corrupts the syntax and dataflow components). Same rule for hypothesis and reference.
     """
-    text = textwrap.dedent(body)
+    text = body
     if language != "python":
         stripped = text.rstrip()
         if stripped.endswith("}"):
             text = stripped[:-1]
-    return text
+    return textwrap.dedent(text)
 
 
 def item_measures(
