@@ -34,7 +34,8 @@ def plot_results(rows: list[dict], out: Path, title: str = "") -> Path:
         ax.bar(x, means, color="#4C72B0", yerr=[lows, highs] if has_err else None, capsize=4)
         for xi, m in zip(x, means):
             if not math.isnan(m):
-                ax.text(xi, m, f"{m:.1f}", ha="center", va="bottom", fontsize=8)
+                # Inside the bar's foot, so the label never collides with the error bar.
+                ax.text(xi, 0, f"{m:.1f}", ha="center", va="bottom", fontsize=8, color="white", fontweight="bold")
         ax.set_xticks(list(x), labels, rotation=20, ha="right", fontsize=8)
         ax.set_title(name + (" (95% CI)" if has_err else ""), fontsize=10)
     fig.suptitle(title)
