@@ -73,7 +73,7 @@ def generate(
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     sampling = cfg.n_samples > 1
-    bar = tqdm(total=len(todo), desc="generate", unit="prompt", disable=not progress, leave=False)
+    bar = tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if progress else True, leave=False)
     try:
         for start in range(0, len(todo), cfg.batch_size):
             idx = todo[start : start + cfg.batch_size]

@@ -247,7 +247,7 @@ def train(
     model.train()
     own_head = tc.logits == "targets_only" and supports_target_logits(model)
     use_bf16 = precision == "bf16"
-    bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=not progress, leave=False)
+    bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=None if progress else True, leave=False)
     t0 = time.perf_counter() - result.train_time_s
     for step in range(start, total_steps):
         step_loss = 0.0

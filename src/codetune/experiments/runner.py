@@ -121,6 +121,10 @@ class Runner:
         from codetune.models import apply_lora
         from codetune.train import TrainResult, save_adapter, train
 
+        import warnings
+
+        # peft calls a transformers property deprecated in v5; the warning is theirs, not the user's.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         cfg = spec.config
         run_dir = self.run_dir(spec)
         run_dir.mkdir(parents=True, exist_ok=True)
