@@ -34,8 +34,10 @@ def _timed_complexity():
 
 def main(languages: list[str]) -> int:
     spent = _timed_complexity()
-    print(f"{'language':<11} {'samples':>8} {'unique':>8} {'files':>7} {'time_s':>7} {'samples/s':>9} "
-          f"{'lizard_%':>8} {'cc_median':>9} {'nloc_median':>11}  source")
+    print(
+        f"{'language':<11} {'samples':>8} {'unique':>8} {'files':>7} {'time_s':>7} {'samples/s':>9} "
+        f"{'lizard_%':>8} {'cc_median':>9} {'nloc_median':>11}  source"
+    )
     for language in languages:
         try:
             source = sources.default_source(language)
@@ -50,9 +52,11 @@ def main(languages: list[str]) -> int:
         cc = [s.complexity.get("cyclomatic", 0) for s in samples] or [0]
         nloc = [s.complexity.get("nloc", 0) for s in samples] or [0]
         lizard_share = 100 * spent[0] / elapsed if language != "python" else float("nan")
-        print(f"{language:<11} {len(samples):>8} {len({s.id for s in samples}):>8} {files:>7} {elapsed:>7.1f} "
-              f"{len(samples) / elapsed:>9.0f} {lizard_share:>8.0f} {statistics.median(cc):>9} "
-              f"{statistics.median(nloc):>11}  {source}")
+        print(
+            f"{language:<11} {len(samples):>8} {len({s.id for s in samples}):>8} {files:>7} {elapsed:>7.1f} "
+            f"{len(samples) / elapsed:>9.0f} {lizard_share:>8.0f} {statistics.median(cc):>9} "
+            f"{statistics.median(nloc):>11}  {source}"
+        )
     return 0
 
 

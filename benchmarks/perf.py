@@ -218,8 +218,14 @@ def part_codetune(opts: dict, precision: str = "auto") -> dict:
         threads=opts["threads"],
         model={"name": opts["model"]},
         lora={"r": 16, "alpha": 32, "dropout": 0.1},
-        train={"epochs": epochs, "batch_size": 8, "lr": 1e-4, "precision": prec, "checkpoint_every": 0,
-               **({"micro_batch_tokens": int(os.environ["PERF_MBT"])} if os.environ.get("PERF_MBT") else {})},
+        train={
+            "epochs": epochs,
+            "batch_size": 8,
+            "lr": 1e-4,
+            "precision": prec,
+            "checkpoint_every": 0,
+            **({"micro_batch_tokens": int(os.environ["PERF_MBT"])} if os.environ.get("PERF_MBT") else {}),
+        },
     )
     model = _lora(loaded.model, opts["seed"])
     res = train(model, tok, train_set, cfg, device=device, precision=prec, progress=False)

@@ -356,10 +356,11 @@ def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> Ex
             if key in ("name", "description", "label"):
                 raw[key] = value
                 continue
-            if key.startswith("base."):
-                key = key[len("base.") :]
+            key = key.removeprefix("base.")
             _set_dotted({}, key, None)  # validates the path
-            if isinstance(value, list) and not (_is_list_field(key) and not any(isinstance(v, list) for v in value)):
+            if isinstance(value, list) and not (
+                _is_list_field(key) and not any(isinstance(v, list) for v in value)
+            ):
                 raw["grid"][key] = value
             else:
                 raw["grid"].pop(key, None)

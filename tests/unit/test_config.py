@@ -8,7 +8,12 @@ def test_presets_mirror_the_study():
     assert {"quick", "rank", "scale", "lang"} <= set(preset_names())
     rank = load_experiment("rank")
     assert rank.grid == {"lora.r": [4, 16, 64]}
-    assert (rank.base.train.epochs, rank.base.train.lr, rank.base.lora.alpha, rank.base.lora.dropout) == (3, 1e-4, 32, 0.1)
+    assert (rank.base.train.epochs, rank.base.train.lr, rank.base.lora.alpha, rank.base.lora.dropout) == (
+        3,
+        1e-4,
+        32,
+        0.1,
+    )
     assert rank.base.data.train_size == 200
     assert load_experiment("scale").grid == {"data.train_size": [50, 150, 300]}
     assert load_experiment("lang").grid == {"data.language": ["python", "java", "javascript"]}
@@ -16,7 +21,9 @@ def test_presets_mirror_the_study():
 
 
 def test_overrides_set_values_and_make_axes():
-    exp = load_experiment("rank", ["seed=[0,1,2]", "train.lr=1e-3", "lora.r=8", "lora.target_modules=[q_proj,v_proj]"])
+    exp = load_experiment(
+        "rank", ["seed=[0,1,2]", "train.lr=1e-3", "lora.r=8", "lora.target_modules=[q_proj,v_proj]"]
+    )
     assert exp.grid == {"seed": [0, 1, 2]}
     assert exp.base.train.lr == 1e-3 and exp.base.lora.r == 8
     assert exp.base.lora.target_modules == ["q_proj", "v_proj"]

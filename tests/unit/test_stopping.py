@@ -51,7 +51,7 @@ def test_java_text_block_with_braces_and_escaped_quotes():
 
 def test_java_nested_lambdas_anonymous_and_local_classes():
     body = (
-        "  Runnable r = () -> { System.out.println(\"{\"); };\n"
+        '  Runnable r = () -> { System.out.println("{"); };\n'
         "  class Local { int g() { return 1; } }\n"
         "  return new Object() { int h() { return new Local().g(); } }.hashCode();\n"
         "}"
@@ -86,7 +86,9 @@ def test_javascript_nested_functions_and_object_literals():
 
 
 def test_cpp_raw_strings_digit_separators_and_char_literals():
-    body = "  auto s = R\"x(a\"})\")x\";\n  int n = 1'000'000 + '{';\n  char c = '}';\n  return n + s.size() + c;\n}"
+    body = (
+        "  auto s = R\"x(a\"})\")x\";\n  int n = 1'000'000 + '{';\n  char c = '}';\n  return n + s.size() + c;\n}"
+    )
     assert truncate("cpp", "int f() {\n", body + "\n}\n") == body
 
 

@@ -10,8 +10,15 @@ def _samples(n=16):
     for i in range(n):
         target = f"    return a + {i}\n"
         out.append(
-            CodeSample(id=sample_id("python", target), language="python",
-                       prompt=f'def add{i}(a):\n    """Add {i}."""\n', target=target, source="x.py", line=1, name="f")
+            CodeSample(
+                id=sample_id("python", target),
+                language="python",
+                prompt=f'def add{i}(a):\n    """Add {i}."""\n',
+                target=target,
+                source="x.py",
+                line=1,
+                name="f",
+            )
         )
     return out
 
@@ -53,7 +60,7 @@ def test_collate_pads_to_batch_max_not_global_max(tiny):
     width = max(len(e.input_ids) for e in enc)
     assert b["input_ids"].shape == (2, width)
     assert int(b["attention_mask"][0].sum()) == len(enc[0].input_ids)
-    assert (b["labels"][0, len(enc[0].input_ids):] == -100).all()
+    assert (b["labels"][0, len(enc[0].input_ids) :] == -100).all()
 
 
 @pytest.mark.parametrize("precision, base", [("fp32", "fp32"), ("bf16", "fp32"), ("bf16", "bf16")])
@@ -64,8 +71,12 @@ def test_loss_falls_on_a_tiny_model(tiny, precision, base, tmp_path):
 
     torch.manual_seed(0)
     cast_frozen_linears(tiny.model, base)
-    cfg = RunConfig.model_validate({"train": {"epochs": 6, "lr": 3e-2, "batch_size": 4, "checkpoint_every": 0},
-                                    "lora": {"r": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "up_proj", "down_proj"]}})
+    cfg = RunConfig.model_validate(
+        {
+            "train": {"epochs": 6, "lr": 3e-2, "batch_size": 4, "checkpoint_every": 0},
+            "lora": {"r": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "up_proj", "down_proj"]},
+        }
+    )
     model = apply_lora(tiny.model, cfg.lora)
     # Adapters and optimizer state stay fp32 whatever the base weights are.
     assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
@@ -75,7 +86,9 @@ def test_loss_falls_on_a_tiny_model(tiny, precision, base, tmp_path):
         tiny.model = model.unload()
         cast_frozen_linears(tiny.model, "fp32")
     assert res.steps == 24 and len(res.losses) == 24
-    assert sum(res.losses[-4:]) / 4 < 0.95 * sum(res.losses[:4]) / 4  # a random 32-dim model with a frozen head learns slowly
+    assert (
+        sum(res.losses[-4:]) / 4 < 0.95 * sum(res.losses[:4]) / 4
+    )  # a random 32-dim model with a frozen head learns slowly
     assert res.real_tokens <= res.padded_tokens and res.tokens_per_s > 0
     assert res.trainable_params > 0
 
@@ -102,15 +115,27 @@ def test_checkpoint_resume_matches_uninterrupted_training(tiny, tmp_path, monkey
     import codetune.train as train_mod
     from codetune.models import apply_lora
 
-    cfg = RunConfig.model_validate({"train": {"epochs": 2, "lr": 5e-3, "batch_size": 4, "checkpoint_every": 3},
-                                    "lora": {"r": 4, "dropout": 0.1}})
+    cfg = RunConfig.model_validate(
+        {
+            "train": {"epochs": 2, "lr": 5e-3, "batch_size": 4, "checkpoint_every": 3},
+            "lora": {"r": 4, "dropout": 0.1},
+        }
+    )
 
     def run(run_dir):
         torch.manual_seed(1)
         model = apply_lora(tiny.model, cfg.lora)
         try:
-            return train(model, tiny.tokenizer, _samples(), cfg, device="cpu", precision="fp32", run_dir=run_dir,
-                         progress=False)
+            return train(
+                model,
+                tiny.tokenizer,
+                _samples(),
+                cfg,
+                device="cpu",
+                precision="fp32",
+                run_dir=run_dir,
+                progress=False,
+            )
         finally:
             tiny.model = model.unload()
 
@@ -191,12 +216,24 @@ def test_micro_batch_pieces_give_the_same_step(tiny):
 
     results = []
     for budget in (0, 40):
-        cfg = RunConfig.model_validate({"train": {"epochs": 1, "lr": 1e-2, "batch_size": 8, "checkpoint_every": 0,
-                                                  "micro_batch_tokens": budget}, "lora": {"r": 4, "dropout": 0.0}})
+        cfg = RunConfig.model_validate(
+            {
+                "train": {
+                    "epochs": 1,
+                    "lr": 1e-2,
+                    "batch_size": 8,
+                    "checkpoint_every": 0,
+                    "micro_batch_tokens": budget,
+                },
+                "lora": {"r": 4, "dropout": 0.0},
+            }
+        )
         torch.manual_seed(3)
         model = apply_lora(tiny.model, cfg.lora)
         try:
-            results.append(train(model, tiny.tokenizer, _samples(), cfg, device="cpu", precision="fp32", progress=False))
+            results.append(
+                train(model, tiny.tokenizer, _samples(), cfg, device="cpu", precision="fp32", progress=False)
+            )
         finally:
             tiny.model = model.unload()
     whole, pieces = results

@@ -11,9 +11,15 @@ HELP = "run an experiment (a preset such as quick/rank/scale/lang, or a YAML fil
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("experiment", help="preset name (quick, rank, scale, lang) or path to an experiment YAML")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. lora.r=8, seed=[0,1,2], data.train_size=50")
-    p.add_argument("--out", default="runs", help="output root; results go to OUT/<experiment name>/ (default: runs)")
-    p.add_argument("--dry-run", action="store_true", help="list the runs with their ids and estimated cost, run nothing")
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="e.g. lora.r=8, seed=[0,1,2], data.train_size=50"
+    )
+    p.add_argument(
+        "--out", default="runs", help="output root; results go to OUT/<experiment name>/ (default: runs)"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs with their ids and estimated cost, run nothing"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -46,7 +46,9 @@ def _shift_left(lines: list[str], indent: int) -> list[str]:
 def _split_function(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str]) -> tuple[str, str] | None:
     body = node.body
     doc = body[0]
-    if not (isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)):
+    if not (
+        isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)
+    ):
         return None
     if len(body) < 2:
         return None  # docstring only: nothing to generate

@@ -92,9 +92,13 @@ def iter_source_files(
     elif source.is_file():
         if not (_is_archive(source.name, archives) or source.name.endswith(suffixes)):
             kinds = ", ".join(suffixes + archives)
-            raise DataError(f"data source '{source}' is not a file of a known kind ({kinds})",
-                            "pass data.source=PATH to a source file, a directory, or an archive")
+            raise DataError(
+                f"data source '{source}' is not a file of a known kind ({kinds})",
+                "pass data.source=PATH to a source file, a directory, or an archive",
+            )
         yield from _read_one(source, source.name, suffixes, archives, skip_dirs)
     else:
-        raise DataError(f"data source '{source}' does not exist",
-                        "pass data.source=PATH to a source file, a directory, or an archive")
+        raise DataError(
+            f"data source '{source}' does not exist",
+            "pass data.source=PATH to a source file, a directory, or an archive",
+        )

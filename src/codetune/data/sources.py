@@ -69,14 +69,19 @@ def npm_corpus_dir(packages: tuple[str, ...] = NPM_PACKAGES) -> Path:
     hint = "check access to the npm registry, or pass data.source=PATH to .js files or npm .tgz tarballs"
     npm = shutil.which("npm")
     if npm is None:
-        raise DataError("the default JavaScript corpus needs npm, which was not found", f"install node/npm; or {hint}")
+        raise DataError(
+            "the default JavaScript corpus needs npm, which was not found", f"install node/npm; or {hint}"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     # Pack into a scratch directory and move complete files in, so an interrupted fetch leaves no half tarball.
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
         try:
             proc = subprocess.run(
                 [npm, "pack", "--silent", "--pack-destination", tmp, *missing],
-                capture_output=True, text=True, timeout=300, cwd=tmp,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                cwd=tmp,
             )
         except subprocess.TimeoutExpired:
             raise DataError(f"npm pack {' '.join(missing)} timed out after 300 s", hint) from None

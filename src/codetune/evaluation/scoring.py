@@ -156,7 +156,12 @@ def item_measures(
 
 
 def run_uncertainty(
-    records: list[dict], item: dict[str, Any], syntax_rate: float | None, n_boot: int, ci_level: float, seed: int = 0
+    records: list[dict],
+    item: dict[str, Any],
+    syntax_rate: float | None,
+    n_boot: int,
+    ci_level: float,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Corpus CodeBLEU, pass@1, stub rate, mean complexities, and bootstrap intervals of every headline metric."""
     from codetune.reporting.stats import bootstrap_ci
@@ -174,8 +179,12 @@ def run_uncertainty(
     if item["codebleu_stats"] is not None:
         combine = codebleu_combine()
         out["CodeBLEU"] = _round(combine(item["codebleu_stats"].sum(axis=0)))
-        put_ci("CodeBLEU", None if out["CodeBLEU"] is None else bootstrap_ci_stats(
-            item["codebleu_stats"], combine, n_boot, alpha, seed))
+        put_ci(
+            "CodeBLEU",
+            None
+            if out["CodeBLEU"] is None
+            else bootstrap_ci_stats(item["codebleu_stats"], combine, n_boot, alpha, seed),
+        )
     else:
         out["CodeBLEU"] = None
     # The interval of a rate that was not measured is not measured either.

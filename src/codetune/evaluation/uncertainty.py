@@ -17,7 +17,12 @@ from codetune.reporting.stats import _check_common, _percentile_interval, _resam
 
 # Columns of a BLEU statistics row: matches for n = 1..4, totals for n = 1..4, hypothesis length,
 # reference length.
-BLEU_STAT_COLUMNS = (*(f"correct_{n}" for n in range(1, 5)), *(f"total_{n}" for n in range(1, 5)), "sys_len", "ref_len")
+BLEU_STAT_COLUMNS = (
+    *(f"correct_{n}" for n in range(1, 5)),
+    *(f"total_{n}" for n in range(1, 5)),
+    "sys_len",
+    "ref_len",
+)
 
 
 def bleu_scorer(tokenize: str = "13a"):

@@ -113,6 +113,8 @@ class Runner:
 
     def run_one(self, spec: RunSpec) -> dict:
         """Train, generate and evaluate one cell, resuming whatever stage it stopped in."""
+        import warnings
+
         import torch
 
         from codetune.device import pick_device, resolve_precision, set_threads
@@ -120,8 +122,6 @@ class Runner:
         from codetune.generate import generate
         from codetune.models import apply_lora
         from codetune.train import TrainResult, save_adapter, train
-
-        import warnings
 
         # peft calls a transformers property deprecated in v5; the warning is theirs, not the user's.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -138,7 +138,9 @@ class Runner:
         if base_weights == "bf16" and precision != "bf16":
             from codetune.errors import ConfigError
 
-            raise ConfigError("train.base_weights=bf16 needs train.precision=bf16 (or auto)", "set train.precision=bf16")
+            raise ConfigError(
+                "train.base_weights=bf16 needs train.precision=bf16 (or auto)", "set train.precision=bf16"
+            )
         loaded = self._base_model(cfg, device, base_weights)
         tok = loaded.tokenizer
         train_set, test_set, _ = self._splits(cfg, tok, run_dir)
@@ -153,12 +155,23 @@ class Runner:
             self.log(f"  adapter found, training skipped ({tres.steps} steps)")
         else:
             model = apply_lora(loaded.model, cfg.lora)
-            tres = train(model, tok, train_set, cfg, device=device, precision=precision, run_dir=run_dir, progress=self.progress)
+            tres = train(
+                model,
+                tok,
+                train_set,
+                cfg,
+                device=device,
+                precision=precision,
+                run_dir=run_dir,
+                progress=self.progress,
+            )
             save_adapter(model, adapter_dir, tres)
             shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
             if tres.resumed_from_step:
                 self.log(f"  resumed training from the checkpoint at step {tres.resumed_from_step}")
-            self.log(f"  trained {tres.steps} steps in {tres.train_time_s:.1f}s ({tres.tokens_per_s:.0f} real tok/s, {precision})")
+            self.log(
+                f"  trained {tres.steps} steps in {tres.train_time_s:.1f}s ({tres.tokens_per_s:.0f} real tok/s, {precision})"
+            )
         try:
             gens, gen_time = self._generate(model, tok, cfg, test_set, run_dir, device, precision, generate)
             metrics = score_run(cfg, spec, test_set, gens, tres, run_dir)
@@ -176,7 +189,9 @@ class Runner:
         atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1))
         return metrics
 
-    def _generate(self, model, tok, cfg, test_set, run_dir, device, precision, generate) -> tuple[list[dict], float]:
+    def _generate(
+        self, model, tok, cfg, test_set, run_dir, device, precision, generate
+    ) -> tuple[list[dict], float]:
         """Generate for every test prompt, appending each finished batch to a partial file (resumable)."""
         partial = run_dir / "generations.partial.jsonl"
         done: dict[int, list[dict]] = {}
@@ -197,8 +212,16 @@ class Runner:
                 for rec in recs:
                     f.write(json.dumps(rec) + "\n")
             for batch in generate(
-                model, tok, prompts, cfg.data.language, cfg.generate, device=device, precision=precision,
-                seed=cfg.seed, skip=set(done), progress=self.progress,
+                model,
+                tok,
+                prompts,
+                cfg.data.language,
+                cfg.generate,
+                device=device,
+                precision=precision,
+                seed=cfg.seed,
+                skip=set(done),
+                progress=self.progress,
             ):
                 elapsed = time.perf_counter() - t0
                 for g in batch:

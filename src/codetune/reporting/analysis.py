@@ -107,7 +107,9 @@ def load_runs(exp_dir: Path) -> list[Run]:
         try:
             metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise CodetuneError(f"cannot read {d / 'metrics.json'}: {exc}", "rerun the experiment to rewrite it") from exc
+            raise CodetuneError(
+                f"cannot read {d / 'metrics.json'}: {exc}", "rerun the experiment to rewrite it"
+            ) from exc
         run = Run(dirname=d.name, metrics=metrics, records=_read_jsonl(d / "generations.jsonl"))
         _measure(run)
         runs.append(run)
@@ -251,8 +253,18 @@ def compare(a: Config, b: Config, metric: str, n_boot: int = 1000) -> Comparison
     if res is None:
         return None
     n = int(sa.shape[0])
-    cmp = Comparison(a.label, b.label, metric, res["diff"], (res["ci_low"], res["ci_high"]), res["p_value"],
-                     ("paired" if paired else "unpaired") + " bootstrap", n, paired, None)
+    cmp = Comparison(
+        a.label,
+        b.label,
+        metric,
+        res["diff"],
+        (res["ci_low"], res["ci_high"]),
+        res["p_value"],
+        ("paired" if paired else "unpaired") + " bootstrap",
+        n,
+        paired,
+        None,
+    )
     k = len(seeds) if seeds else 1
     if metric in ("BLEU", "CodeBLEU"):
         _continuous_effect(cmp, ra, rb, metric)
@@ -342,4 +354,9 @@ def item_correlation(runs: list[Run], x_key: str, flag_metric: str) -> dict[str,
         return None
     res = sps.pearsonr(xs, ys)
     ci = res.confidence_interval(0.95)
-    return {"r": float(res.statistic), "p_value": float(res.pvalue), "ci": (float(ci.low), float(ci.high)), "n": len(xs)}
+    return {
+        "r": float(res.statistic),
+        "p_value": float(res.pvalue),
+        "ci": (float(ci.low), float(ci.high)),
+        "n": len(xs),
+    }

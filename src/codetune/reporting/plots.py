@@ -6,7 +6,12 @@ import math
 import os
 from pathlib import Path
 
-_PANELS = [("BLEU", "BLEU"), ("Syntax_Pass_Rate", "Syntax pass rate (%)"), ("pass@1", "pass@1 (%)"), ("CodeBLEU", "CodeBLEU")]
+_PANELS = [
+    ("BLEU", "BLEU"),
+    ("Syntax_Pass_Rate", "Syntax pass rate (%)"),
+    ("pass@1", "pass@1 (%)"),
+    ("CodeBLEU", "CodeBLEU"),
+]
 
 
 def plot_results(rows: list[dict], out: Path, title: str = "") -> Path:
@@ -25,8 +30,16 @@ def plot_results(rows: list[dict], out: Path, title: str = "") -> Path:
             vals = [float(r[key]) for r in rows if r["Configuration"] == lab and r.get(key) not in (None, "")]
             m = sum(vals) / len(vals) if vals else math.nan
             means.append(m)
-            lo = [float(r[f"{key}_ci_low"]) for r in rows if r["Configuration"] == lab and r.get(f"{key}_ci_low") not in (None, "")]
-            hi = [float(r[f"{key}_ci_high"]) for r in rows if r["Configuration"] == lab and r.get(f"{key}_ci_high") not in (None, "")]
+            lo = [
+                float(r[f"{key}_ci_low"])
+                for r in rows
+                if r["Configuration"] == lab and r.get(f"{key}_ci_low") not in (None, "")
+            ]
+            hi = [
+                float(r[f"{key}_ci_high"])
+                for r in rows
+                if r["Configuration"] == lab and r.get(f"{key}_ci_high") not in (None, "")
+            ]
             lows.append(m - min(lo) if lo else 0.0)
             highs.append(max(hi) - m if hi else 0.0)
         x = range(len(labels))

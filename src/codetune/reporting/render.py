@@ -24,7 +24,16 @@ pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;font-size:.8rem;white-space
 .valid{color:#1a7f37}.invalid{color:#cf222e}.unavailable{color:#9a6700}
 """
 
-_GEN_FIELDS = ("syntax_status", "bleu", "codebleu", "trivial", "exec_status", "stop", "gen_cyclomatic", "ref_cyclomatic")
+_GEN_FIELDS = (
+    "syntax_status",
+    "bleu",
+    "codebleu",
+    "trivial",
+    "exec_status",
+    "stop",
+    "gen_cyclomatic",
+    "ref_cyclomatic",
+)
 
 
 def _cell_md(text: Any) -> str:
@@ -58,9 +67,11 @@ def render_markdown(blocks: list[tuple]) -> str:
             out.append("| id | status | BLEU | CodeBLEU | stub |")
             out.append("|---|---|---|---|---|")
             for rec in run.records:
-                out.append(f"| {_cell_md(rec.get('id'))} | {rec.get('syntax_status')}"
-                           f"{'/' + rec['exec_status'] if rec.get('exec_status') else ''} | {rec.get('bleu')} | "
-                           f"{rec.get('codebleu')} | {rec.get('trivial')} |")
+                out.append(
+                    f"| {_cell_md(rec.get('id'))} | {rec.get('syntax_status')}"
+                    f"{'/' + rec['exec_status'] if rec.get('exec_status') else ''} | {rec.get('bleu')} | "
+                    f"{rec.get('codebleu')} | {rec.get('trivial')} |"
+                )
         out.append("")
     return "\n".join(out)
 
@@ -68,9 +79,12 @@ def render_markdown(blocks: list[tuple]) -> str:
 def render_html(blocks: list[tuple], title: str) -> str:
     """One HTML page with inline CSS and base64 images."""
     e = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>{e(title)}</title><style>{_CSS}</style></head><body>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
+    ]
     for block in blocks:
         kind = block[0]
         if kind in ("h1", "h2", "h3"):
@@ -79,12 +93,16 @@ def render_html(blocks: list[tuple], title: str) -> str:
             parts.append(f"<p>{e(block[1])}</p>")
         elif kind == "table":
             header, rows = block[1], block[2]
-            parts.append("<table><thead><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr></thead><tbody>")
+            parts.append(
+                "<table><thead><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr></thead><tbody>"
+            )
             parts += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows]
             parts.append("</tbody></table>")
         elif kind == "img":
-            parts.append(f'<figure><img alt="{e(block[1])}" src="data:image/png;base64,{block[2]}">'
-                         f"<figcaption>{e(block[1])}</figcaption></figure>")
+            parts.append(
+                f'<figure><img alt="{e(block[1])}" src="data:image/png;base64,{block[2]}">'
+                f"<figcaption>{e(block[1])}</figcaption></figure>"
+            )
         elif kind == "gens":
             parts.append(_gens_html(block[1]))
     parts.append("</body></html>")

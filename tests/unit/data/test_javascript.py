@@ -106,13 +106,27 @@ def js_file(tmp_path):
 
 def test_named_documented_functions_with_braced_bodies(js_file):
     names = [s.name for s in extract_javascript(js_file)]
-    assert names == ["chunk", "double", "isEmpty", "push", "constructor", "drain", "peek", "get", "set", "exported"]
+    assert names == [
+        "chunk",
+        "double",
+        "isEmpty",
+        "push",
+        "constructor",
+        "drain",
+        "peek",
+        "get",
+        "set",
+        "exported",
+    ]
 
 
 def test_prompt_target_split(js_file):
     by_name = {s.name: s for s in extract_javascript(js_file)}
     c = by_name["chunk"]
-    assert c.prompt == "/**\n * Splits `array` into chunks of `size`.\n * @param {Array} array\n */\nfunction chunk(array, size) {\n"
+    assert (
+        c.prompt
+        == "/**\n * Splits `array` into chunks of `size`.\n * @param {Array} array\n */\nfunction chunk(array, size) {\n"
+    )
     assert c.target.startswith("  const out = [];\n") and c.target.endswith("  return out;\n}")
     assert (c.line, c.source, c.language) == (3, "lib.js", "javascript")
     assert c.id == sample_id("javascript", c.target)
@@ -132,7 +146,11 @@ def test_complexity_fields(js_file):
     by_name = {s.name: s for s in extract_javascript(js_file)}
     assert by_name["chunk"].complexity["cyclomatic"] == 2
     assert by_name["isEmpty"].complexity["cyclomatic"] == 2  # the `||`
-    assert by_name["constructor"].complexity == {"cyclomatic": 1, "nloc": 3, "token_count": 12}  # constructor ( ) { this . items = [ ] ; }
+    assert by_name["constructor"].complexity == {
+        "cyclomatic": 1,
+        "nloc": 3,
+        "token_count": 12,
+    }  # constructor ( ) { this . items = [ ] ; }
 
 
 def _tgz(path, members: dict[str, bytes]) -> None:
@@ -156,11 +174,14 @@ def test_npm_tarball_and_directory(tmp_path):
     (tree / "src" / "c.min.js").write_bytes(doc_fn("h"))
     (tree / "src" / "d.ts").write_bytes(doc_fn("f"))
     (tree / "node_modules" / "dep" / "index.js").write_bytes(doc_fn("f"))
-    _tgz(tree / "pkg-1.0.0.tgz", {
-        "package/index.js": doc_fn("f"),
-        "package/dist/pkg.js": minified,
-        "package/package.json": b"{}",
-    })
+    _tgz(
+        tree / "pkg-1.0.0.tgz",
+        {
+            "package/index.js": doc_fn("f"),
+            "package/dist/pkg.js": minified,
+            "package/package.json": b"{}",
+        },
+    )
     sources = sorted(s.source for s in extract_javascript(tree))
     assert sources == ["pkg-1.0.0.tgz!package/index.js", "src/a.mjs", "src/b.cjs"]
     # A tarball given directly; node_modules given as the root itself is read.

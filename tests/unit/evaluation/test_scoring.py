@@ -20,10 +20,23 @@ COMPLETIONS = [REF, "    pass\n", "    return (a +\n", "    return a if a > b el
 def _score(tmp_path, completions, exec_statuses=None, n_boot=300):
     cfg = RunConfig.model_validate({"eval": {"n_boot": n_boot}})
     spec = RunSpec(run_id="r1", label="Rank 16", axes={}, config=cfg)
-    test = [CodeSample(id=f"i{i}", language="python", prompt=PROMPT, target=REF, source="x.py", line=1, name="f",
-                       complexity={}) for i in range(len(completions))]
-    gens = [{"index": i, "sample": 0, "completion": c, "stop": "function_end", "n_new_tokens": 3}
-            for i, c in enumerate(completions)]
+    test = [
+        CodeSample(
+            id=f"i{i}",
+            language="python",
+            prompt=PROMPT,
+            target=REF,
+            source="x.py",
+            line=1,
+            name="f",
+            complexity={},
+        )
+        for i in range(len(completions))
+    ]
+    gens = [
+        {"index": i, "sample": 0, "completion": c, "stop": "function_end", "n_new_tokens": 3}
+        for i, c in enumerate(completions)
+    ]
     for g, s in zip(gens, exec_statuses or []):
         g["exec_status"] = s
     tres = SimpleNamespace(train_time_s=1.0, tokens_per_s=10.0, steps=1, losses=[1.0])
@@ -38,7 +51,9 @@ def test_per_sample_fields(tmp_path):
     assert [r["syntax_status"] for r in recs] == ["valid", "valid", "invalid", "valid"]
     assert recs[0]["codebleu"] == pytest.approx(100.0)
     assert recs[0]["gen_cyclomatic"] == recs[0]["ref_cyclomatic"] == 2
-    assert recs[1]["gen_cyclomatic"] == 1 and recs[1]["gen_nloc"] == 2 and recs[1]["ref_nloc"] == 4  # docstring lines are not code
+    assert (
+        recs[1]["gen_cyclomatic"] == 1 and recs[1]["gen_nloc"] == 2 and recs[1]["ref_nloc"] == 4
+    )  # docstring lines are not code
     assert all(r["gen_tokens"] > 0 and r["ref_tokens"] > 0 for r in recs)
     assert "exec_status" not in recs[0]
 
@@ -66,7 +81,9 @@ def test_unmeasured_syntax_rate_has_no_interval(tmp_path, monkeypatch):
     from codetune.evaluation import syntax
 
     def unavailable(lang, snippets, level="parse", **kw):
-        return [SimpleNamespace(status="unavailable", level=level, message="no toolchain", line=None) for _ in snippets]
+        return [
+            SimpleNamespace(status="unavailable", level=level, message="no toolchain", line=None) for _ in snippets
+        ]
 
     monkeypatch.setattr(syntax, "check_snippets", unavailable)
     m, _ = _score(tmp_path, COMPLETIONS)
@@ -93,7 +110,9 @@ def test_codebleu_reads_bodies_as_statements():
 def test_codebleu_survives_generated_code_that_once_crashed_its_dataflow():
     from codetune.evaluation.codebleu import per_sample_codebleu
 
-    hyp = "    if self.instance.is_open:\n        self.instance.close()\n    else:\n        self.instance.close()\n"
+    hyp = (
+        "    if self.instance.is_open:\n        self.instance.close()\n    else:\n        self.instance.close()\n"
+    )
     ref = "    try:\n        typ, dat = self._simple_command('CLOSE')\n    finally:\n        self.state = 'AUTH'\n    return typ, dat\n"
     (res,) = per_sample_codebleu([hyp], [ref], "python")  # indented bodies parse as ERROR trees
     assert 0 <= res.codebleu <= 1

@@ -9,7 +9,6 @@ import pytest
 
 from codetune.evaluation.syntax.agreement import build_corpus, compare, java_src_zip, levels_for, mutate
 
-
 SAMPLE = {"python": 40, "java": 12, "javascript": 30, "c": 16}
 
 

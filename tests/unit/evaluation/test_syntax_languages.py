@@ -11,7 +11,6 @@ import pytest
 
 from codetune.evaluation.syntax import open_checker
 
-
 V, I = "valid", "invalid"
 
 CASES = {

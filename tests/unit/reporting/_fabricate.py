@@ -37,8 +37,14 @@ def test_set(n_items: int, language: str = "python") -> list[CodeSample]:
     ]
 
 
-def make_run(exp_dir: Path, label: str, kinds: list[str], overrides: dict, exec_statuses: list[str] | None = None,
-             n_boot: int = 200) -> SimpleNamespace:
+def make_run(
+    exp_dir: Path,
+    label: str,
+    kinds: list[str],
+    overrides: dict,
+    exec_statuses: list[str] | None = None,
+    n_boot: int = 200,
+) -> SimpleNamespace:
     """One finished run whose item i gets completion KINDS[kinds[i]]; returns a spec-like object."""
     cfg = RunConfig.model_validate({"eval": {"n_boot": n_boot}, **overrides})
     items = test_set(len(kinds), cfg.data.language)

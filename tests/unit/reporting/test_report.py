@@ -40,7 +40,9 @@ def test_comparisons_use_exact_tests_and_never_overclaim(rank_dir, rank_report):
     assert syn.test == "exact McNemar" and syn.p_value == 1.0 and not syn.significant
     assert "not significant at this sample size (n=24)" in describe(syn)
     stub = compare(by["Rank 4"], by["Rank 16"], "trivial_rate")
-    assert stub.diff == pytest.approx(25.0) and stub.p_value == pytest.approx(2 / 2**6)  # 6 discordant, all one way
+    assert stub.diff == pytest.approx(25.0) and stub.p_value == pytest.approx(
+        2 / 2**6
+    )  # 6 discordant, all one way
     # Every table row says "significant" only with p < 0.05.
     table = md.split("## Pairwise comparisons")[1].split("## Error taxonomy")[0]
     rows = [line for line in table.splitlines() if line.startswith("| Rank")]
@@ -73,8 +75,10 @@ def test_html_is_self_contained_and_escaped(rank_report):
 
 
 def test_scale_axis_answers_hello_world_and_language_is_unpaired(tmp_path, fabricate):
-    scale = [(f"Size {n}", kinds, {"data": {"train_size": n}}) for n, kinds in (
-        (50, ["stub"] * 10 + ["good"] * 10), (300, ["good"] * 16 + ["broken"] * 4))]
+    scale = [
+        (f"Size {n}", kinds, {"data": {"train_size": n}})
+        for n, kinds in ((50, ["stub"] * 10 + ["good"] * 10), (300, ["good"] * 16 + ["broken"] * 4))
+    ]
     exp = fabricate.make_experiment(tmp_path / "scale", scale)
     md = write_report(exp)[0].read_text(encoding="utf-8")
     rq3 = md.split("### RQ3")[1].split("### RQ4")[0]

@@ -20,7 +20,12 @@ from codetune.evaluation.uncertainty import (
 from codetune.reporting.stats import bootstrap_ci_corpus, paired_bootstrap
 
 HYPS = ["    return a + b\n", "    pass\n", "    if x:\n        return 1\n    return 2\n", "    total = sum(xs)\n"]
-REFS = ["    return a - b\n", "    return None\n", "    if x:\n        return 1\n    return 0\n", "    return sum(xs)\n"]
+REFS = [
+    "    return a - b\n",
+    "    return None\n",
+    "    if x:\n        return 1\n    return 0\n",
+    "    return sum(xs)\n",
+]
 
 
 def test_bleu_stats_reproduce_sacrebleu_corpus_and_sentence_scores():
@@ -65,8 +70,9 @@ def test_paired_bootstrap_stats_matches_generic_paired_bootstrap():
     a, _ = bleu_item_stats(HYPS, REFS)
     b, _ = bleu_item_stats(REFS, REFS)  # a perfect system
     fast = paired_bootstrap_stats(a, b, bleu_from_stats, n_boot=100, seed=5)
-    slow = paired_bootstrap(list(a), list(b), metric_fn=lambda rows: bleu_from_stats(np.array(rows)), n_boot=100,
-                            seed=5)
+    slow = paired_bootstrap(
+        list(a), list(b), metric_fn=lambda rows: bleu_from_stats(np.array(rows)), n_boot=100, seed=5
+    )
     for key in ("diff", "ci_low", "ci_high", "p_value"):
         assert fast[key] == pytest.approx(slow[key], abs=1e-9)
     assert fast["diff"] < 0 and fast["paired"] is True
