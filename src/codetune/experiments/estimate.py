@@ -7,7 +7,8 @@ from pathlib import Path
 from codetune.config import ExperimentConfig, expand_grid
 
 # Rough planning figures for the bundled 135M model on a 2-core AVX-512 CPU (bf16), seen in `make run`
-# and the rank preset (2026-11-26: ~300 train tok/s; ~40 generated tok/s in batches); other models scale roughly with parameter count. Estimates, not promises.
+# and the rank preset (2026-11-26: ~300 train tok/s; ~40 generated tok/s in batches); other models
+# scale roughly with parameter count. Estimates, not promises.
 TRAIN_TOKENS_PER_S = 300.0
 GEN_TOKENS_PER_S = 40.0
 MEAN_TOKENS_PER_SAMPLE = 120.0
