@@ -42,25 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _read_samples(path: str) -> list[dict]:
     from codetune.errors import BenchmarkError
+    from codetune.evaluation.benchmarks import read_jsonl_records
 
-    try:
-        f = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise BenchmarkError(
-            f"cannot read samples file {path!r}: {exc.strerror}",
-            'pass --samples with a JSONL file of {"task_id", "completion"} lines',
-        ) from None
-    out = []
-    with f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise BenchmarkError(
-                    f"{path}:{n}: not valid JSON ({exc.msg})", "each line must be one JSON object"
-                ) from None
+    out = read_jsonl_records(
+        path, what="samples file", hint='pass --samples with a JSONL file of {"task_id", "completion"} lines'
+    )
     if not out:
         raise BenchmarkError(f"{path}: no samples", "generate samples first")
     return out

@@ -90,7 +90,9 @@ def _entry_point(rec: dict, lang: str) -> str:
     return names[-1]
 
 
-def _read_records(path: Path) -> list[dict]:
+def read_jsonl_records(path: Path, what: str = "benchmark file", hint: str = "check the path") -> list[dict]:
+    """JSON objects of a .jsonl or .jsonl.gz file; a BenchmarkError naming the file and line otherwise."""
+    path = Path(path)
     opener = gzip.open if path.name.endswith(".gz") else open
     rows = []
     try:
@@ -105,7 +107,7 @@ def _read_records(path: Path) -> list[dict]:
                         f"{path}:{lineno}: not valid JSON ({exc.msg})", "each line must be one JSON object"
                     ) from None
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise BenchmarkError(f"cannot read benchmark file {path}: {exc}", "check the path") from None
+        raise BenchmarkError(f"cannot read {what} {path}: {exc}", hint) from None
     return rows
 
 
@@ -207,15 +209,15 @@ def load_tasks(benchmark: str, language: str | None = None) -> list[Task]:
             names += ["humaneval_javascript.jsonl.gz", "humaneval_javascript.jsonl"]
         for name in names:
             if (path / name).is_file():
-                return tasks_from_records(_read_records(path / name), lang, str(path / name))
+                return tasks_from_records(read_jsonl_records(path / name), lang, str(path / name))
         raise BenchmarkError(f"{path} holds no {' or '.join(names[:2])}", "pass the file itself")
     if path.is_file():
-        return tasks_from_records(_read_records(path), language, str(path))
+        return tasks_from_records(read_jsonl_records(path), language, str(path))
     if benchmark == HUB_DATASET:
         if not language:
             raise BenchmarkError(f"{HUB_DATASET} has one file per language", "pass --lang python|java|js|cpp")
         lang = normalize_language(language)
-        return tasks_from_records(_read_records(_from_hub(lang)), lang, HUB_DATASET)
+        return tasks_from_records(read_jsonl_records(_from_hub(lang)), lang, HUB_DATASET)
     hint = "use --benchmark humaneval, a HumanEval-X .jsonl[.gz] path, or " + HUB_DATASET
     if os.sep in benchmark or benchmark.endswith((".jsonl", ".gz")):
         raise BenchmarkError(f"benchmark file not found: {benchmark}", hint)
