@@ -31,6 +31,13 @@ _AXIS_NAMES = dict(AXES)
 _NAMES = {key: name for key, name, _ in METRICS} | {"trivial_rate": "stub rate %"}
 
 
+
+def _correlation_verdict(corr: dict) -> str:
+    """'significant', or the honest sample-size caveat, for a pooled per-item correlation."""
+    if corr["p_value"] < ALPHA:
+        return "significant"
+    return f"not significant at this sample size (n={corr['n']} item-runs)"
+
 def write_report(exp_dir: Path) -> tuple[Path, Path]:
     """Analyse the finished runs of `exp_dir` and write report.md and report.html beside them.
 
@@ -399,11 +406,7 @@ def _rq2(ordered, runs, comparisons, axis) -> list[str]:
         if corr is None:
             out.append(f"Per item, BLEU vs {name}: undefined (one of them is constant).")
             continue
-        verdict = (
-            "significant"
-            if corr["p_value"] < ALPHA
-            else f"not significant at this sample size (n={corr['n']} item-runs)"
-        )
+        verdict = _correlation_verdict(corr)
         out.append(
             f"Per item, sentence BLEU vs {name} (point-biserial): r={corr['r']:+.2f} "
             f"[{corr['ci'][0]:+.2f}, {corr['ci'][1]:+.2f}], {p_eq(corr['p_value'])}; {verdict} "
@@ -514,11 +517,7 @@ def _rq5(ordered, runs, comparisons, axis) -> list[str]:
             if corr is None:
                 out.append(f"Per item, {key} vs syntax pass: undefined (a constant).")
                 continue
-            verdict = (
-                "significant"
-                if corr["p_value"] < ALPHA
-                else f"not significant at this sample size (n={corr['n']} item-runs)"
-            )
+            verdict = _correlation_verdict(corr)
             out.append(
                 f"Per item, {key} of the generated function vs syntax pass: r={corr['r']:+.2f} "
                 f"[{corr['ci'][0]:+.2f}, {corr['ci'][1]:+.2f}], {p_eq(corr['p_value'])}; {verdict}."
