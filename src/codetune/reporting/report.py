@@ -31,12 +31,12 @@ _AXIS_NAMES = dict(AXES)
 _NAMES = {key: name for key, name, _ in METRICS} | {"trivial_rate": "stub rate %"}
 
 
-
 def _correlation_verdict(corr: dict) -> str:
     """'significant', or the honest sample-size caveat, for a pooled per-item correlation."""
     if corr["p_value"] < ALPHA:
         return "significant"
     return f"not significant at this sample size (n={corr['n']} item-runs)"
+
 
 def write_report(exp_dir: Path) -> tuple[Path, Path]:
     """Analyse the finished runs of `exp_dir` and write report.md and report.html beside them.
@@ -391,10 +391,38 @@ def _rq1(ordered, runs, comparisons, axis) -> list[str]:
             "inside the tested range."
         )
     elif sat is not None:
-        out.append(
-            f"Answer: ranks above {sat.label} are not significantly better than it on any metric, while a "
-            "smaller rank is beaten: the measured saturation point is " + sat.label + "."
-        )
+        smaller = ordered[: ordered.index(sat)]
+        gains = [
+            cmp
+            for s in smaller
+            for m in metrics
+            if (cmp := _lookup(comparisons, sat.label, s.label, m)) is not None
+            and cmp.significant
+            and cmp.diff > 0
+        ]
+        if gains:
+            out.append(
+                f"Answer: {sat.label} is significantly better than a smaller rank ("
+                + "; ".join(describe(c) for c in gains)
+                + f") and no larger rank is significantly better than it: the measured saturation point is "
+                f"{sat.label}."
+            )
+        else:
+            # A larger rank beats a smaller one, but no rank is both a significant gain and unbeaten:
+            # the data show an effect of rank without locating where it stops.
+            wins = [
+                cmp
+                for i, a in enumerate(ordered)
+                for b in ordered[:i]
+                for m in metrics
+                if (cmp := _lookup(comparisons, a.label, b.label, m)) is not None and cmp.significant
+            ]
+            out.append(
+                "Answer: the data cannot locate a saturation point. Significant differences: "
+                + "; ".join(describe(c) for c in wins)
+                + f". {sat.label} is not significantly different from the smaller ranks, and no larger rank is "
+                "significantly better than it (p-values not adjusted for the number of comparisons)."
+            )
     return out
 
 

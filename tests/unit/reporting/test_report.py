@@ -113,3 +113,32 @@ def test_no_finished_runs_is_a_codetune_error(tmp_path):
         write_report(tmp_path / "exp")
     with pytest.raises(CodetuneError, match="no experiment directory"):
         write_report(tmp_path / "missing")
+
+
+def _cmp(a, b, metric, diff, p):
+    from codetune.reporting.analysis import Comparison
+
+    return Comparison(a, b, metric, diff, (diff - 0.2, diff + 0.2), p, "paired bootstrap", 100, True, 0.5)
+
+
+def test_rq1_names_no_saturation_point_when_the_step_to_it_is_not_significant(monkeypatch):
+    """Rank 64 beats Rank 4, but Rank 16 differs from neither: no saturation point may be claimed."""
+    from types import SimpleNamespace
+
+    from codetune.reporting import report
+
+    monkeypatch.setattr(report, "_values_line", lambda ordered, metric: None)
+    monkeypatch.setattr(report, "_functional_metrics", lambda runs: [])
+    ordered = [SimpleNamespace(label=f"Rank {r}") for r in (4, 16, 64)]
+    comparisons = [
+        _cmp("Rank 16", "Rank 4", "BLEU", 0.06, 0.68),
+        _cmp("Rank 64", "Rank 16", "BLEU", 0.20, 0.16),
+        _cmp("Rank 64", "Rank 4", "BLEU", 0.26, 0.047),
+    ]
+    answer = report._rq1(ordered, [], comparisons, "lora_r")[-1]
+    assert answer.startswith("Answer: the data cannot locate a saturation point")
+    assert "Rank 64 − Rank 4" in answer
+
+    comparisons[0] = _cmp("Rank 16", "Rank 4", "BLEU", 0.5, 0.01)  # now the step to Rank 16 is real
+    answer = report._rq1(ordered, [], comparisons, "lora_r")[-1]
+    assert "the measured saturation point is Rank 16" in answer
