@@ -199,17 +199,19 @@ def part_seed(opts: dict) -> dict:
 
 def part_codetune(opts: dict, precision: str = "auto") -> dict:
     """codetune's train -> generate -> evaluate on the same texts; per-item scores kept for quality."""
-    from codetune.config import GenerateConfig, RunConfig
-    from codetune.device import pick_device, resolve_precision
+    from codetune.config import RunConfig
+    from codetune.device import pick_device, resolve_base_weights, resolve_precision
     from codetune.evaluation.metrics import corpus_bleu
     from codetune.evaluation.syntax import check_snippets
     from codetune.generate import generate
+    from codetune.models import cast_frozen_linears
     from codetune.train import train
 
     loaded, train_set, test_set = _setup(opts)
     tok = loaded.tokenizer
     device = pick_device("cpu")
     prec = resolve_precision(precision, device)
+    train_overrides = dict(kv.split("=", 1) for kv in opts.get("train_overrides", []))
     # epochs such that steps ~= --steps at batch 8, no accumulation
     epochs = opts["steps"] * 8 / len(train_set)
     cfg = RunConfig(
@@ -224,14 +226,17 @@ def part_codetune(opts: dict, precision: str = "auto") -> dict:
             "lr": 1e-4,
             "precision": prec,
             "checkpoint_every": 0,
-            **({"micro_batch_tokens": int(os.environ["PERF_MBT"])} if os.environ.get("PERF_MBT") else {}),
+            **train_overrides,
         },
+        generate={"max_new_tokens": opts["max_new_tokens"]},
     )
+    # The frozen base weights as `codetune run` stores them (bf16 under bf16 training, by default).
+    cast_frozen_linears(loaded.model, resolve_base_weights(cfg.train.base_weights, prec))
     model = _lora(loaded.model, opts["seed"])
     res = train(model, tok, train_set, cfg, device=device, precision=prec, progress=False)
     train_rss = _peak_rss_mb()
 
-    gcfg = GenerateConfig(max_new_tokens=opts["max_new_tokens"], batch_size=8)
+    gcfg = cfg.generate
     gens = []
     t0 = time.perf_counter()
     for batch in generate(
@@ -573,6 +578,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(RANK_OVERRIDES),
         help="key=value overrides of the reduced rank experiment",
     )
+    p.add_argument(
+        "--train-overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="train.* settings for codetune's side (and the quality runs), e.g. micro_batch_tokens=384 "
+        "lora_dropout_rng=torch attention=autocast padding_mask=pass",
+    )
     p.add_argument("--source", default=None, help="data.source for the Python corpus (default: the stdlib)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--probe-size", type=int, default=2048, help="matmul probe matrix size")
@@ -599,6 +612,7 @@ def options(args: argparse.Namespace) -> dict:
         "probe_reps": args.probe_reps,
         "seed": args.seed,
         "rank_overrides": args.rank_overrides,
+        "train_overrides": args.train_overrides,
     }
 
 

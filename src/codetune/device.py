@@ -36,6 +36,19 @@ def resolve_precision(requested: str, device: str) -> str:
     return requested
 
 
+def resolve_base_weights(requested: str, precision: str) -> str:
+    """dtype name of the frozen base Linear weights: 'auto' follows the training precision."""
+    if requested == "auto":
+        return "bf16" if precision == "bf16" else "fp32"
+    if requested == "bf16" and precision != "bf16":
+        from codetune.errors import ConfigError
+
+        raise ConfigError(
+            "train.base_weights=bf16 needs train.precision=bf16 (or auto)", "set train.precision=bf16"
+        )
+    return requested
+
+
 def set_threads(threads: int | None) -> int:
     """Use every core by default (torch may default to fewer); return the count in use."""
     import torch

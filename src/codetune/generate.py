@@ -9,6 +9,7 @@ from typing import Any
 
 from codetune import stopping
 from codetune.config import GenerateConfig
+from codetune.kernels import bf16_decoding
 
 
 @dataclass
@@ -75,60 +76,61 @@ def generate(
     sampling = cfg.n_samples > 1
     bar = tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if progress else True, leave=False)
     try:
-        for start in range(0, len(todo), cfg.batch_size):
-            idx = todo[start : start + cfg.batch_size]
-            batch_prompts = [prompts[i] for i in idx]
-            enc = tokenizer(batch_prompts, return_tensors="pt", padding=True).to(device)
-            width = enc["input_ids"].shape[1]
-            # Seed per batch from the first prompt index: results do not depend on what was skipped.
-            torch.manual_seed(seed * 1_000_003 + idx[0])
-            crit = _stop_criteria(tokenizer, batch_prompts, width, language, cfg.n_samples)
-            with (
-                torch.no_grad(),
-                torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"),
-            ):
-                out = model.generate(
-                    **enc,
-                    max_new_tokens=cfg.max_new_tokens,
-                    do_sample=sampling,
-                    temperature=cfg.temperature if sampling else None,
-                    top_p=cfg.top_p if sampling else None,
-                    top_k=None,
-                    num_return_sequences=cfg.n_samples,
-                    stopping_criteria=[crit],
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                )
-            new = out[:, width:]
-            results = []
-            for row in range(new.shape[0]):
-                p = row // cfg.n_samples
-                ids = new[row].tolist()
-                n_new = len(ids)
-                hit_eos = tokenizer.eos_token_id in ids
-                if hit_eos:
-                    n_new = ids.index(tokenizer.eos_token_id) + 1
-                elif tokenizer.pad_token_id in ids and tokenizer.pad_token_id != tokenizer.eos_token_id:
-                    n_new = ids.index(tokenizer.pad_token_id)
-                raw = tokenizer.decode(ids[:n_new], skip_special_tokens=True)
-                cut = stopping.truncate(language, batch_prompts[p], raw)
-                ended = cut != raw or stopping.is_complete(language, batch_prompts[p], raw)
-                stop = "function_end" if ended else ("eos" if hit_eos else "max_new_tokens")
-                if trimmed[idx[p]]:
-                    cut = cut.removeprefix("\n")
-                    raw = raw.removeprefix("\n")
-                results.append(
-                    Generation(
-                        index=idx[p],
-                        sample=row % cfg.n_samples,
-                        completion=cut,
-                        raw=raw,
-                        n_new_tokens=n_new,
-                        stop=stop,
+        with bf16_decoding(model, enabled=precision == "bf16" and cfg.cast_once):
+            for start in range(0, len(todo), cfg.batch_size):
+                idx = todo[start : start + cfg.batch_size]
+                batch_prompts = [prompts[i] for i in idx]
+                enc = tokenizer(batch_prompts, return_tensors="pt", padding=True).to(device)
+                width = enc["input_ids"].shape[1]
+                # Seed per batch from the first prompt index: results do not depend on what was skipped.
+                torch.manual_seed(seed * 1_000_003 + idx[0])
+                crit = _stop_criteria(tokenizer, batch_prompts, width, language, cfg.n_samples)
+                with (
+                    torch.no_grad(),
+                    torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"),
+                ):
+                    out = model.generate(
+                        **enc,
+                        max_new_tokens=cfg.max_new_tokens,
+                        do_sample=sampling,
+                        temperature=cfg.temperature if sampling else None,
+                        top_p=cfg.top_p if sampling else None,
+                        top_k=None,
+                        num_return_sequences=cfg.n_samples,
+                        stopping_criteria=[crit],
+                        pad_token_id=tokenizer.pad_token_id,
+                        eos_token_id=tokenizer.eos_token_id,
                     )
-                )
-            bar.update(len(idx))
-            yield results
+                new = out[:, width:]
+                results = []
+                for row in range(new.shape[0]):
+                    p = row // cfg.n_samples
+                    ids = new[row].tolist()
+                    n_new = len(ids)
+                    hit_eos = tokenizer.eos_token_id in ids
+                    if hit_eos:
+                        n_new = ids.index(tokenizer.eos_token_id) + 1
+                    elif tokenizer.pad_token_id in ids and tokenizer.pad_token_id != tokenizer.eos_token_id:
+                        n_new = ids.index(tokenizer.pad_token_id)
+                    raw = tokenizer.decode(ids[:n_new], skip_special_tokens=True)
+                    cut = stopping.truncate(language, batch_prompts[p], raw)
+                    ended = cut != raw or stopping.is_complete(language, batch_prompts[p], raw)
+                    stop = "function_end" if ended else ("eos" if hit_eos else "max_new_tokens")
+                    if trimmed[idx[p]]:
+                        cut = cut.removeprefix("\n")
+                        raw = raw.removeprefix("\n")
+                    results.append(
+                        Generation(
+                            index=idx[p],
+                            sample=row % cfg.n_samples,
+                            completion=cut,
+                            raw=raw,
+                            n_new_tokens=n_new,
+                            stop=stop,
+                        )
+                    )
+                bar.update(len(idx))
+                yield results
     finally:
         tokenizer.padding_side = old_side
         bar.close()

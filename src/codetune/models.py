@@ -221,4 +221,14 @@ def cast_frozen_linears(model: Any, dtype_name: str) -> int:
             if module.bias is not None:
                 module.bias.data = module.bias.data.to(dtype)
             changed += 1
+    if changed:
+        # from_pretrained maps the safetensors file; the mapping stays resident while any tensor still
+        # views it (measured: 405 MB of RSS for SmolLM2 after the cast, ~290 MB of it freed weights).
+        # Copy what was not cast into process memory so the mapping, and its pages, go away.
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dtype != dtype:  # the cast ones are fresh copies already
+                    p.data = p.data.clone()
+            for b in model.buffers():
+                b.data = b.data.clone()
     return changed

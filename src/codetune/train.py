@@ -18,6 +18,7 @@ from typing import Any
 from codetune import faults
 from codetune.config import RunConfig
 from codetune.data.records import CodeSample
+from codetune.kernels import fp32_attention, use_bits_dropout, use_torch_dropout
 
 
 @dataclass
@@ -260,42 +261,50 @@ def train(
         disable=None if progress else True,
         leave=False,
     )
-    t0 = time.perf_counter() - result.train_time_s
-    for step in range(start, total_steps):
-        step_loss = 0.0
-        chunk = micro[step * tc.grad_accum : (step + 1) * tc.grad_accum]
-        pieces = [p for batch_idx in chunk for p in split_by_tokens(batch_idx, lengths, tc.micro_batch_tokens)]
-        # The step's loss is the mean over all its target tokens, however the batch was cut into pieces.
-        n_target = sum(n_loss_tokens[i] for batch_idx in chunk for i in batch_idx)
-        for piece in pieces:
-            batch = collate([encoded[i] for i in piece], tokenizer.pad_token_id)
-            result.real_tokens += int(batch["attention_mask"].sum())
-            result.target_tokens += int((batch["labels"] != -100).sum())
-            result.padded_tokens += batch["input_ids"].numel()
-            batch = {k: v.to(device) for k, v in batch.items()}
-            piece_target = sum(n_loss_tokens[i] for i in piece)
-            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
-                mean = target_loss(model, batch) if own_head else model(**batch).loss
-                loss = mean * (piece_target / max(n_target, 1))
-            loss.backward()
-            step_loss += float(loss.detach())
-        torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        result.losses.append(step_loss)
-        result.train_time_s = time.perf_counter() - t0
-        bar.update(1)
-        bar.set_postfix(
-            loss=f"{step_loss:.3f}", tok_s=f"{result.real_tokens / max(result.train_time_s, 1e-9):.0f}"
-        )
-        if ckpt and tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0 and step + 1 < total_steps:
-            state = {
-                k: getattr(result, k)
-                for k in ("losses", "train_time_s", "real_tokens", "target_tokens", "padded_tokens")
-            }
-            _save_checkpoint(ckpt, model, opt, sched, step + 1, state)
-        faults.checkpoint("train_step")
+    if tc.lora_dropout_rng == "bits":
+        use_bits_dropout(model)
+    else:
+        use_torch_dropout(model)
+    attn32 = tc.attention == "fp32" or (tc.attention == "auto" and device == "cpu" and use_bf16)
+    with fp32_attention(model, attn32):
+        t0 = time.perf_counter() - result.train_time_s
+        for step in range(start, total_steps):
+            step_loss = 0.0
+            chunk = micro[step * tc.grad_accum : (step + 1) * tc.grad_accum]
+            pieces = [p for batch_idx in chunk for p in split_by_tokens(batch_idx, lengths, tc.micro_batch_tokens)]
+            # The step's loss is the mean over all its target tokens, however the batch was cut into pieces.
+            n_target = sum(n_loss_tokens[i] for batch_idx in chunk for i in batch_idx)
+            for piece in pieces:
+                batch = collate([encoded[i] for i in piece], tokenizer.pad_token_id)
+                result.real_tokens += int(batch["attention_mask"].sum())
+                result.target_tokens += int((batch["labels"] != -100).sum())
+                result.padded_tokens += batch["input_ids"].numel()
+                batch = {k: v.to(device) for k, v in batch.items()}
+                if tc.padding_mask == "omit":
+                    batch["attention_mask"] = None  # right padding: see TrainConfig.padding_mask
+                piece_target = sum(n_loss_tokens[i] for i in piece)
+                with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
+                    mean = target_loss(model, batch) if own_head else model(**batch).loss
+                    loss = mean * (piece_target / max(n_target, 1))
+                loss.backward()
+                step_loss += float(loss.detach())
+            torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            result.losses.append(step_loss)
+            result.train_time_s = time.perf_counter() - t0
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{step_loss:.3f}", tok_s=f"{result.real_tokens / max(result.train_time_s, 1e-9):.0f}"
+            )
+            if ckpt and tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0 and step + 1 < total_steps:
+                state = {
+                    k: getattr(result, k)
+                    for k in ("losses", "train_time_s", "real_tokens", "target_tokens", "padded_tokens")
+                }
+                _save_checkpoint(ckpt, model, opt, sched, step + 1, state)
+            faults.checkpoint("train_step")
     bar.close()
     result.train_time_s = time.perf_counter() - t0
     result.tokens_per_s = result.real_tokens / max(result.train_time_s, 1e-9)

@@ -78,6 +78,7 @@ def npm_corpus_dir(packages: tuple[str, ...] = NPM_PACKAGES) -> Path:
         try:
             proc = subprocess.run(
                 [npm, "pack", "--silent", "--pack-destination", tmp, *missing],
+                check=False,
                 capture_output=True,
                 text=True,
                 timeout=300,

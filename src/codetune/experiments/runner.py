@@ -117,7 +117,7 @@ class Runner:
 
         import torch
 
-        from codetune.device import pick_device, resolve_precision, set_threads
+        from codetune.device import pick_device, resolve_base_weights, resolve_precision, set_threads
         from codetune.evaluation.scoring import score_run
         from codetune.generate import generate
         from codetune.models import apply_lora
@@ -132,15 +132,7 @@ class Runner:
         threads = set_threads(cfg.threads)
         device = pick_device(cfg.device)
         precision = resolve_precision(cfg.train.precision, device)
-        base_weights = cfg.train.base_weights
-        if base_weights == "auto":
-            base_weights = "bf16" if precision == "bf16" else "fp32"
-        if base_weights == "bf16" and precision != "bf16":
-            from codetune.errors import ConfigError
-
-            raise ConfigError(
-                "train.base_weights=bf16 needs train.precision=bf16 (or auto)", "set train.precision=bf16"
-            )
+        base_weights = resolve_base_weights(cfg.train.base_weights, precision)
         loaded = self._base_model(cfg, device, base_weights)
         tok = loaded.tokenizer
         train_set, test_set, _ = self._splits(cfg, tok, run_dir)

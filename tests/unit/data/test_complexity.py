@@ -19,15 +19,19 @@ def test_straight_line_function_scores_one():
         ("python", "def f(x):\n    if x and x > 1:\n        return 1\n    return 0\n", 3),
         (
             "java",
-            "/** d */\nint f(int x) {\n    for (int i = 0; i < x; i++) { if (i > 2) return i; }\n"
-            "    return x > 0 ? 1 : 0;\n}\n",
+            (
+                "/** d */\nint f(int x) {\n    for (int i = 0; i < x; i++) { if (i > 2) return i; }\n"
+                "    return x > 0 ? 1 : 0;\n}\n"
+            ),
             4,
         ),
         ("javascript", "function f(x) {\n  while (x) { x--; }\n  return x || 1;\n}\n", 3),
         (
             "cpp",
-            "template <class T> T f(T x) {\n    switch (x) { case 1: return 1; case 2: return 2; }\n"
-            "    return 0;\n}\n",
+            (
+                "template <class T> T f(T x) {\n    switch (x) { case 1: return 1; case 2: return 2; }\n"
+                "    return 0;\n}\n"
+            ),
             3,
         ),
     ],

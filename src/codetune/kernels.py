@@ -1,0 +1,183 @@
+"""CPU fast paths for LoRA training, each behind a `train.*` switch (defaults picked from benchmarks/perf.py).
+
+Measured on the 2-core AMX/AVX-512 machine (torch 2.13 CPU), SmolLM2-135M, pieces of ~384 tokens:
+
+* LoRA dropout: torch's CPU dropout draws one Mersenne-Twister float per element (~1.4 ms for a
+  384 x 576 input). `make_bits_dropout` draws one 64-bit word per four elements and keeps 15 bits of each
+  quarter: ~0.46 ms, the same Bernoulli mask up to p rounded to a multiple of 1/32768.
+* Attention: under bf16 autocast q, k, v reach SDPA as bf16, and the CPU flash kernel is ~2x slower in
+  bf16 than in fp32 for sequences of 64-384 tokens (fwd+bwd). `fp32_attention` runs SDPA in fp32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_BITS = 15  # random bits used per element (one int16 lane of an int64 word, sign bit dropped)
+_LEVELS = 1 << _BITS
+
+
+def dropout_threshold(p: float) -> int:
+    """Elements whose 15-bit draw is below this are dropped; the drop rate is threshold / 32768."""
+    return round(p * _LEVELS)
+
+
+def effective_p(p: float) -> float:
+    """The drop probability the bits dropout really uses for nominal `p` (|difference| <= 1.6e-5)."""
+    return dropout_threshold(p) / _LEVELS
+
+
+def bits_mask(shape: Any, p: float, device: Any = None) -> Any:
+    """Bool keep-mask of `shape`: each element kept with probability 1 - effective_p(p), independently.
+
+    Uses the default torch generator, so `torch.manual_seed` and saved RNG states make it reproducible.
+    """
+    import torch
+
+    n = 1
+    for s in shape:
+        n *= s
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()  # [0, 2**63)
+    lanes = words.view(torch.int16)[:n].view(shape)  # 4 lanes per word; & drops each lane's sign bit
+    return (lanes & (_LEVELS - 1)) >= dropout_threshold(p)
+
+
+def make_bits_dropout(p: float) -> Any:
+    """An nn.Module like nn.Dropout(p) whose mask comes from `bits_mask` (inverted scaling, identity in eval)."""
+    import torch
+
+    class _BitsDropout(torch.nn.Module):
+        def __init__(self, p: float) -> None:
+            super().__init__()
+            self.p = p
+            self.scale = 1.0 / (1.0 - effective_p(p))
+
+        def forward(self, x: Any) -> Any:
+            if not self.training or self.p == 0:
+                return x
+            # autograd saves only the bool mask for this product's backward (x is not needed).
+            return x.mul(bits_mask(x.shape, self.p, x.device)).mul_(self.scale)
+
+        def extra_repr(self) -> str:
+            return f"p={self.p}, effective_p={effective_p(self.p):.6f}"
+
+    return _BitsDropout(p)
+
+
+def use_bits_dropout(model: Any) -> int:
+    """Swap every PEFT LoRA dropout (nn.Dropout with p > 0) in `model` for the bits dropout; return how many."""
+    import torch
+
+    swapped = 0
+    for module in model.modules():
+        drops = getattr(module, "lora_dropout", None)
+        if not isinstance(drops, torch.nn.ModuleDict):
+            continue
+        for name, drop in list(drops.items()):
+            if isinstance(drop, torch.nn.Dropout) and drop.p > 0:
+                drops[name] = make_bits_dropout(drop.p)
+                swapped += 1
+    return swapped
+
+
+def use_torch_dropout(model: Any) -> int:
+    """Undo `use_bits_dropout`: put nn.Dropout(p) back; return how many."""
+    import torch
+
+    swapped = 0
+    for module in model.modules():
+        drops = getattr(module, "lora_dropout", None)
+        if not isinstance(drops, torch.nn.ModuleDict):
+            continue
+        for name, drop in list(drops.items()):
+            if not isinstance(drop, torch.nn.Dropout) and hasattr(drop, "scale") and hasattr(drop, "p"):
+                drops[name] = torch.nn.Dropout(drop.p)
+                swapped += 1
+    return swapped
+
+
+_FP32_ATTENTION = "codetune_fp32_sdpa"
+
+
+def _register_fp32_attention() -> None:
+    import torch
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    def fp32_sdpa(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any):
+        # (batch, heads, seq, head_dim) each; output dtype follows the inputs' (fp32 here).
+        with torch.autocast(query.device.type, enabled=False):
+            return sdpa_attention_forward(
+                module, query.float(), key.float(), value.float(), attention_mask, **kwargs
+            )
+
+    AttentionInterface.register(_FP32_ATTENTION, fp32_sdpa)
+
+
+@contextmanager
+def fp32_attention(model: Any, enabled: bool = True) -> Iterator[bool]:
+    """While inside, a model using SDPA attention runs it in fp32; yields whether it switched.
+
+    Only models whose attention implementation is 'sdpa' are switched (others keep theirs); the old
+    implementation is restored on exit, so generation and later runs see the model as it was.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    current = getattr(base.config, "_attn_implementation", None)
+    if not enabled or current != "sdpa":
+        yield False
+        return
+    _register_fp32_attention()
+    base.set_attn_implementation(_FP32_ATTENTION)
+    try:
+        yield True
+    finally:
+        base.set_attn_implementation(current)
+
+
+@contextmanager
+def bf16_decoding(model: Any, enabled: bool = True) -> Iterator[bool]:
+    """While inside (generation under bf16 autocast), cast once what autocast would cast every token.
+
+    * The LM head: a tied head's weight is the fp32 embedding matrix, which autocast re-casts to bf16 at
+      every decoding step (49152 x 576 for SmolLM2: ~19 ms a step here). Inside, the head uses a bf16
+      copy made once; the logits are bitwise the same.
+    * Rotary tables: their fp32 cos/sin promote bf16 keys back to fp32, so the KV cache is stored in
+      fp32 and cast to bf16 again over its whole length at every step. Inside, cos/sin are bf16 under
+      autocast, as in a model run natively in bf16, and the cache stays bf16.
+    Yields whether it changed anything; everything is restored on exit.
+    """
+    import torch
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings() if enabled else None
+    if head is None or not isinstance(head, torch.nn.Linear) or head.bias is not None:
+        yield False
+        return
+
+    class _Bf16Head(torch.nn.Module):
+        def __init__(self, weight: Any) -> None:
+            super().__init__()
+            self.weight = weight.detach().to(torch.bfloat16)  # (vocab, hidden)
+
+        def forward(self, x: Any) -> Any:
+            if not torch.is_autocast_enabled(x.device.type):
+                return torch.nn.functional.linear(x, head.weight)
+            return torch.nn.functional.linear(x.to(torch.bfloat16), self.weight)
+
+    def rope_bf16(module: Any, args: Any, out: Any) -> Any:
+        if isinstance(out, tuple) and torch.is_autocast_enabled(out[0].device.type):
+            return tuple(t.to(torch.bfloat16) for t in out)
+        return None
+
+    hooks = [
+        m.register_forward_hook(rope_bf16) for m in base.modules() if type(m).__name__.endswith("RotaryEmbedding")
+    ]
+    base.set_output_embeddings(_Bf16Head(head.weight))
+    try:
+        yield True
+    finally:
+        base.set_output_embeddings(head)
+        for h in hooks:
+            h.remove()

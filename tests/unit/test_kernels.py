@@ -1,0 +1,139 @@
+import dataclasses
+
+import pytest
+import torch
+
+from codetune.config import LoraConfig, ModelConfig
+from codetune.data.records import CodeSample, sample_id
+from codetune.kernels import (
+    bits_mask,
+    effective_p,
+    fp32_attention,
+    make_bits_dropout,
+    use_bits_dropout,
+    use_torch_dropout,
+)
+
+
+def _samples(n):
+    out = []
+    for i in range(n):
+        target = f"    return a + {i}\n"
+        prompt = f'def add{i}(a):\n    """Add {i}."""\n'
+        out.append(CodeSample(sample_id("python", target), "python", prompt, target, "x.py", 1, "f"))
+    return out
+
+
+@pytest.fixture()
+def tiny(tiny_model_dir):
+    from codetune.models import load_base
+
+    return load_base(ModelConfig(name=str(tiny_model_dir)))
+
+
+@pytest.mark.parametrize("p", [0.05, 0.1, 0.5])
+def test_bits_mask_drops_at_rate_p(p):
+    torch.manual_seed(0)
+    n = 1_000_003  # not a multiple of 4: the last word is partly used
+    keep = bits_mask((n,), p)
+    assert keep.dtype == torch.bool and keep.shape == (n,)
+    dropped = 1 - keep.float().mean().item()
+    sd = (p * (1 - p) / n) ** 0.5
+    assert abs(dropped - effective_p(p)) < 5 * sd
+    assert abs(effective_p(p) - p) <= 0.5 / 32768
+
+
+def test_bits_mask_lanes_are_independent():
+    # Neighbouring elements come from one 64-bit word; their drops must not be correlated.
+    torch.manual_seed(1)
+    keep = bits_mask((250_000, 4), 0.5).float()
+    corr = torch.corrcoef(keep.T)
+    off = corr[~torch.eye(4, dtype=torch.bool)]
+    assert off.abs().max().item() < 0.01
+
+
+def test_bits_mask_is_reproducible_from_the_torch_seed():
+    torch.manual_seed(7)
+    a = bits_mask((64, 48), 0.1)
+    torch.manual_seed(7)
+    b = bits_mask((64, 48), 0.1)
+    torch.manual_seed(8)
+    c = bits_mask((64, 48), 0.1)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_bits_dropout_scales_kept_values_and_backprops_through_the_mask():
+    drop = make_bits_dropout(0.25)
+    x = torch.randn(300, 70, requires_grad=True)
+    torch.manual_seed(3)
+    y = drop(x)
+    kept = y != 0
+    scale = 1 / (1 - effective_p(0.25))
+    assert torch.allclose(y[kept], x[kept] * scale)
+    y.sum().backward()
+    assert torch.allclose(x.grad, kept.float() * scale)
+    drop.eval()
+    assert drop(x) is x
+
+
+def test_lora_dropouts_swap_both_ways(tiny):
+    from codetune.models import apply_lora
+
+    model = apply_lora(tiny.model, LoraConfig(r=4, alpha=8, dropout=0.1))
+    n_lora = sum(1 for m in model.modules() if hasattr(m, "lora_dropout"))
+    assert n_lora > 0
+    assert use_bits_dropout(model) == n_lora
+    assert use_bits_dropout(model) == 0  # already swapped
+    assert use_torch_dropout(model) == n_lora
+    kinds = {type(m.lora_dropout["default"]) for m in model.modules() if hasattr(m, "lora_dropout")}
+    assert kinds == {torch.nn.Dropout}
+
+
+def test_fp32_attention_switches_sdpa_models_and_restores(tiny):
+    from codetune.train import collate, encode, target_loss
+
+    model = tiny.model
+    assert model.config._attn_implementation == "sdpa"
+    batch = collate(encode(tiny.tokenizer, _samples(4)), tiny.tokenizer.pad_token_id)
+    with torch.no_grad():
+        ref = target_loss(model, batch).item()  # fp32
+        with fp32_attention(model) as switched, torch.autocast("cpu", dtype=torch.bfloat16):
+            assert switched and model.config._attn_implementation != "sdpa"
+            low = target_loss(model, batch).item()
+    assert model.config._attn_implementation == "sdpa"
+    assert low == pytest.approx(ref, rel=0.02)
+    with fp32_attention(model, enabled=False) as switched:
+        assert not switched
+
+
+def test_right_padded_batches_need_no_attention_mask(tiny):
+    from codetune.train import collate, encode, target_loss
+
+    samples = _samples(6)
+    samples[0] = dataclasses.replace(samples[0], target=samples[0].target * 5)
+    batch = collate(encode(tiny.tokenizer, samples), tiny.tokenizer.pad_token_id)
+    assert (batch["attention_mask"] == 0).any()  # some rows are padded
+    with torch.no_grad():
+        masked = target_loss(tiny.model, batch).item()
+        unmasked = target_loss(tiny.model, {**batch, "attention_mask": None}).item()
+    assert unmasked == pytest.approx(masked, rel=1e-5)
+
+
+def test_bf16_decoding_keeps_logits_and_stores_the_cache_in_bf16(tiny):
+    from codetune.kernels import bf16_decoding
+
+    model = tiny.model.eval()
+    head = model.get_output_embeddings()
+    ids = torch.tensor([[5, 9, 14, 3, 22, 7]])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = model(input_ids=ids, use_cache=True)
+        with bf16_decoding(model) as changed:
+            assert changed and model.get_output_embeddings() is not head
+            fast = model(input_ids=ids, use_cache=True)
+    assert model.get_output_embeddings() is head  # restored
+    assert plain.past_key_values.layers[0].keys.dtype == torch.float32  # rotary promoted the keys
+    assert fast.past_key_values.layers[0].keys.dtype == torch.bfloat16
+    assert torch.allclose(fast.logits.float(), plain.logits.float(), atol=0.05)
+    assert (fast.logits.argmax(-1) == plain.logits.argmax(-1)).float().mean() > 0.8
+    with bf16_decoding(model, enabled=False) as changed:
+        assert not changed
