@@ -69,7 +69,7 @@ class TrainConfig(_Strict):
     batch_size: int = Field(8, ge=1, description="sequences per optimizer step")
     grad_accum: int = Field(1, ge=1, description="batches accumulated per optimizer step")
     micro_batch_tokens: int = Field(
-        768, ge=0, description="run a batch in pieces of at most this many padded tokens (caps memory; 0 = whole)"
+        512, ge=0, description="run a batch in pieces of at most this many padded tokens (caps memory; 0 = whole)"
     )
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of steps with linear warm-up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on LoRA weights")
@@ -100,6 +100,12 @@ class TrainConfig(_Strict):
         "omit",
         description="'omit' = no attention mask for right-padded batches: a causal model's real tokens never "
         "see the padding after them, so the loss is the same and the maskless kernel runs",
+    )
+    logits_chunk: int = Field(
+        256,
+        ge=0,
+        description="run the LM head and loss over at most this many target tokens at a time, recomputed in "
+        "backward (caps the logits' memory; 0 = all at once)",
     )
     batching: Literal["length_grouped", "random"] = Field(
         "length_grouped", description="'length_grouped' batches similar lengths together (little padding)"

@@ -136,13 +136,16 @@ def supports_target_logits(model: Any) -> bool:
     )
 
 
-def target_loss(model: Any, batch: dict[str, Any]) -> Any:
+def target_loss(model: Any, batch: dict[str, Any], chunk: int = 0) -> Any:
     """Mean next-token cross-entropy over labelled tokens, running the LM head on those tokens only.
 
     Same value as the model's own loss (which averages over labels != -100), but the (tokens x vocab)
     logits of prompt and padding positions are never computed: less time and far less memory.
+    chunk > 0: the head and loss run over at most `chunk` target tokens at a time and are recomputed in
+    backward, so only one chunk's logits (chunk x vocab, several fp32/bf16 copies) is ever alive.
     """
     import torch.nn.functional as F
+    from torch.utils.checkpoint import checkpoint
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     out = model(
@@ -154,8 +157,19 @@ def target_loss(model: Any, batch: dict[str, Any]) -> Any:
     hidden = out.hidden_states[-1][:, :-1]  # (batch, seq-1, hidden), final norm applied
     labels = batch["labels"][:, 1:]  # (batch, seq-1): token t predicts label t+1
     keep = labels != -100
-    logits = base.get_output_embeddings()(hidden[keep]).float()  # (n_target, vocab)
-    return F.cross_entropy(logits, labels[keep])
+    head = base.get_output_embeddings()
+    hidden, labels = hidden[keep], labels[keep]  # (n_target, hidden), (n_target,)
+    if chunk <= 0 or len(labels) <= chunk:
+        return F.cross_entropy(head(hidden).float(), labels)
+
+    def summed(h: Any, y: Any) -> Any:
+        return F.cross_entropy(head(h).float(), y, reduction="sum")  # logits (chunk, vocab)
+
+    total = sum(
+        checkpoint(summed, hidden[i : i + chunk], labels[i : i + chunk], use_reentrant=False)
+        for i in range(0, len(labels), chunk)
+    )
+    return total / len(labels)
 
 
 def _lr_lambda(total: int, warmup: int):
@@ -284,7 +298,7 @@ def train(
                     batch["attention_mask"] = None  # right padding: see TrainConfig.padding_mask
                 piece_target = sum(n_loss_tokens[i] for i in piece)
                 with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
-                    mean = target_loss(model, batch) if own_head else model(**batch).loss
+                    mean = target_loss(model, batch, tc.logits_chunk) if own_head else model(**batch).loss
                     loss = mean * (piece_target / max(n_target, 1))
                 loss.backward()
                 step_loss += float(loss.detach())
