@@ -49,6 +49,8 @@ def make_bits_dropout(p: float) -> Any:
     import torch
 
     class _BitsDropout(torch.nn.Module):
+        bits_dropout = True  # marks it for use_torch_dropout
+
         def __init__(self, p: float) -> None:
             super().__init__()
             self.p = p
@@ -66,36 +68,38 @@ def make_bits_dropout(p: float) -> Any:
     return _BitsDropout(p)
 
 
-def use_bits_dropout(model: Any) -> int:
-    """Swap every PEFT LoRA dropout (nn.Dropout with p > 0) in `model` for the bits dropout; return how many."""
+def _swap_lora_dropouts(model: Any, replace: Any) -> int:
+    """Put replace(drop) in place of each PEFT LoRA dropout module where it returns one; return how many."""
     import torch
 
     swapped = 0
     for module in model.modules():
         drops = getattr(module, "lora_dropout", None)
-        if not isinstance(drops, torch.nn.ModuleDict):
-            continue
-        for name, drop in list(drops.items()):
-            if isinstance(drop, torch.nn.Dropout) and drop.p > 0:
-                drops[name] = make_bits_dropout(drop.p)
-                swapped += 1
+        if isinstance(drops, torch.nn.ModuleDict):
+            for name, drop in list(drops.items()):
+                new = replace(drop)
+                if new is not None:
+                    drops[name] = new
+                    swapped += 1
     return swapped
+
+
+def use_bits_dropout(model: Any) -> int:
+    """Swap every PEFT LoRA dropout (nn.Dropout with p > 0) in `model` for the bits dropout; return how many."""
+    import torch
+
+    return _swap_lora_dropouts(
+        model, lambda d: make_bits_dropout(d.p) if isinstance(d, torch.nn.Dropout) and d.p > 0 else None
+    )
 
 
 def use_torch_dropout(model: Any) -> int:
     """Undo `use_bits_dropout`: put nn.Dropout(p) back; return how many."""
     import torch
 
-    swapped = 0
-    for module in model.modules():
-        drops = getattr(module, "lora_dropout", None)
-        if not isinstance(drops, torch.nn.ModuleDict):
-            continue
-        for name, drop in list(drops.items()):
-            if not isinstance(drop, torch.nn.Dropout) and hasattr(drop, "scale") and hasattr(drop, "p"):
-                drops[name] = torch.nn.Dropout(drop.p)
-                swapped += 1
-    return swapped
+    return _swap_lora_dropouts(
+        model, lambda d: torch.nn.Dropout(d.p) if getattr(d, "bits_dropout", False) else None
+    )
 
 
 _FP32_ATTENTION = "codetune_fp32_sdpa"
