@@ -185,3 +185,39 @@ def bf16_decoding(model: Any, enabled: bool = True) -> Iterator[bool]:
         base.set_output_embeddings(head)
         for h in hooks:
             h.remove()
+
+
+def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int) -> Any:
+    """Sum over rows of cross-entropy(hidden @ weight.T, labels), `chunk` rows at a time.
+
+    hidden (n, d) fp32, weight (vocab, d) frozen, in the matmul dtype (bf16 under bf16). The gradient
+    with respect to hidden, (softmax - onehot) @ weight, is computed chunk by chunk during the forward
+    and kept (n x d), so only one chunk's logits (chunk x vocab) is ever alive and backward recomputes
+    nothing. Logits and softmax are fp32, as the model's own loss under autocast.
+    """
+    import torch
+
+    class _HeadCE(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, h: Any, w: Any, y: Any) -> Any:
+            total = torch.zeros((), dtype=torch.float32, device=h.device)
+            grad = torch.empty_like(h) if ctx.needs_input_grad[0] else None
+            for i in range(0, h.shape[0], chunk):
+                logits = (h[i : i + chunk].to(w.dtype) @ w.t()).float()  # (chunk, vocab)
+                lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+                rows = torch.arange(logits.shape[0], device=h.device)
+                picked = logits[rows, y[i : i + chunk]]
+                total += (lse.squeeze(1) - picked).sum()
+                if grad is not None:
+                    probs = logits.sub_(lse).exp_()  # softmax, in place of the logits
+                    probs[rows, y[i : i + chunk]] -= 1
+                    grad[i : i + chunk] = (probs.to(w.dtype) @ w).to(grad.dtype)
+            ctx.save_for_backward(grad)
+            return total
+
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> Any:
+            (grad,) = ctx.saved_tensors
+            return grad * g, None, None
+
+    return _HeadCE.apply(hidden, weight, labels)

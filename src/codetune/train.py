@@ -18,7 +18,7 @@ from typing import Any
 from codetune import faults
 from codetune.config import RunConfig
 from codetune.data.records import CodeSample
-from codetune.kernels import fp32_attention, use_bits_dropout, use_torch_dropout
+from codetune.kernels import fp32_attention, head_cross_entropy, use_bits_dropout, use_torch_dropout
 
 
 @dataclass
@@ -45,6 +45,8 @@ class TrainResult:
     device: str = "cpu"
     trainable_params: int = 0
     resumed_from_step: int = 0
+    forward: str = "peft"  # "fused", "fused+compile" (codetune.fused) or "peft" (transformers + PEFT)
+    forward_note: str = ""  # why the fused forward was not used, when train.fused=auto fell back
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,40 +138,44 @@ def supports_target_logits(model: Any) -> bool:
     )
 
 
-def target_loss(model: Any, batch: dict[str, Any], chunk: int = 0) -> Any:
+def target_loss(
+    model: Any, batch: dict[str, Any], chunk: int = 0, hidden_fn: Any = None, head_weight: Any = None
+) -> Any:
     """Mean next-token cross-entropy over labelled tokens, running the LM head on those tokens only.
 
     Same value as the model's own loss (which averages over labels != -100), but the (tokens x vocab)
     logits of prompt and padding positions are never computed: less time and far less memory.
-    chunk > 0: the head and loss run over at most `chunk` target tokens at a time and are recomputed in
-    backward, so only one chunk's logits (chunk x vocab, several fp32/bf16 copies) is ever alive.
+    chunk > 0: the head and loss run over at most `chunk` target tokens at a time
+    (`kernels.head_cross_entropy`), so only one chunk's logits is ever alive.
+    hidden_fn: input_ids -> final hidden states (the fused forward); None = the model's own forward.
+    head_weight: the LM head's weight already in the matmul dtype (saves a cast per call).
     """
+    import torch
     import torch.nn.functional as F
-    from torch.utils.checkpoint import checkpoint
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    out = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        output_hidden_states=True,
-        logits_to_keep=1,
-    )
-    hidden = out.hidden_states[-1][:, :-1]  # (batch, seq-1, hidden), final norm applied
+    if hidden_fn is not None:
+        hidden = hidden_fn(batch["input_ids"])
+    else:
+        out = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            output_hidden_states=True,
+            logits_to_keep=1,
+        )
+        hidden = out.hidden_states[-1]
+    hidden = hidden[:, :-1]  # (batch, seq-1, hidden), final norm applied
     labels = batch["labels"][:, 1:]  # (batch, seq-1): token t predicts label t+1
     keep = labels != -100
     head = base.get_output_embeddings()
     hidden, labels = hidden[keep], labels[keep]  # (n_target, hidden), (n_target,)
-    if chunk <= 0 or len(labels) <= chunk:
+    if chunk <= 0 or head.bias is not None:
         return F.cross_entropy(head(hidden).float(), labels)
-
-    def summed(h: Any, y: Any) -> Any:
-        return F.cross_entropy(head(h).float(), y, reduction="sum")  # logits (chunk, vocab)
-
-    total = sum(
-        checkpoint(summed, hidden[i : i + chunk], labels[i : i + chunk], use_reentrant=False)
-        for i in range(0, len(labels), chunk)
-    )
-    return total / len(labels)
+    if head_weight is None:
+        device = hidden.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else head.weight.dtype
+        head_weight = head.weight.detach().to(dtype)
+    return head_cross_entropy(hidden, head_weight, labels, chunk) / len(labels)
 
 
 def _lr_lambda(total: int, warmup: int):
@@ -213,6 +219,46 @@ def _load_checkpoint(ckpt: Path, model: Any, opt: Any, sched: Any) -> tuple[int,
     sched.load_state_dict(blob["scheduler"])
     torch.set_rng_state(blob["torch_rng"])
     return int(blob["step"]), blob["state"]
+
+
+def _fused_forward(model: Any, cfg: RunConfig, precision: str, attn32: bool, own_head: bool, result: Any) -> Any:
+    """A FusedLlama for this run per train.fused / train.compile, or None (the PEFT forward runs).
+
+    Records in `result` which forward ran, and why not the fused one when train.fused=auto fell back.
+    """
+    from codetune.errors import ConfigError
+    from codetune.fused import FusedLlama, unsupported
+
+    tc = cfg.train
+    if tc.fused == "off":
+        return None
+    why = None
+    if not own_head:
+        why = "train.logits=all (the fused forward feeds the target-only loss)"
+    elif tc.padding_mask != "omit":
+        why = "train.padding_mask=pass (the fused forward takes no attention mask)"
+    elif tc.lora_dropout_rng != "bits" and cfg.lora.dropout > 0:
+        why = "train.lora_dropout_rng=torch (the fused forward draws the bits masks)"
+    else:
+        why = unsupported(model)
+    if why:
+        if tc.fused == "on":
+            raise ConfigError(f"train.fused=on but {why}", "set train.fused=auto or train.fused=off")
+        result.forward_note = why
+        return None
+    if tc.compile:
+        _inductor_cache()
+    result.forward = "fused+compile" if tc.compile else "fused"
+    return FusedLlama(model, precision=precision, attention_fp32=attn32, compile=tc.compile)
+
+
+def _inductor_cache() -> None:
+    """Keep torch.compile's compiled kernels in codetune's cache (reused by later runs) unless set."""
+    import os
+
+    from codetune.paths import cache_dir
+
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
 
 
 def train(
@@ -280,7 +326,14 @@ def train(
     else:
         use_torch_dropout(model)
     attn32 = tc.attention == "fp32" or (tc.attention == "auto" and device == "cpu" and use_bf16)
-    with fp32_attention(model, attn32):
+    fused = _fused_forward(model, cfg, precision, attn32, own_head, result)
+    head_weight = None
+    if own_head:
+        head_weight = (
+            model.get_base_model() if hasattr(model, "get_base_model") else model
+        ).get_output_embeddings()
+        head_weight = head_weight.weight.detach().to(torch.bfloat16 if use_bf16 else head_weight.weight.dtype)
+    with fp32_attention(model, attn32 and fused is None):
         t0 = time.perf_counter() - result.train_time_s
         for step in range(start, total_steps):
             step_loss = 0.0
@@ -298,7 +351,11 @@ def train(
                     batch["attention_mask"] = None  # right padding: see TrainConfig.padding_mask
                 piece_target = sum(n_loss_tokens[i] for i in piece)
                 with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
-                    mean = target_loss(model, batch, tc.logits_chunk) if own_head else model(**batch).loss
+                    if own_head:
+                        hidden_fn = fused.hidden if fused else None
+                        mean = target_loss(model, batch, tc.logits_chunk, hidden_fn, head_weight)
+                    else:
+                        mean = model(**batch).loss
                     loss = mean * (piece_target / max(n_target, 1))
                 loss.backward()
                 step_loss += float(loss.detach())

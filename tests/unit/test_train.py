@@ -270,3 +270,60 @@ def test_chunked_lm_head_gives_the_same_loss_and_gradients(tiny):
     assert l1 == pytest.approx(l0, rel=1e-5)
     for n in g0:
         assert torch.allclose(g0[n], g1[n], rtol=1e-4, atol=1e-7), n
+
+
+def _train_tiny(tiny, overrides, precision="fp32", samples=None):
+    import torch
+
+    from codetune.models import apply_lora
+
+    cfg = RunConfig.model_validate(
+        {
+            "train": {
+                "epochs": 1,
+                "lr": 1e-2,
+                "batch_size": 4,
+                "checkpoint_every": 0,
+                **overrides.get("train", {}),
+            },
+            "lora": {"r": 4, "dropout": 0.1, **overrides.get("lora", {})},
+        }
+    )
+    torch.manual_seed(5)
+    model = apply_lora(tiny.model, cfg.lora)
+    try:
+        return train(
+            model, tiny.tokenizer, samples or _samples(), cfg, device="cpu", precision=precision, progress=False
+        )
+    finally:
+        tiny.model = model.unload()
+
+
+def test_fused_forward_trains_exactly_like_peft(tiny):
+    """train.fused=auto picks the fused forward; with the same seed it gives the PEFT path's losses (dropout on)."""
+    fused = _train_tiny(tiny, {"train": {"fused": "auto"}})
+    peft = _train_tiny(tiny, {"train": {"fused": "off"}})
+    assert fused.forward == "fused" and peft.forward == "peft"
+    assert fused.losses == pytest.approx(peft.losses, rel=1e-5)
+
+
+def test_fused_auto_falls_back_and_says_why(tiny):
+    from codetune.errors import ConfigError
+
+    mlp = {"lora": {"target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj"]}}
+    res = _train_tiny(tiny, mlp)
+    assert res.forward == "peft" and "up_proj" in res.forward_note
+    res = _train_tiny(tiny, {"train": {"padding_mask": "pass"}})
+    assert res.forward == "peft" and "padding_mask" in res.forward_note
+    with pytest.raises(ConfigError, match="train.fused=on"):
+        _train_tiny(tiny, {**mlp, "train": {"fused": "on"}})
+
+
+@pytest.mark.slow
+def test_compiled_fused_forward_matches_eager(tiny, tmp_path, monkeypatch):
+    """train.compile=true (torch.compile of the fused layer) gives the eager fused losses, bf16 included."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    eager = _train_tiny(tiny, {"train": {}}, precision="bf16")
+    compiled = _train_tiny(tiny, {"train": {"compile": True}}, precision="bf16")
+    assert compiled.forward == "fused+compile"
+    assert compiled.losses == pytest.approx(eager.losses, rel=2e-2)

@@ -1,0 +1,246 @@
+"""A fused training forward for Llama-family models with LoRA on the attention projections (train.fused).
+
+The transformers + PEFT forward runs ~60 small eager ops per layer: the same normed input is cast to
+bf16 once per projection, q, k and v each run their own matmul, LoRA A/B product and dropout, the
+rotary embedding runs on q and k apart, and every op is a separate pass over memory. On a 2-core CPU
+those passes, not the matmuls, took most of a step. This module computes the same function with fewer,
+larger ops and, with `compile=True`, lets torch.compile fuse the elementwise work between the matmuls:
+
+* one matmul for q|k|v and one for gate|up (the frozen weights are concatenated once; the model's own
+  modules are pointed at views of the concatenation, so no memory is duplicated);
+* the three LoRA A products in one batched matmul, the three B products in one block-diagonal matmul;
+* each LoRA dropout mask comes from the same 64-bit random words, in the same order, as
+  `kernels.bits_mask` under PEFT (q, k, v, then o in each layer), so with the same seed the masks, and
+  the loss, equal the PEFT path's with `train.lora_dropout_rng=bits`; the 1/(1-p) scale is folded into B;
+* RMSNorm, rotary and SwiGLU as whole-tensor ops; attention through SDPA (causal, grouped-query).
+
+Batches must be right-padded with no attention mask (train.padding_mask=omit): positions are 0..S-1.
+`unsupported(model)` says why a model cannot use it; the trainer then keeps the PEFT forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codetune.kernels import _LEVELS, dropout_threshold, effective_p
+
+_ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+def _lora_parts(module: Any) -> tuple[Any, Any, float, float] | None:
+    """(A weight (r, in), B weight (out, r), scaling, dropout p) of a PEFT LoRA Linear with one plain adapter."""
+    import torch
+
+    names = list(getattr(module, "lora_A", {}) or {})
+    if len(names) != 1 or getattr(module, "merged", False):
+        return None
+    name = names[0]
+    if getattr(module, "use_dora", {}).get(name) or getattr(module, "lora_bias", {}).get(name):
+        return None
+    if getattr(module, "fan_in_fan_out", False) or not isinstance(module.base_layer, torch.nn.Linear):
+        return None
+    if module.base_layer.bias is not None:
+        return None
+    drop = module.lora_dropout[name]
+    p = float(getattr(drop, "p", 0.0)) if not isinstance(drop, torch.nn.Identity) else 0.0
+    return module.lora_A[name].weight, module.lora_B[name].weight, float(module.scaling[name]), p
+
+
+def unsupported(model: Any) -> str | None:
+    """Why `model` (a PeftModel) cannot run the fused forward, or None when it can."""
+    import torch
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = base.config
+    if cfg.model_type != "llama":
+        return f"model_type '{cfg.model_type}' (the fused forward covers 'llama')"
+    if getattr(cfg, "attention_bias", False) or getattr(cfg, "mlp_bias", False):
+        return "biases in attention or MLP"
+    if getattr(cfg, "hidden_act", "silu") != "silu" or getattr(cfg, "pretraining_tp", 1) != 1:
+        return "activation other than silu, or pretraining_tp > 1"
+    ps = set()
+    for layer in base.model.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        for name in _ATTN:
+            parts = _lora_parts(getattr(attn, name))
+            if parts is None:
+                return f"LoRA must adapt exactly q_proj, k_proj, v_proj and o_proj with one adapter ({name})"
+            ps.add(parts[3])
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            lin = getattr(mlp, name)
+            if type(lin) is not torch.nn.Linear:
+                return f"LoRA on MLP module {name} (the fused forward adapts attention only)"
+    if len(ps) > 1:
+        return "LoRA dropout differs between modules"
+    return None
+
+
+def _words(k: int, n: int, device: Any) -> Any:
+    """Random 64-bit words for k masks of n elements, flat (k * ceil(n/4),): the i-th ceil(n/4) words are
+    what the i-th of k consecutive `kernels.bits_mask` calls of n elements would draw."""
+    import torch
+
+    return torch.empty(k * ((n + 3) // 4), dtype=torch.int64, device=device).random_()
+
+
+def _keep(words: Any, shape: Any, threshold: int) -> Any:
+    """Bool keep-mask of `shape` = (k, ...) from flat words: lane for lane the k masks `bits_mask` makes."""
+    import torch
+
+    lanes = words.view(torch.int16).view(shape[0], -1)  # (k, 4m): four 16-bit lanes per word, in order
+    n = 1
+    for s in shape[1:]:
+        n *= s
+    return ((lanes[:, :n] & (_LEVELS - 1)) >= threshold).reshape(shape)
+
+
+def _rope(x: Any, cos: Any, sin: Any) -> Any:
+    """Rotary embedding, half-split layout: x (batch, seq, heads, head_dim), cos/sin (batch, seq, 1, head_dim/2)."""
+    import torch
+
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+def _layer(
+    h: Any,
+    w: dict[str, Any],
+    cos: Any,
+    sin: Any,
+    words_qkv: Any,
+    words_o: Any,
+    dims: tuple[int, int, int, float, int, Any, Any, bool],
+    scales: tuple[float, float, float, float],
+) -> Any:
+    """One decoder layer on the fp32 residual stream h (batch, seq, hidden); returns the new residual.
+
+    scales: LoRA scaling of q, k, v, o, times 1/(1-p) when masks are given (words_* not None).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    n_heads, n_kv, head_dim, eps, threshold, cdt, adt, gqa = dims
+    bsz, seq, hidden = h.shape
+    # --- attention block
+    x = F.rms_norm(h, (hidden,), w["norm1"], eps).to(cdt)  # (b, s, hidden)
+    qkv = x @ w["wqkv"].t()  # (b, s, (n_heads + 2 n_kv) * head_dim)
+    xs = x.unsqueeze(0)  # (1, b, s, hidden): the LoRA input of q, k and v
+    if words_qkv is not None:  # one mask per projection, as PEFT's three dropouts draw them
+        xs = xs * _keep(words_qkv, (3, bsz, seq, hidden), threshold)
+    a_qkv = torch.stack([w["a_q"], w["a_k"], w["a_v"]]).to(cdt)  # (3, r, hidden)
+    low = torch.matmul(xs.reshape(-1, bsz * seq, hidden), a_qkv.transpose(1, 2))  # (3, b*s, r)
+    low = low.permute(1, 0, 2).reshape(bsz, seq, -1)  # (b, s, 3r)
+    b_qkv = torch.block_diag(w["b_q"] * scales[0], w["b_k"] * scales[1], w["b_v"] * scales[2])  # (out, 3r)
+    qkv = qkv + low @ b_qkv.to(cdt).t()
+    qkv = qkv.to(adt).view(bsz, seq, n_heads + 2 * n_kv, head_dim)
+    qk = _rope(qkv[:, :, : n_heads + n_kv], cos.to(adt), sin.to(adt))
+    q = qk[:, :, :n_heads].transpose(1, 2)  # (b, n_heads, s, head_dim)
+    k = qk[:, :, n_heads:].transpose(1, 2)  # (b, n_kv, s, head_dim)
+    v = qkv[:, :, n_heads + n_kv :].transpose(1, 2)
+    att = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+    att = att.transpose(1, 2).reshape(bsz, seq, n_heads * head_dim).to(cdt)  # (b, s, n_heads * head_dim)
+    att_d = att if words_o is None else att * _keep(words_o, (1, *att.shape), threshold)[0]
+    o = att @ w["wo"].t() + (att_d @ w["a_o"].to(cdt).t()) @ (w["b_o"] * scales[3]).to(cdt).t()
+    h = h + o
+    # --- MLP block (SwiGLU)
+    x = F.rms_norm(h, (hidden,), w["norm2"], eps).to(cdt)
+    gate, up = (x @ w["wgu"].t()).chunk(2, dim=-1)  # (b, s, intermediate) each
+    return h + (F.silu(gate) * up) @ w["wdown"].t()
+
+
+def _concat_frozen(modules: list[Any]) -> Any:
+    """Concatenate the frozen Linear weights of `modules` along the output dim; point each module at its rows."""
+    import torch
+
+    with torch.no_grad():
+        cat = torch.cat([m.weight.detach() for m in modules]).contiguous()  # (sum of outs, in)
+        row = 0
+        for m in modules:
+            rows = m.weight.shape[0]
+            m.weight.data = cat[row : row + rows]  # same values, now a view: no second copy is kept
+            row += rows
+    return cat
+
+
+class FusedLlama:
+    """The fused forward of one PeftModel; `hidden(input_ids)` returns the final normed hidden states."""
+
+    def __init__(self, model: Any, *, precision: str, attention_fp32: bool, compile: bool = False) -> None:
+        import torch
+
+        why = unsupported(model)
+        if why:
+            raise ValueError(f"the fused forward does not support this model: {why}")
+        self.model = model
+        self.base = model.get_base_model()
+        cfg = self.base.config
+        cdt = torch.bfloat16 if precision == "bf16" else torch.float32
+        adt = torch.float32 if attention_fp32 else cdt
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.layers: list[dict[str, Any]] = []
+        self.scales: list[tuple[float, float, float, float]] = []
+        self.p = 0.0
+        for layer in self.base.model.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            parts = {name[0]: _lora_parts(getattr(attn, name)) for name in _ATTN}
+            self.p = parts["q"][3]
+            self.scales.append(tuple(parts[n][2] for n in "qkvo"))
+            self.layers.append(
+                {
+                    "norm1": layer.input_layernorm.weight,
+                    "norm2": layer.post_attention_layernorm.weight,
+                    "wqkv": _concat_frozen([getattr(attn, n).base_layer for n in _ATTN[:3]]).to(cdt),
+                    "wo": attn.o_proj.base_layer.weight.detach().to(cdt),
+                    "wgu": _concat_frozen([mlp.gate_proj, mlp.up_proj]).to(cdt),
+                    "wdown": mlp.down_proj.weight.detach().to(cdt),
+                    **{f"a_{n}": parts[n][0] for n in "qkvo"},  # (r, in), trainable
+                    **{f"b_{n}": parts[n][1] for n in "qkvo"},  # (out, r), trainable
+                }
+            )
+        self.dims = (
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            head_dim,
+            float(cfg.rms_norm_eps),
+            dropout_threshold(self.p),
+            cdt,
+            adt,
+            cfg.num_key_value_heads != cfg.num_attention_heads,  # a bool here: traced, n_kv != n_heads is not
+        )
+        self.compiled = compile
+        self.layer_fn = torch.compile(_layer, dynamic=True) if compile else _layer
+
+    def hidden(self, input_ids: Any) -> Any:
+        """Final-norm hidden states (batch, seq, hidden) in fp32, as the model's last hidden_states.
+
+        Runs with autocast off whatever the caller's context: the dtypes are chosen here (autocast would
+        cast SDPA's fp32 inputs to bf16).
+        """
+        import torch
+
+        with torch.autocast(input_ids.device.type, enabled=False):
+            return self._hidden(input_ids)
+
+    def _hidden(self, input_ids: Any) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        inner = self.base.model
+        drop = self.model.training and self.p > 0
+        keep_scale = 1.0 / (1.0 - effective_p(self.p)) if drop else 1.0
+        h = inner.embed_tokens(input_ids).float()  # (b, s, hidden)
+        if self.compiled and torch.is_grad_enabled():
+            h.requires_grad_()  # every layer then sees the same requires_grad: one compiled graph, not two
+        bsz, seq = input_ids.shape
+        positions = torch.arange(seq, device=input_ids.device).unsqueeze(0)
+        cos, sin = inner.rotary_emb(h, positions)  # (1, s, head_dim), halves repeated
+        half = cos.shape[-1] // 2
+        cos, sin = cos[..., :half].unsqueeze(2), sin[..., :half].unsqueeze(2)  # (1, s, 1, head_dim/2)
+        n_heads, _, head_dim = self.dims[:3]
+        for w, scales in zip(self.layers, self.scales):
+            # drawn in PEFT's order: q, k, v masks, then o's
+            wq = _words(3, bsz * seq * h.shape[-1], h.device) if drop else None
+            wo = _words(1, bsz * seq * n_heads * head_dim, h.device) if drop else None
+            scaled = tuple(s * keep_scale for s in scales)
+            h = self.layer_fn(h, w, cos, sin, wq, wo, self.dims, scaled)
+        return F.rms_norm(h, (h.shape[-1],), inner.norm.weight, self.dims[3])

@@ -1,0 +1,123 @@
+import pytest
+import torch
+
+from codetune.config import LoraConfig, ModelConfig
+from codetune.fused import FusedLlama, unsupported
+from codetune.kernels import fp32_attention, use_bits_dropout
+
+
+@pytest.fixture()
+def lora_model(tiny_model_dir):
+    """The tiny Llama with LoRA r=4 on q/k/v/o and random (non-zero) B, so the LoRA path counts."""
+    from codetune.models import apply_lora, load_base
+
+    loaded = load_base(ModelConfig(name=str(tiny_model_dir)))
+    torch.manual_seed(1)
+    model = apply_lora(loaded.model, LoraConfig(r=4, alpha=8, dropout=0.1))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.2)
+    use_bits_dropout(model)
+    return model
+
+
+def _ids(vocab, batch=3, seq=11, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab, (batch, seq), generator=g)
+
+
+def _reference(model, ids):
+    out = model(input_ids=ids, attention_mask=None, output_hidden_states=True)
+    return out.hidden_states[-1]
+
+
+def _lora_grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_fused_equals_peft_forward_and_gradients(lora_model, training):
+    """Same seed: same dropout masks, same hidden states and LoRA gradients as transformers + PEFT (fp32)."""
+    model = lora_model
+    model.train(training)
+    ids = _ids(model.config.vocab_size)
+    torch.manual_seed(7)
+    ref = _reference(model, ids)
+    ref.pow(2).mean().backward()
+    ref_grads = _lora_grads(model)
+    model.zero_grad()
+
+    fused = FusedLlama(model, precision="fp32", attention_fp32=True)
+    torch.manual_seed(7)
+    got = fused.hidden(ids)
+    got.pow(2).mean().backward()
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5)
+    for name, g in _lora_grads(model).items():
+        assert torch.allclose(g, ref_grads[name], rtol=1e-4, atol=1e-6), name
+
+
+def test_fused_dropout_really_drops(lora_model):
+    """Train mode differs from eval mode (masks applied), and two seeds give different outputs."""
+    model = lora_model
+    fused = FusedLlama(model, precision="fp32", attention_fp32=True)
+    ids = _ids(model.config.vocab_size)
+    model.eval()
+    with torch.no_grad():
+        plain = fused.hidden(ids)
+    model.train()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        a = fused.hidden(ids)
+        torch.manual_seed(2)
+        b = fused.hidden(ids)
+        torch.manual_seed(1)
+        a2 = fused.hidden(ids)
+    assert not torch.allclose(a, plain) and not torch.allclose(a, b)
+    assert torch.equal(a, a2)
+
+
+def test_fused_bf16_close_to_autocast_peft(lora_model):
+    """bf16 weights and matmuls, fp32 attention: close to the PEFT forward under autocast with fp32 SDPA."""
+    from codetune.models import cast_frozen_linears
+
+    model = lora_model
+    model.eval()
+    cast_frozen_linears(model, "bf16")
+    ids = _ids(model.config.vocab_size)
+    with torch.no_grad(), fp32_attention(model), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = _reference(model, ids).float()
+    with torch.no_grad():
+        got = FusedLlama(model, precision="bf16", attention_fp32=True).hidden(ids)
+    assert got.dtype == torch.float32
+    assert (got - ref).abs().max() / ref.abs().max() < 0.02
+
+
+def test_fused_keeps_one_copy_of_frozen_weights(lora_model):
+    """q/k/v and gate/up weights become views of the concatenations; the HF forward still works on them."""
+    model = lora_model
+    model.eval()
+    ids = _ids(model.config.vocab_size)
+    with torch.no_grad():
+        before = _reference(model, ids)
+        fused = FusedLlama(model, precision="fp32", attention_fp32=True)
+        after = _reference(model, ids)
+    attn = model.get_base_model().model.layers[0].self_attn
+    cat = fused.layers[0]["wqkv"]
+    assert attn.q_proj.base_layer.weight.untyped_storage().data_ptr() == cat.untyped_storage().data_ptr()
+    assert torch.equal(before, after)
+
+
+def test_unsupported_says_why(tiny_model_dir):
+    from codetune.models import apply_lora, load_base
+
+    loaded = load_base(ModelConfig(name=str(tiny_model_dir)))
+    mlp = apply_lora(
+        loaded.model, LoraConfig(r=4, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj"])
+    )
+    assert "up_proj" in unsupported(mlp)
+    loaded = load_base(ModelConfig(name=str(tiny_model_dir)))
+    only_q = apply_lora(loaded.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    assert "k_proj" in unsupported(only_q)
+    with pytest.raises(ValueError, match="does not support"):
+        FusedLlama(only_q, precision="fp32", attention_fp32=True)
