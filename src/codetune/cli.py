@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from codetune.device import limit_onednn_cache
+
+    limit_onednn_cache()  # before any matmul of this process: see its docstring
     try:
         return int(args._run(args) or 0)
     except CodetuneError as exc:

@@ -69,7 +69,7 @@ class TrainConfig(_Strict):
     batch_size: int = Field(8, ge=1, description="sequences per optimizer step")
     grad_accum: int = Field(1, ge=1, description="batches accumulated per optimizer step")
     micro_batch_tokens: int = Field(
-        512, ge=0, description="run a batch in pieces of at most this many padded tokens (caps memory; 0 = whole)"
+        768, ge=0, description="run a batch in pieces of at most this many padded tokens (caps memory; 0 = whole)"
     )
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of steps with linear warm-up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on LoRA weights")
@@ -104,8 +104,8 @@ class TrainConfig(_Strict):
     logits_chunk: int = Field(
         256,
         ge=0,
-        description="run the LM head and loss over at most this many target tokens at a time, recomputed in "
-        "backward (caps the logits' memory; 0 = all at once)",
+        description="run the LM head and loss over at most this many target tokens at a time, the gradient "
+        "computed as it goes (caps the logits' memory; 0 = all at once)",
     )
     fused: Literal["auto", "on", "off"] = Field(
         "auto",

@@ -49,10 +49,30 @@ def resolve_base_weights(requested: str, precision: str) -> str:
     return requested
 
 
+ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+ONEDNN_CACHE_DEFAULT = "64"
+
+
+def limit_onednn_cache() -> str:
+    """Cap oneDNN's primitive cache (default 1024 entries) unless the user set ONEDNN_PRIMITIVE_CACHE_CAPACITY.
+
+    Training pieces have a new token count almost every step, and each new matmul shape adds a cached
+    oneDNN primitive with its buffers: measured on SmolLM2-135M over 60 steps, resident memory grew
+    from 1.6 to 3.5 GB while live tensors stayed at 386 MB. With 64 entries the peak was 2.5 GB at the
+    same speed (8 entries halved the speed). oneDNN reads the variable once, at its first primitive, so
+    this must run before the first matmul of the process; returns the value in force.
+    """
+    return os.environ.setdefault(ONEDNN_CACHE_ENV, ONEDNN_CACHE_DEFAULT)
+
+
 def set_threads(threads: int | None) -> int:
-    """Use every core by default (torch may default to fewer); return the count in use."""
+    """Use every core by default (torch may default to fewer); return the count in use.
+
+    Also caps oneDNN's primitive cache (`limit_onednn_cache`), as every entry point calls this first.
+    """
     import torch
 
+    limit_onednn_cache()
     n = threads or os.cpu_count() or 1
     torch.set_num_threads(n)
     return n
