@@ -266,7 +266,8 @@ def part_codetune(opts: dict, precision: str = "auto") -> dict:
     for g in gens:
         stops[g.stop] = stops.get(g.stop, 0) + 1
     return {
-        "pipeline": f"codetune ({prec})",
+        "pipeline": f"codetune ({prec}, {res.forward})",
+        "forward": res.forward,
         "precision": prec,
         "steps": res.steps,
         "losses": res.losses,
