@@ -43,6 +43,7 @@ def test_run_writes_results_and_skips_finished_runs(tmp_path, tiny_model_dir, so
         "n_test",
         "train_time_s",
         "train_tokens_per_s",
+        "train_forward",
         "seed",
         "model",
         "version_torch",

@@ -80,6 +80,7 @@ def score_run(
         "n_test": len(records),
         "train_time_s": round(tres.train_time_s, 3),
         "train_tokens_per_s": round(tres.tokens_per_s, 2),
+        "train_forward": tres.forward,  # fused (codetune.fused), fused+compile or peft
         "train_steps": tres.steps,
         "final_loss": round(tres.losses[-1], 5) if tres.losses else None,
         "seed": cfg.seed,

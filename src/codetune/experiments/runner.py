@@ -162,8 +162,11 @@ class Runner:
             if tres.resumed_from_step:
                 self.log(f"  resumed training from the checkpoint at step {tres.resumed_from_step}")
             self.log(
-                f"  trained {tres.steps} steps in {tres.train_time_s:.1f}s ({tres.tokens_per_s:.0f} real tok/s, {precision})"
+                f"  trained {tres.steps} steps in {tres.train_time_s:.1f}s ({tres.tokens_per_s:.0f} real tok/s, "
+                f"{precision}, {tres.forward} forward)"
             )
+            if tres.forward_note:
+                self.log(f"  (not the fused forward: {tres.forward_note})")
         try:
             gens, gen_time = self._generate(model, tok, cfg, test_set, run_dir, device, precision, generate)
             metrics = score_run(cfg, spec, test_set, gens, tres, run_dir)
