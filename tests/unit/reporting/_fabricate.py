@@ -58,7 +58,9 @@ def make_run(
         if exec_statuses is not None:
             g["exec_status"] = exec_statuses[i]
         gens.append(g)
-    tres = SimpleNamespace(train_time_s=1.5, tokens_per_s=100.0, steps=4, losses=[2.0, 1.5, 1.2, 1.1], forward="fused")
+    tres = SimpleNamespace(
+        train_time_s=1.5, tokens_per_s=100.0, steps=4, losses=[2.0, 1.5, 1.2, 1.1], forward="fused"
+    )
     from codetune.evaluation.scoring import score_run
 
     metrics = score_run(cfg, spec, items, gens, tres, run_dir)
