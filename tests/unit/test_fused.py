@@ -121,3 +121,24 @@ def test_unsupported_says_why(tiny_model_dir):
     assert "k_proj" in unsupported(only_q)
     with pytest.raises(ValueError, match="does not support"):
         FusedLlama(only_q, precision="fp32", attention_fp32=True)
+
+
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_backward_matches_autograd(out_dtype):
+    """The hand-written RMSNorm backward gives autograd's gradients (input and weight) and leaves dy alone."""
+    from codetune.fused import _rms_norm
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 16, requires_grad=True)
+    w = torch.randn(16, requires_grad=True)
+    dy = torch.randn(2, 5, 16).to(out_dtype)
+    keep = dy.clone()
+    ref = torch.nn.functional.rms_norm(x, (16,), w, 1e-5).to(out_dtype)
+    ref.backward(dy)
+    gx, gw = x.grad.clone(), w.grad.clone()
+    x.grad = w.grad = None
+    got = _rms_norm(x, w, 1e-5, out_dtype)
+    got.backward(dy)
+    assert got.dtype == out_dtype and torch.equal(got, ref)
+    assert torch.allclose(x.grad, gx, rtol=1e-5, atol=1e-6) and torch.allclose(w.grad, gw, rtol=1e-5, atol=1e-5)
+    assert torch.equal(dy, keep)
