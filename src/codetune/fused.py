@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch  # this module is imported only where a model is trained
+import torch.nn.functional as F
 
 from codetune.kernels import _LEVELS, dropout_threshold, effective_p
 
@@ -31,8 +32,6 @@ _ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 def _lora_parts(module: Any) -> tuple[Any, Any, float, float] | None:
     """(A weight (r, in), B weight (out, r), scaling, dropout p) of a PEFT LoRA Linear with one plain adapter."""
-    import torch
-
     names = list(getattr(module, "lora_A", {}) or {})
     if len(names) != 1 or getattr(module, "merged", False):
         return None
@@ -50,8 +49,6 @@ def _lora_parts(module: Any) -> tuple[Any, Any, float, float] | None:
 
 def unsupported(model: Any) -> str | None:
     """Why `model` (a PeftModel) cannot run the fused forward, or None when it can."""
-    import torch
-
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = base.config
     if cfg.model_type != "llama":
@@ -80,15 +77,11 @@ def unsupported(model: Any) -> str | None:
 def _words(k: int, n: int, device: Any) -> Any:
     """Random 64-bit words for k masks of n elements, flat (k * ceil(n/4),): the i-th ceil(n/4) words are
     what the i-th of k consecutive `kernels.bits_mask` calls of n elements would draw."""
-    import torch
-
     return torch.empty(k * ((n + 3) // 4), dtype=torch.int64, device=device).random_()
 
 
 def _keep(words: Any, shape: Any, threshold: int) -> Any:
     """Bool keep-mask of `shape` = (k, ...) from flat words: lane for lane the k masks `bits_mask` makes."""
-    import torch
-
     lanes = words.view(torch.int16).view(shape[0], -1)  # (k, 4m): four 16-bit lanes per word, in order
     n = 1
     for s in shape[1:]:
@@ -125,14 +118,12 @@ def _rms_norm(h: Any, weight: Any, eps: float, out_dtype: Any) -> Any:
     if (
         torch.compiler.is_compiling()
     ):  # inductor fuses the composite itself (and cannot trace eps into the Function)
-        return torch.nn.functional.rms_norm(h, (h.shape[-1],), weight, eps).to(out_dtype)
+        return F.rms_norm(h, (h.shape[-1],), weight, eps).to(out_dtype)
     return _RMSNorm.apply(h, weight, eps, out_dtype)
 
 
 def _rope(x: Any, cos: Any, sin: Any) -> Any:
     """Rotary embedding, half-split layout: x (batch, seq, heads, head_dim), cos/sin (batch, seq, 1, head_dim/2)."""
-    import torch
-
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
@@ -151,9 +142,6 @@ def _layer(
 
     scales: LoRA scaling of q, k, v, o, times 1/(1-p) when masks are given (words_* not None).
     """
-    import torch
-    import torch.nn.functional as F
-
     n_heads, n_kv, head_dim, eps, threshold, cdt, adt, gqa = dims
     bsz, seq, hidden = h.shape
     # --- attention block
@@ -185,8 +173,6 @@ def _layer(
 
 def _concat_frozen(modules: list[Any]) -> Any:
     """Concatenate the frozen Linear weights of `modules` along the output dim; point each module at its rows."""
-    import torch
-
     with torch.no_grad():
         cat = torch.cat([m.weight.detach() for m in modules]).contiguous()  # (sum of outs, in)
         row = 0
@@ -201,8 +187,6 @@ class FusedLlama:
     """The fused forward of one PeftModel; `hidden(input_ids)` returns the final normed hidden states."""
 
     def __init__(self, model: Any, *, precision: str, attention_fp32: bool, compile: bool = False) -> None:
-        import torch
-
         why = unsupported(model)
         if why:
             raise ValueError(f"the fused forward does not support this model: {why}")
@@ -214,11 +198,10 @@ class FusedLlama:
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.layers: list[dict[str, Any]] = []
         self.scales: list[tuple[float, float, float, float]] = []
-        self.p = 0.0
+        self.p = _lora_parts(self.base.model.layers[0].self_attn.q_proj)[3]  # one p for all: see unsupported()
         for layer in self.base.model.layers:
             attn, mlp = layer.self_attn, layer.mlp
             parts = {name[0]: _lora_parts(getattr(attn, name)) for name in _ATTN}
-            self.p = parts["q"][3]
             self.scales.append(tuple(parts[n][2] for n in "qkvo"))
             self.layers.append(
                 {
@@ -251,14 +234,10 @@ class FusedLlama:
         Runs with autocast off whatever the caller's context: the dtypes are chosen here (autocast would
         cast SDPA's fp32 inputs to bf16).
         """
-        import torch
-
         with torch.autocast(input_ids.device.type, enabled=False):
             return self._hidden(input_ids)
 
     def _hidden(self, input_ids: Any) -> Any:
-        import torch
-
         inner = self.base.model
         drop = self.model.training and self.p > 0
         keep_scale = 1.0 / (1.0 - effective_p(self.p)) if drop else 1.0

@@ -138,6 +138,13 @@ def supports_target_logits(model: Any) -> bool:
     )
 
 
+def lm_head_weight(model: Any, dtype: Any = None) -> Any:
+    """The LM head's weight (vocab, hidden), detached, in `dtype` (None = as stored)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    weight = base.get_output_embeddings().weight.detach()
+    return weight if dtype is None else weight.to(dtype)
+
+
 def target_loss(
     model: Any, batch: dict[str, Any], chunk: int = 0, hidden_fn: Any = None, head_weight: Any = None
 ) -> Any:
@@ -173,8 +180,9 @@ def target_loss(
         return F.cross_entropy(head(hidden).float(), labels)
     if head_weight is None:
         device = hidden.device.type
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else head.weight.dtype
-        head_weight = head.weight.detach().to(dtype)
+        head_weight = lm_head_weight(
+            model, torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        )
     return head_cross_entropy(hidden, head_weight, labels, chunk) / len(labels)
 
 
@@ -327,12 +335,8 @@ def train(
         use_torch_dropout(model)
     attn32 = tc.attention == "fp32" or (tc.attention == "auto" and device == "cpu" and use_bf16)
     fused = _fused_forward(model, cfg, precision, attn32, own_head, result)
-    head_weight = None
-    if own_head:
-        head_weight = (
-            model.get_base_model() if hasattr(model, "get_base_model") else model
-        ).get_output_embeddings()
-        head_weight = head_weight.weight.detach().to(torch.bfloat16 if use_bf16 else head_weight.weight.dtype)
+    hidden_fn = fused.hidden if fused else None
+    head_weight = lm_head_weight(model, torch.bfloat16 if use_bf16 else None) if own_head else None
     with fp32_attention(model, attn32 and fused is None):
         t0 = time.perf_counter() - result.train_time_s
         for step in range(start, total_steps):
@@ -352,7 +356,6 @@ def train(
                 piece_target = sum(n_loss_tokens[i] for i in piece)
                 with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
                     if own_head:
-                        hidden_fn = fused.hidden if fused else None
                         mean = target_loss(model, batch, tc.logits_chunk, hidden_fn, head_weight)
                     else:
                         mean = model(**batch).loss
