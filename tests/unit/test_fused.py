@@ -125,7 +125,7 @@ def test_unsupported_says_why(tiny_model_dir):
 
 @pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
 def test_rms_norm_backward_matches_autograd(out_dtype):
-    """The hand-written RMSNorm backward gives autograd's gradients (input and weight) and leaves dy alone."""
+    """The hand-written RMSNorm gives F.rms_norm's values and autograd's gradients (input, weight); dy is left alone."""
     from codetune.fused import _rms_norm
 
     torch.manual_seed(0)
@@ -139,6 +139,34 @@ def test_rms_norm_backward_matches_autograd(out_dtype):
     x.grad = w.grad = None
     got = _rms_norm(x, w, 1e-5, out_dtype)
     got.backward(dy)
-    assert got.dtype == out_dtype and torch.equal(got, ref)
+    tol = 1e-6 if out_dtype == torch.float32 else 2**-8  # bf16: a rounding may land one ulp apart
+    assert got.dtype == out_dtype and torch.allclose(got.float(), ref.float(), rtol=tol, atol=tol)
     assert torch.allclose(x.grad, gx, rtol=1e-5, atol=1e-6) and torch.allclose(w.grad, gw, rtol=1e-5, atol=1e-5)
     assert torch.equal(dy, keep)
+
+
+@pytest.mark.parametrize("in_dtype", [torch.float32, torch.bfloat16])
+def test_split_rope_matches_the_composite(in_dtype):
+    """_split_rope = cast, slice, rotary (`_rope`): same q, k, v and the same gradient into qkv."""
+    from codetune.fused import _rope, _split_rope
+
+    torch.manual_seed(0)
+    n_heads, n_kv, head_dim, seq = 4, 2, 8, 6
+    qkv = torch.randn(2, seq, n_heads + 2 * n_kv, head_dim).to(in_dtype).requires_grad_()
+    angles = torch.randn(1, seq, 1, head_dim // 2)
+    cos, sin = angles.cos(), angles.sin()
+    grads = [torch.randn(2, seq, n, head_dim) for n in (n_heads, n_kv, n_kv)]
+
+    full = qkv.float()
+    qk = _rope(full[:, :, : n_heads + n_kv], cos, sin)
+    ref = (qk[:, :, :n_heads], qk[:, :, n_heads:], full[:, :, n_heads + n_kv :])
+    (ref_grad,) = torch.autograd.grad(ref, qkv, grads)
+    got = _split_rope(qkv, cos, sin, n_heads, n_kv, torch.float32)
+    (got_grad,) = torch.autograd.grad(got, qkv, grads, retain_graph=True)
+    for a, b in zip(got, ref):
+        assert a.dtype == torch.float32 and torch.allclose(a, b, rtol=1e-6, atol=1e-6)
+    tol = 1e-6 if in_dtype == torch.float32 else 2**-8
+    assert got_grad.dtype == in_dtype and torch.allclose(got_grad.float(), ref_grad.float(), rtol=tol, atol=tol)
+    # an output left out of the loss gets no gradient, and the others' are unchanged
+    (part,) = torch.autograd.grad(got[0].sum(), qkv)
+    assert torch.count_nonzero(part[:, :, n_heads:]) == 0
