@@ -186,6 +186,39 @@ def _split_rope(qkv: Any, cos: Any, sin: Any, n_heads: int, n_kv: int, out_dtype
     return _SplitRope.apply(qkv, cos.to(out_dtype), sin.to(out_dtype), n_heads, n_kv, out_dtype)
 
 
+class _SwiGLU(torch.autograd.Function):
+    """silu(gate) * up from the gate|up projection's output; see `_swiglu`."""
+
+    @staticmethod
+    def forward(ctx: Any, gu: Any) -> Any:
+        gate, up = gu.chunk(2, dim=-1)
+        ctx.save_for_backward(gu)
+        return F.silu(gate).mul_(up)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (gu,) = ctx.saved_tensors
+        gate, up = gu.chunk(2, dim=-1)
+        d = torch.empty_like(gu)
+        d_gate, d_up = d.chunk(2, dim=-1)
+        torch.ops.aten.silu_backward.grad_input(g * up, gate, grad_input=d_gate)
+        torch.mul(g, F.silu(gate), out=d_up)
+        return d
+
+
+def _swiglu(gu: Any) -> Any:
+    """silu(gate) * up, gu = gate|up (..., 2 * intermediate).
+
+    The same values and gradients as the composite, but the backward writes both halves of the gradient
+    into one buffer (autograd's chunk backward concatenated them in an extra pass) and silu(gate) is
+    recomputed rather than kept (one (tokens x intermediate) tensor less per layer).
+    """
+    if torch.compiler.is_compiling():
+        gate, up = gu.chunk(2, dim=-1)
+        return F.silu(gate) * up
+    return _SwiGLU.apply(gu)
+
+
 def _layer(
     h: Any,
     w: dict[str, Any],
@@ -223,8 +256,7 @@ def _layer(
     h = h + o
     # --- MLP block (SwiGLU)
     x = _rms_norm(h, w["norm2"], eps, cdt)
-    gate, up = (x @ w["wgu"].t()).chunk(2, dim=-1)  # (b, s, intermediate) each
-    return h + (F.silu(gate) * up) @ w["wdown"].t()
+    return h + _swiglu(x @ w["wgu"].t()) @ w["wdown"].t()  # gate|up: (b, s, 2 * intermediate)
 
 
 def _concat_frozen(modules: list[Any]) -> Any:

@@ -204,12 +204,15 @@ def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int) -> Any
             grad = torch.empty_like(h) if ctx.needs_input_grad[0] else None
             for i in range(0, h.shape[0], chunk):
                 logits = (h[i : i + chunk].to(w.dtype) @ w.t()).float()  # (chunk, vocab)
-                lse = torch.logsumexp(logits, dim=-1, keepdim=True)
                 rows = torch.arange(logits.shape[0], device=h.device)
                 picked = logits[rows, y[i : i + chunk]]
-                total += (lse.squeeze(1) - picked).sum()
+                # log-sum-exp by hand, so the exponentials are computed once and become the softmax
+                top = logits.amax(-1, keepdim=True)
+                e = logits.sub_(top).exp_()  # in place of the logits
+                z = e.sum(-1, keepdim=True)
+                total += (z.log().add_(top).squeeze(1) - picked).sum()
                 if grad is not None:
-                    probs = logits.sub_(lse).exp_()  # softmax, in place of the logits
+                    probs = e.div_(z)
                     probs[rows, y[i : i + chunk]] -= 1
                     grad[i : i + chunk] = (probs.to(w.dtype) @ w).to(grad.dtype)
             ctx.save_for_backward(grad)
