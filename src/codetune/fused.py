@@ -186,6 +186,65 @@ def _split_rope(qkv: Any, cos: Any, sin: Any, n_heads: int, n_kv: int, out_dtype
     return _SplitRope.apply(qkv, cos.to(out_dtype), sin.to(out_dtype), n_heads, n_kv, out_dtype)
 
 
+# oneDNN's bf16 matmul on this CPU (2-core AMX, torch 2.13) slows down sharply once a product with a
+# narrow output (<= 640 columns, e.g. hidden = 576) has more than 512 rows, or more than 320 when the
+# inner dimension is >= 2048. GFLOP/s measured for (M x K) @ (K x N):
+#   M:                     192   256   320   384   512   640   768
+#   gate|up backward 3072x576  1639  1808  1754   995  1166  1168  1206
+#   down forward     1536x576  1732  1534  1582  2070  1998  1213  1242
+#   o                 576x576  1668  1927  2005  2018  2212  1346  1351
+#   gate|up forward  576x3072  1816  2044  2160  2316  2506  2531  2679   (wide output: no cliff)
+# So such products run in equal row blocks below the cliff (`_mm_rows`), on CPU only.
+_NARROW_OUT = 640
+_MAX_ROWS, _MAX_ROWS_DEEP, _DEEP = 512, 320, 2048
+
+
+def _block_rows(n_in: int, n_out: int, device: Any) -> int:
+    """The largest row block for an (M x n_in) @ (n_in x n_out) product; 0 = no blocking."""
+    if device.type != "cpu" or n_out > _NARROW_OUT:
+        return 0
+    return _MAX_ROWS_DEEP if n_in >= _DEEP else _MAX_ROWS
+
+
+def _mm_rows(a: Any, b: Any, max_rows: int) -> Any:
+    """a @ b for 2-D a, in ceil(M / max_rows) equal blocks of rows when max_rows > 0 and M is larger."""
+    m = a.shape[0]
+    if max_rows <= 0 or m <= max_rows:
+        return a @ b
+    blocks = -(-m // max_rows)
+    rows = -(-m // blocks)
+    a = a.contiguous()
+    out = torch.empty((m, b.shape[1]), dtype=torch.result_type(a, b), device=a.device)
+    for i in range(0, m, rows):
+        torch.mm(a[i : i + rows], b, out=out[i : i + rows])
+    return out
+
+
+class _FrozenLinear(torch.autograd.Function):
+    """x @ w.T for a frozen weight w (out, in), both directions through `_mm_rows`; see `_frozen`."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, w: Any) -> Any:
+        n_out, n_in = w.shape
+        ctx.save_for_backward(w)
+        y = _mm_rows(x.reshape(-1, n_in), w.t(), _block_rows(n_in, n_out, x.device))
+        return y.view(*x.shape[:-1], n_out)
+
+    @staticmethod
+    def backward(ctx: Any, dy: Any) -> Any:
+        (w,) = ctx.saved_tensors
+        n_out, n_in = w.shape
+        dx = _mm_rows(dy.reshape(-1, n_out), w, _block_rows(n_out, n_in, dy.device))
+        return dx.view(*dy.shape[:-1], n_in), None
+
+
+def _frozen(x: Any, w: Any) -> Any:
+    """x @ w.T, w frozen (no gradient), with the row blocking of `_mm_rows` where it is faster."""
+    if torch.compiler.is_compiling() or w.requires_grad:
+        return x @ w.t()
+    return _FrozenLinear.apply(x, w)
+
+
 class _SwiGLU(torch.autograd.Function):
     """silu(gate) * up from the gate|up projection's output; see `_swiglu`."""
 
@@ -237,7 +296,7 @@ def _layer(
     bsz, seq, hidden = h.shape
     # --- attention block
     x = _rms_norm(h, w["norm1"], eps, cdt)  # (b, s, hidden)
-    qkv = x @ w["wqkv"].t()  # (b, s, (n_heads + 2 n_kv) * head_dim)
+    qkv = _frozen(x, w["wqkv"])  # (b, s, (n_heads + 2 n_kv) * head_dim)
     xs = x.unsqueeze(0)  # (1, b, s, hidden): the LoRA input of q, k and v
     if words_qkv is not None:  # one mask per projection, as PEFT's three dropouts draw them
         xs = xs * _keep(words_qkv, (3, bsz, seq, hidden), threshold)
@@ -252,11 +311,11 @@ def _layer(
     # back to (b, s, n_heads * head_dim): the transpose and the cast in one copy
     att = att.transpose(1, 2).to(cdt, memory_format=torch.contiguous_format).view(bsz, seq, n_heads * head_dim)
     att_d = att if words_o is None else att * _keep(words_o, (1, *att.shape), threshold)[0]
-    o = att @ w["wo"].t() + (att_d @ w["a_o"].to(cdt).t()) @ (w["b_o"] * scales[3]).to(cdt).t()
+    o = _frozen(att, w["wo"]) + (att_d @ w["a_o"].to(cdt).t()) @ (w["b_o"] * scales[3]).to(cdt).t()
     h = h + o
     # --- MLP block (SwiGLU)
     x = _rms_norm(h, w["norm2"], eps, cdt)
-    return h + _swiglu(x @ w["wgu"].t()) @ w["wdown"].t()  # gate|up: (b, s, 2 * intermediate)
+    return h + _frozen(_swiglu(_frozen(x, w["wgu"])), w["wdown"])  # gate|up: (b, s, 2 * intermediate)
 
 
 def _concat_frozen(modules: list[Any]) -> Any:

@@ -188,3 +188,23 @@ def test_swiglu_matches_the_composite(dtype):
     assert torch.equal(got, ref)
     tol = 1e-6 if dtype == torch.float32 else 2**-7
     assert got_grad.dtype == dtype and torch.allclose(got_grad.float(), ref_grad.float(), rtol=tol, atol=tol)
+
+
+def test_row_blocked_frozen_linear_equals_the_matmul():
+    """_frozen runs narrow-output products in row blocks on CPU: same values and input gradient as x @ w.T."""
+    from codetune.fused import _block_rows, _frozen, _mm_rows
+
+    cpu = torch.device("cpu")
+    assert _block_rows(3072, 576, cpu) == 320 and _block_rows(576, 576, cpu) == 512
+    assert _block_rows(576, 3072, cpu) == 0  # wide output: one product
+    torch.manual_seed(0)
+    a, b = torch.randn(1100, 24), torch.randn(24, 7)
+    assert torch.allclose(_mm_rows(a, b, 512), a @ b, rtol=1e-6, atol=1e-6)  # 3 blocks of 367/367/366
+    x = torch.randn(2, 700, 576, requires_grad=True)
+    w = torch.randn(576, 576) / 24
+    dy = torch.randn(2, 700, 576)
+    got = _frozen(x, w)
+    (gx,) = torch.autograd.grad(got, x, dy)
+    ref = x @ w.t()
+    (rx,) = torch.autograd.grad(ref, x, dy)
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5) and torch.allclose(gx, rx, rtol=1e-5, atol=1e-5)
