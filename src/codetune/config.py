@@ -69,7 +69,10 @@ class TrainConfig(_Strict):
     batch_size: int = Field(8, ge=1, description="sequences per optimizer step")
     grad_accum: int = Field(1, ge=1, description="batches accumulated per optimizer step")
     micro_batch_tokens: int = Field(
-        768, ge=0, description="run a batch in pieces of at most this many padded tokens (caps memory; 0 = whole)"
+        1024,
+        ge=0,
+        description="run a batch in pieces of at most this many padded tokens (caps memory; 0 = whole). "
+        "SmolLM2-135M on 2 CPU cores, 60 steps: 768 -> 585 tok/s, 2.2-2.5 GB; 1024 -> 589-611 tok/s, 2.7 GB",
     )
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of steps with linear warm-up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on LoRA weights")
