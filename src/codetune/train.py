@@ -301,7 +301,8 @@ def train(
     total_steps = math.ceil(len(micro) / tc.grad_accum)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    # fused: one kernel for all LoRA tensors (measured 3.6 vs 15 ms a step on CPU for 240 of them)
+    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay, fused=device in ("cpu", "cuda"))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total_steps, int(tc.warmup_ratio * total_steps)))
     result = TrainResult(
         steps=total_steps,
