@@ -187,6 +187,9 @@ def bf16_decoding(model: Any, enabled: bool = True) -> Iterator[bool]:
             h.remove()
 
 
+_SOFTMAX_ROWS = 16  # rows of fp32 softmax work at a time: 16 x 49152 x 4 B = 3 MB stays in a core's L2
+
+
 def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int) -> Any:
     """Sum over rows of cross-entropy(hidden @ weight.T, labels), `chunk` rows at a time.
 
@@ -194,6 +197,11 @@ def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int) -> Any
     with respect to hidden, (softmax - onehot) @ weight, is computed chunk by chunk during the forward
     and kept (n x d), so only one chunk's logits (chunk x vocab) is ever alive and backward recomputes
     nothing. Logits and softmax are fp32, as the model's own loss under autocast.
+
+    The matmuls run on whole chunks (256 rows is where oneDNN is fastest for this shape), the softmax
+    on `_SOFTMAX_ROWS` rows at a time so its fp32 temporaries stay in cache, writing softmax - onehot
+    back over the chunk's logits in the matmul dtype. Measured for 900 rows of SmolLM2's 49152-word
+    head on 2 cores: 198 ms forward+backward with the softmax over whole chunks, 166 ms like this.
     """
     import torch
 
@@ -203,18 +211,23 @@ def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int) -> Any
             total = torch.zeros((), dtype=torch.float32, device=h.device)
             grad = torch.empty_like(h) if ctx.needs_input_grad[0] else None
             for i in range(0, h.shape[0], chunk):
-                logits = (h[i : i + chunk].to(w.dtype) @ w.t()).float()  # (chunk, vocab)
-                rows = torch.arange(logits.shape[0], device=h.device)
-                picked = logits[rows, y[i : i + chunk]]
-                # log-sum-exp by hand, so the exponentials are computed once and become the softmax
-                top = logits.amax(-1, keepdim=True)
-                e = logits.sub_(top).exp_()  # in place of the logits
-                z = e.sum(-1, keepdim=True)
-                total += (z.log().add_(top).squeeze(1) - picked).sum()
+                logits = h[i : i + chunk].to(w.dtype) @ w.t()  # (chunk, vocab)
+                for j in range(0, logits.shape[0], _SOFTMAX_ROWS):
+                    part = logits[j : j + _SOFTMAX_ROWS]
+                    f = part.float()
+                    rows = torch.arange(f.shape[0], device=h.device)
+                    y_part = y[i + j : i + j + f.shape[0]]
+                    picked = f[rows, y_part]
+                    # log-sum-exp by hand, so the exponentials are computed once and become the softmax
+                    top = f.amax(-1, keepdim=True)
+                    e = f.sub_(top).exp_()
+                    z = e.sum(-1, keepdim=True)
+                    total += (z.log().add_(top).squeeze(1) - picked).sum()
+                    if grad is not None:
+                        e.div_(z)[rows, y_part] -= 1
+                        part.copy_(e)  # softmax - onehot, over the logits
                 if grad is not None:
-                    probs = e.div_(z)
-                    probs[rows, y[i : i + chunk]] -= 1
-                    grad[i : i + chunk] = (probs.to(w.dtype) @ w).to(grad.dtype)
+                    grad[i : i + chunk] = (logits @ w).to(grad.dtype)
             ctx.save_for_backward(grad)
             return total
 

@@ -140,19 +140,23 @@ def test_bf16_decoding_keeps_logits_and_stores_the_cache_in_bf16(tiny):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_head_cross_entropy_matches_cross_entropy(dtype):
-    """Chunked head + loss: same sum and same gradient as F.cross_entropy over the whole logits."""
+@pytest.mark.parametrize(("n", "chunk"), [(23, 5), (45, 40)])
+def test_head_cross_entropy_matches_cross_entropy(dtype, n, chunk):
+    """Chunked head + loss: same sum and same gradient as F.cross_entropy over the whole logits.
+
+    5 does not divide 23; a chunk of 40 is cut into softmax blocks of 16, 16 and 8 rows, then 5 rows.
+    """
     from codetune.kernels import head_cross_entropy
 
     torch.manual_seed(0)
-    hidden = torch.randn(23, 16, requires_grad=True)
+    hidden = torch.randn(n, 16, requires_grad=True)
     weight = torch.randn(50, 16).to(dtype)
-    labels = torch.randint(0, 50, (23,))
+    labels = torch.randint(0, 50, (n,))
     ref = torch.nn.functional.cross_entropy((hidden.to(dtype) @ weight.t()).float(), labels, reduction="sum")
     (ref * 0.5).backward()
     ref_grad = hidden.grad.clone()
     hidden.grad = None
-    got = head_cross_entropy(hidden, weight, labels, chunk=5)  # 5 does not divide 23
+    got = head_cross_entropy(hidden, weight, labels, chunk=chunk)
     (got * 0.5).backward()
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     assert float(got) == pytest.approx(float(ref), rel=1e-5)
