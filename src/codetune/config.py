@@ -72,7 +72,7 @@ class TrainConfig(_Strict):
         1024,
         ge=0,
         description="run a batch in pieces of at most this many padded tokens (caps memory; 0 = whole). "
-        "SmolLM2-135M on 2 CPU cores, 60 steps: 768 -> 585 tok/s, 2.2-2.5 GB; 1024 -> 589-611 tok/s, 2.7 GB",
+        "SmolLM2-135M on 2 CPU cores, 20 steps: 768 -> 585 tok/s, 2.2 GB; 1024 -> 611 tok/s, 2.5 GB (2.7 GB over 60)",
     )
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of steps with linear warm-up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on LoRA weights")
