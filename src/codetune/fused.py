@@ -12,7 +12,11 @@ larger ops and, with `compile=True`, lets torch.compile fuse the elementwise wor
 * each LoRA dropout mask comes from the same 64-bit random words, in the same order, as
   `kernels.bits_mask` under PEFT (q, k, v, then o in each layer), so with the same seed the masks, and
   the loss, equal the PEFT path's with `train.lora_dropout_rng=bits`; the 1/(1-p) scale is folded into B;
-* RMSNorm, rotary and SwiGLU as whole-tensor ops; attention through SDPA (causal, grouped-query).
+* RMSNorm, the q/k/v split with rotary, and SwiGLU as autograd Functions with hand-written backwards
+  (fewer passes over memory than autograd's backward of the composites); attention through SDPA
+  (causal, grouped-query);
+* on CPU, frozen products with a narrow output in row blocks below a size where oneDNN slows down
+  (`_mm_rows`).
 
 Batches must be right-padded with no attention mask (train.padding_mask=omit): positions are 0..S-1.
 `unsupported(model)` says why a model cannot use it; the trainer then keeps the PEFT forward.
