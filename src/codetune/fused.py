@@ -282,6 +282,72 @@ def _swiglu(gu: Any) -> Any:
     return _SwiGLU.apply(gu)
 
 
+def _keep_bits(words: Any, shape: Any, threshold: int) -> Any:
+    """`_keep` as int16 bit masks, -1 (all bits set) where kept and 0 where dropped, made in place in
+    `words` (which it consumes) by three int16 passes: with u the 15-bit lane, (threshold - 1 - u) >> 15
+    is -1 exactly when u >= threshold.
+
+    Measured on this CPU for 3 x 1024 x 576 lanes: each int16 pass 0.13-0.18 ms against 0.38 ms for the
+    `>=` that makes a bool mask; `x & mask` on x's bits 0.15-0.2 ms against 0.94 ms for `x * bool_mask`
+    (the bool factor is first copied to x's dtype) and 2.8 ms for `torch.where`.
+    """
+    lanes = words.view(torch.int16)
+    lanes.bitwise_and_(_LEVELS - 1)
+    torch.sub(torch.tensor(threshold - 1, dtype=torch.int16, device=lanes.device), lanes, out=lanes)
+    lanes.bitwise_right_shift_(15)
+    n = 1
+    for s in shape[1:]:
+        n *= s
+    return lanes.view(shape[0], -1)[:, :n].view(shape)
+
+
+class _DroppedLoraA(torch.autograd.Function):
+    """The LoRA A products of k projections sharing one input, each on its own dropout mask; see `_lora_a`."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, a: Any, words: Any, threshold: int) -> Any:
+        k = a.shape[0]
+        bits = _bits_dtype(x.dtype)
+        m = _keep_bits(words, (k, *x.shape), threshold).to(bits)  # (k, tokens, in): -1 kept, 0 dropped
+        xm = (x.view(bits) & m).view(x.dtype)  # x where kept, +0.0 where dropped
+        ctx.save_for_backward(xm, m, a)
+        return torch.bmm(xm, a.transpose(1, 2))  # (k, tokens, r)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        xm, m, a = ctx.saved_tensors
+        da = torch.bmm(g.transpose(1, 2), xm)  # (k, r, in)
+        gx = torch.bmm(g, a)  # (k, tokens, in)
+        gx.view(m.dtype).bitwise_and_(m)
+        dx = gx[0]
+        if gx.shape[0] > 1:  # the k input gradients added in turn, as autograd adds the projections' gradients
+            dx = dx + gx[1]
+            for i in range(2, gx.shape[0]):
+                dx.add_(gx[i])
+        return dx, da, None, None
+
+
+def _bits_dtype(dtype: Any) -> Any:
+    """The integer dtype with dtype's width, to mask its values bit for bit."""
+    return {2: torch.int16, 4: torch.int32, 8: torch.int64}[dtype.itemsize]
+
+
+def _lora_a(x: Any, a: Any, words: Any, threshold: int) -> Any:
+    """(k, tokens, r): x (tokens, in) times each of the k LoRA A weights a (k, r, in), the i-th on x under
+    the i-th dropout mask drawn from `words` (none when words is None).
+
+    The same values as `(x * keep) @ a.transpose(1, 2)` and the same gradients up to rounding (autograd
+    sums the k input gradients in one reduction, this adds them in turn), in fewer and cheaper passes:
+    the masks are int16 bit masks applied with `&` (`_keep_bits`), in the forward to x and in the
+    backward in place to the input gradients.
+    """
+    if words is None or torch.compiler.is_compiling():
+        if words is not None:
+            x = x * _keep(words, (a.shape[0], *x.shape), threshold)
+        return torch.matmul(x, a.transpose(1, 2))
+    return _DroppedLoraA.apply(x, a, words, threshold)
+
+
 def _layer(
     h: Any,
     w: dict[str, Any],
@@ -301,11 +367,9 @@ def _layer(
     # --- attention block
     x = _rms_norm(h, w["norm1"], eps, cdt)  # (b, s, hidden)
     qkv = _frozen(x, w["wqkv"])  # (b, s, (n_heads + 2 n_kv) * head_dim)
-    xs = x.unsqueeze(0)  # (1, b, s, hidden): the LoRA input of q, k and v
-    if words_qkv is not None:  # one mask per projection, as PEFT's three dropouts draw them
-        xs = xs * _keep(words_qkv, (3, bsz, seq, hidden), threshold)
     a_qkv = torch.stack([w["a_q"], w["a_k"], w["a_v"]]).to(cdt)  # (3, r, hidden)
-    low = torch.matmul(xs.reshape(-1, bsz * seq, hidden), a_qkv.transpose(1, 2))  # (3, b*s, r)
+    # one dropout mask per projection, as PEFT's three dropouts draw them
+    low = _lora_a(x.view(bsz * seq, hidden), a_qkv, words_qkv, threshold)  # (3, b*s, r)
     low = low.permute(1, 0, 2).reshape(bsz, seq, -1)  # (b, s, 3r)
     b_qkv = torch.block_diag(w["b_q"] * scales[0], w["b_k"] * scales[1], w["b_v"] * scales[2])  # (out, 3r)
     qkv = qkv + low @ b_qkv.to(cdt).t()
@@ -314,8 +378,8 @@ def _layer(
     att = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)  # (b, n_heads, s, head_dim)
     # back to (b, s, n_heads * head_dim): the transpose and the cast in one copy
     att = att.transpose(1, 2).to(cdt, memory_format=torch.contiguous_format).view(bsz, seq, n_heads * head_dim)
-    att_d = att if words_o is None else att * _keep(words_o, (1, *att.shape), threshold)[0]
-    o = _frozen(att, w["wo"]) + (att_d @ w["a_o"].to(cdt).t()) @ (w["b_o"] * scales[3]).to(cdt).t()
+    low = _lora_a(att.view(bsz * seq, -1), w["a_o"].to(cdt).unsqueeze(0), words_o, threshold)[0]  # (b*s, r)
+    o = _frozen(att, w["wo"]) + (low @ (w["b_o"] * scales[3]).to(cdt).t()).view(bsz, seq, hidden)
     h = h + o
     # --- MLP block (SwiGLU)
     x = _rms_norm(h, w["norm2"], eps, cdt)

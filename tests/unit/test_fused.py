@@ -208,3 +208,45 @@ def test_row_blocked_frozen_linear_equals_the_matmul():
     ref = x @ w.t()
     (rx,) = torch.autograd.grad(ref, x, dy)
     assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5) and torch.allclose(gx, rx, rtol=1e-5, atol=1e-5)
+
+
+def test_keep_bits_is_the_keep_mask_as_bits():
+    """_keep_bits gives -1 exactly where _keep keeps and 0 where it drops, also when the words are padded."""
+    from codetune.fused import _keep, _keep_bits, _words
+    from codetune.kernels import dropout_threshold
+
+    torch.manual_seed(0)
+    threshold = dropout_threshold(0.3)
+    for shape in [(3, 5, 7), (1, 8, 4)]:  # 35 lanes per mask (padded to 36), and 32 (not padded)
+        words = _words(shape[0], shape[1] * shape[2], torch.device("cpu"))
+        keep = _keep(words, shape, threshold)
+        bits = _keep_bits(words.clone(), shape, threshold)
+        assert bits.dtype == torch.int16 and bits.shape == shape
+        assert torch.equal(bits, torch.where(keep, -1, 0).to(torch.int16))
+        assert 0 < int(keep.sum()) < keep.numel()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("k", [1, 3])
+def test_dropped_lora_a_matches_the_composite(dtype, k):
+    """_lora_a with masks = (x * keep) @ a^T: same values, same gradient for a, input gradient up to rounding."""
+    from codetune.fused import _keep, _lora_a, _words
+    from codetune.kernels import dropout_threshold
+
+    torch.manual_seed(0)
+    threshold = dropout_threshold(0.25)
+    x = torch.randn(37, 24).to(dtype).requires_grad_()
+    a = torch.randn(k, 4, 24).to(dtype).requires_grad_()
+    g = torch.randn(k, 37, 4).to(dtype)
+    words = _words(k, 37 * 24, torch.device("cpu"))
+    keep = _keep(words, (k, 37, 24), threshold)
+    ref = torch.matmul(x * keep, a.transpose(1, 2))
+    ref_gx, ref_ga = torch.autograd.grad(ref, (x, a), g)
+    got = _lora_a(x, a, words.clone(), threshold)
+    got_gx, got_ga = torch.autograd.grad(got, (x, a), g)
+    assert torch.equal(got, ref) and torch.equal(got_ga, ref_ga)
+    tol = 1e-6 if dtype == torch.float32 else 2**-7
+    assert got_gx.dtype == dtype and torch.allclose(got_gx.float(), ref_gx.float(), rtol=tol, atol=tol)
+    # without masks: the plain products
+    plain = _lora_a(x, a, None, threshold)
+    assert torch.equal(plain, torch.matmul(x, a.transpose(1, 2)))
