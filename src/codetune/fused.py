@@ -310,12 +310,13 @@ class _DroppedLoraA(torch.autograd.Function):
         bits = _bits_dtype(x.dtype)
         m = _keep_bits(words, (k, *x.shape), threshold).to(bits)  # (k, tokens, in): -1 kept, 0 dropped
         xm = (x.view(bits) & m).view(x.dtype)  # x where kept, +0.0 where dropped
-        ctx.save_for_backward(xm, m, a)
+        ctx.save_for_backward(x, m, a)  # not xm: k times x's size, and remade by one cheap pass
         return torch.bmm(xm, a.transpose(1, 2))  # (k, tokens, r)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        xm, m, a = ctx.saved_tensors
+        x, m, a = ctx.saved_tensors
+        xm = (x.view(m.dtype) & m).view(x.dtype)
         da = torch.bmm(g.transpose(1, 2), xm)  # (k, r, in)
         gx = torch.bmm(g, a)  # (k, tokens, in)
         gx.view(m.dtype).bitwise_and_(m)
