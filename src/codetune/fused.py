@@ -318,6 +318,8 @@ class _DroppedLoraA(torch.autograd.Function):
         x, m, a = ctx.saved_tensors
         xm = (x.view(m.dtype) & m).view(x.dtype)
         da = torch.bmm(g.transpose(1, 2), xm)  # (k, r, in)
+        if not ctx.needs_input_grad[0]:  # the first layer: its input comes from the frozen embedding
+            return None, da, None, None
         gx = torch.bmm(g, a)  # (k, tokens, in)
         gx.view(m.dtype).bitwise_and_(m)
         dx = gx[0]

@@ -247,6 +247,9 @@ def test_dropped_lora_a_matches_the_composite(dtype, k):
     assert torch.equal(got, ref) and torch.equal(got_ga, ref_ga)
     tol = 1e-6 if dtype == torch.float32 else 2**-7
     assert got_gx.dtype == dtype and torch.allclose(got_gx.float(), ref_gx.float(), rtol=tol, atol=tol)
+    # an input without gradient (the first layer's): the same gradient for a
+    (only_ga,) = torch.autograd.grad(_lora_a(x.detach(), a, words.clone(), threshold), a, g)
+    assert torch.equal(only_ga, ref_ga)
     # without masks: the plain products
     plain = _lora_a(x, a, None, threshold)
     assert torch.equal(plain, torch.matmul(x, a.transpose(1, 2)))
