@@ -11,7 +11,8 @@ larger ops and, with `compile=True`, lets torch.compile fuse the elementwise wor
 * the three LoRA A products in one batched matmul, the three B products in one block-diagonal matmul;
 * each LoRA dropout mask comes from the same 64-bit random words, in the same order, as
   `kernels.bits_mask` under PEFT (q, k, v, then o in each layer), so with the same seed the masks, and
-  the loss, equal the PEFT path's with `train.lora_dropout_rng=bits`; the 1/(1-p) scale is folded into B;
+  the loss, equal the PEFT path's with `train.lora_dropout_rng=bits`; the 1/(1-p) scale is folded into B,
+  and the masks are applied as int16 bit masks (`_keep_bits`, `_lora_a`);
 * RMSNorm, the q/k/v split with rotary, and SwiGLU as autograd Functions with hand-written backwards
   (fewer passes over memory than autograd's backward of the composites); attention through SDPA
   (causal, grouped-query);
