@@ -25,6 +25,7 @@ Batches must be right-padded with no attention mask (train.padding_mask=omit): p
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch  # this module is imported only where a model is trained
@@ -85,13 +86,16 @@ def _words(k: int, n: int, device: Any) -> Any:
     return torch.empty(k * ((n + 3) // 4), dtype=torch.int64, device=device).random_()
 
 
+def _lanes(words: Any, shape: Any) -> Any:
+    """The int16 lanes of flat words as shape = (k, ...), a view: four 16-bit lanes per word, in order,
+    the last ceil(n/4) * 4 - n lanes of each of the k masks left out."""
+    n = math.prod(shape[1:])
+    return words.view(torch.int16).view(shape[0], -1)[:, :n].view(shape)
+
+
 def _keep(words: Any, shape: Any, threshold: int) -> Any:
     """Bool keep-mask of `shape` = (k, ...) from flat words: lane for lane the k masks `bits_mask` makes."""
-    lanes = words.view(torch.int16).view(shape[0], -1)  # (k, 4m): four 16-bit lanes per word, in order
-    n = 1
-    for s in shape[1:]:
-        n *= s
-    return ((lanes[:, :n] & (_LEVELS - 1)) >= threshold).reshape(shape)
+    return (_lanes(words, shape) & (_LEVELS - 1)) >= threshold
 
 
 class _RMSNorm(torch.autograd.Function):
@@ -292,14 +296,11 @@ def _keep_bits(words: Any, shape: Any, threshold: int) -> Any:
     `>=` that makes a bool mask; `x & mask` on x's bits 0.15-0.2 ms against 0.94 ms for `x * bool_mask`
     (the bool factor is first copied to x's dtype) and 2.8 ms for `torch.where`.
     """
-    lanes = words.view(torch.int16)
+    lanes = words.view(torch.int16)  # all of them: the passes run on one contiguous buffer
     lanes.bitwise_and_(_LEVELS - 1)
     torch.sub(torch.tensor(threshold - 1, dtype=torch.int16, device=lanes.device), lanes, out=lanes)
     lanes.bitwise_right_shift_(15)
-    n = 1
-    for s in shape[1:]:
-        n *= s
-    return lanes.view(shape[0], -1)[:, :n].view(shape)
+    return _lanes(words, shape)
 
 
 class _DroppedLoraA(torch.autograd.Function):

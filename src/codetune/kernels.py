@@ -210,12 +210,13 @@ def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int) -> Any
         def forward(ctx: Any, h: Any, w: Any, y: Any) -> Any:
             total = torch.zeros((), dtype=torch.float32, device=h.device)
             grad = torch.empty_like(h) if ctx.needs_input_grad[0] else None
+            block_rows = torch.arange(_SOFTMAX_ROWS, device=h.device)
             for i in range(0, h.shape[0], chunk):
                 logits = h[i : i + chunk].to(w.dtype) @ w.t()  # (chunk, vocab)
                 for j in range(0, logits.shape[0], _SOFTMAX_ROWS):
                     part = logits[j : j + _SOFTMAX_ROWS]
                     f = part.float()
-                    rows = torch.arange(f.shape[0], device=h.device)
+                    rows = block_rows[: f.shape[0]]
                     y_part = y[i + j : i + j + f.shape[0]]
                     picked = f[rows, y_part]
                     # log-sum-exp by hand, so the exponentials are computed once and become the softmax
