@@ -120,6 +120,13 @@ class TrainConfig(_Strict):
         description="torch.compile the fused forward's layer. Measured on 2 CPU cores: ~35-60 s of compiling "
         "per process (cached on disk) for a few % faster steps, so off by default",
     )
+    workers: int = Field(
+        0,
+        ge=0,
+        description="data-parallel threads: each runs its share of a step's sequences on one CPU core, with "
+        "its own dropout generator, and their gradients are added in a fixed order. 0 = auto: one per CPU "
+        "thread with the fused forward on CPU, else 1. Measured on 2 cores: see README (Speed)",
+    )
     batching: Literal["length_grouped", "random"] = Field(
         "length_grouped", description="'length_grouped' batches similar lengths together (little padding)"
     )

@@ -11,6 +11,7 @@ import math
 import random
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class TrainResult:
     resumed_from_step: int = 0
     forward: str = "peft"  # "fused", "fused+compile" (codetune.fused) or "peft" (transformers + PEFT)
     forward_note: str = ""  # why the fused forward was not used, when train.fused=auto fell back
+    workers: int = 1  # data-parallel threads (train.workers, resolved)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +109,21 @@ def split_by_tokens(batch_idx: list[int], lengths: list[int], budget: int) -> li
     if cur:
         pieces.append(cur)
     return pieces
+
+
+def share_tokens(idx: list[int], lengths: list[int], n: int) -> list[list[int]]:
+    """Split the sequences `idx` into at most n groups of near-equal token count, for n workers.
+
+    Longest first, each to the group with the fewest tokens so far (ties: the lower group); groups left
+    empty (fewer sequences than n) are dropped. Deterministic: the same input gives the same groups.
+    """
+    groups: list[list[int]] = [[] for _ in range(n)]
+    load = [0] * n
+    for i in sorted(idx, key=lambda j: (-lengths[j], j)):
+        g = min(range(n), key=lambda k: load[k])
+        groups[g].append(i)
+        load[g] += lengths[i]
+    return [g for g in groups if g]
 
 
 def collate(items: list[Encoded], pad_id: int) -> dict[str, Any]:
@@ -260,6 +277,43 @@ def _fused_forward(model: Any, cfg: RunConfig, precision: str, attn32: bool, own
     return FusedLlama(model, precision=precision, attention_fp32=attn32, compile=tc.compile)
 
 
+def _resolve_workers(requested: int, device: str, fused: Any) -> int:
+    """train.workers -> the number of data-parallel threads: 0 = one per torch thread with the eager
+    fused forward on CPU, else 1. More than one needs all three: the PEFT forward draws its dropout masks
+    from the default generator, which threads running at once would share in no fixed order, and
+    torch.compile'd code is not made to be entered from several threads at once."""
+    import torch
+
+    from codetune.errors import ConfigError
+
+    if fused is None:
+        why = "the fused forward (train.fused=auto or on, where supported)"
+    elif fused.compiled:
+        why = "train.compile=false"
+    elif device != "cpu":
+        why = "a CPU device"
+    else:
+        why = None
+    if requested == 0:
+        return 1 if why else torch.get_num_threads()
+    if requested > 1 and why:
+        raise ConfigError(
+            f"train.workers={requested} needs {why}", "set train.workers=0 (auto) or train.workers=1"
+        )
+    return requested
+
+
+@dataclass
+class _Share:
+    """What one worker did in one optimizer step."""
+
+    loss: float = 0.0
+    real: int = 0
+    target: int = 0
+    padded: int = 0
+    grads: list[Any] | None = None  # its gradients (workers > 1); None: they went to .grad
+
+
 def _inductor_cache() -> None:
     """Keep torch.compile's compiled kernels in codetune's cache (reused by later runs) unless set."""
     import os
@@ -336,50 +390,105 @@ def train(
         use_torch_dropout(model)
     attn32 = tc.attention == "fp32" or (tc.attention == "auto" and device == "cpu" and use_bf16)
     fused = _fused_forward(model, cfg, precision, attn32, own_head, result)
-    hidden_fn = fused.hidden if fused else None
+    workers = result.workers = _resolve_workers(tc.workers, device, fused)
     head_weight = lm_head_weight(model, torch.bfloat16 if use_bf16 else None) if own_head else None
-    with fp32_attention(model, attn32 and fused is None):
-        t0 = time.perf_counter() - result.train_time_s
-        for step in range(start, total_steps):
-            step_loss = 0.0
-            chunk = micro[step * tc.grad_accum : (step + 1) * tc.grad_accum]
-            pieces = [p for batch_idx in chunk for p in split_by_tokens(batch_idx, lengths, tc.micro_batch_tokens)]
-            # The step's loss is the mean over all its target tokens, however the batch was cut into pieces.
-            n_target = sum(n_loss_tokens[i] for batch_idx in chunk for i in batch_idx)
-            for piece in pieces:
-                batch = collate([encoded[i] for i in piece], tokenizer.pad_token_id)
-                result.real_tokens += int(batch["attention_mask"].sum())
-                result.target_tokens += int((batch["labels"] != -100).sum())
-                result.padded_tokens += batch["input_ids"].numel()
-                batch = {k: v.to(device) for k, v in batch.items()}
-                if tc.padding_mask == "omit":
-                    batch["attention_mask"] = None  # right padding: see TrainConfig.padding_mask
-                piece_target = sum(n_loss_tokens[i] for i in piece)
-                with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
-                    if own_head:
-                        mean = target_loss(model, batch, tc.logits_chunk, hidden_fn, head_weight)
-                    else:
-                        mean = model(**batch).loss
-                    loss = mean * (piece_target / max(n_target, 1))
+    gens = [torch.Generator(device=device) for _ in range(workers)] if workers > 1 else [None]
+
+    def run_share(pieces: list[list[int]], n_target: int, gen: Any) -> _Share:
+        """Forward and backward of `pieces`; gradients into .grad (one worker) or returned (several)."""
+        share = _Share()
+        hidden_fn = None if fused is None else (lambda ids: fused.hidden(ids, gen))
+        for piece in pieces:
+            batch = collate([encoded[i] for i in piece], tokenizer.pad_token_id)
+            share.real += int(batch["attention_mask"].sum())
+            share.target += int((batch["labels"] != -100).sum())
+            share.padded += batch["input_ids"].numel()
+            batch = {k: v.to(device) for k, v in batch.items()}
+            if tc.padding_mask == "omit":
+                batch["attention_mask"] = None  # right padding: see TrainConfig.padding_mask
+            piece_target = sum(n_loss_tokens[i] for i in piece)
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
+                if own_head:
+                    mean = target_loss(model, batch, tc.logits_chunk, hidden_fn, head_weight)
+                else:
+                    mean = model(**batch).loss
+                loss = mean * (piece_target / max(n_target, 1))
+            if workers == 1:
                 loss.backward()
-                step_loss += float(loss.detach())
-            torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            result.losses.append(step_loss)
-            result.train_time_s = time.perf_counter() - t0
-            bar.update(1)
-            bar.set_postfix(
-                loss=f"{step_loss:.3f}", tok_s=f"{result.real_tokens / max(result.train_time_s, 1e-9):.0f}"
-            )
-            if ckpt and tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0 and step + 1 < total_steps:
-                state = {
-                    k: getattr(result, k)
-                    for k in ("losses", "train_time_s", "real_tokens", "target_tokens", "padded_tokens")
-                }
-                _save_checkpoint(ckpt, model, opt, sched, step + 1, state)
-            faults.checkpoint("train_step")
+            else:
+                grads = torch.autograd.grad(loss, params)
+                if share.grads is None:
+                    share.grads = list(grads)
+                else:
+                    for acc, g in zip(share.grads, grads):
+                        acc.add_(g)
+            share.loss += float(loss.detach())
+        return share
+
+    threads = torch.get_num_threads()
+    pool = (
+        ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="codetune-train") if workers > 1 else None
+    )
+    if workers > 1:
+        torch.set_num_threads(1)  # each worker on one core: see TrainConfig.workers
+    try:
+        with fp32_attention(model, attn32 and fused is None):
+            t0 = time.perf_counter() - result.train_time_s
+            for step in range(start, total_steps):
+                chunk = micro[step * tc.grad_accum : (step + 1) * tc.grad_accum]
+                # The step's loss is the mean over all its target tokens, however the batch was cut into pieces.
+                n_target = sum(n_loss_tokens[i] for batch_idx in chunk for i in batch_idx)
+                if workers == 1:
+                    pieces = [p for b in chunk for p in split_by_tokens(b, lengths, tc.micro_batch_tokens)]
+                    shares = [run_share(pieces, n_target, None)]
+                else:
+                    # Each worker's pieces get 1/workers of the token budget: the same memory in flight.
+                    groups = share_tokens([i for b in chunk for i in b], lengths, workers)
+                    seeds = torch.randint(0, 2**62, (workers,)).tolist()  # from the default generator
+                    jobs = []
+                    for group, gen, seed in zip(groups, gens, seeds):
+                        gen.manual_seed(seed)
+                        jobs.append(
+                            (split_by_tokens(group, lengths, tc.micro_batch_tokens // workers), n_target, gen)
+                        )
+                    futures = [pool.submit(run_share, *job) for job in jobs[1:]]
+                    shares = [run_share(*jobs[0])] + [f.result() for f in futures]
+                    for i, p in enumerate(params):  # added in worker order: the same sum every time
+                        p.grad = shares[0].grads[i]
+                        for sh in shares[1:]:
+                            p.grad.add_(sh.grads[i])
+                step_loss = 0.0
+                for sh in shares:
+                    step_loss += sh.loss
+                    result.real_tokens += sh.real
+                    result.target_tokens += sh.target
+                    result.padded_tokens += sh.padded
+                torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                result.losses.append(step_loss)
+                result.train_time_s = time.perf_counter() - t0
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{step_loss:.3f}", tok_s=f"{result.real_tokens / max(result.train_time_s, 1e-9):.0f}"
+                )
+                if (
+                    ckpt
+                    and tc.checkpoint_every
+                    and (step + 1) % tc.checkpoint_every == 0
+                    and step + 1 < total_steps
+                ):
+                    state = {
+                        k: getattr(result, k)
+                        for k in ("losses", "train_time_s", "real_tokens", "target_tokens", "padded_tokens")
+                    }
+                    _save_checkpoint(ckpt, model, opt, sched, step + 1, state)
+                faults.checkpoint("train_step")
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+        torch.set_num_threads(threads)
     bar.close()
     result.train_time_s = time.perf_counter() - t0
     result.tokens_per_s = result.real_tokens / max(result.train_time_s, 1e-9)

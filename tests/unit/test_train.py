@@ -109,7 +109,8 @@ def test_unload_restores_base_weights(tiny):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_checkpoint_resume_matches_uninterrupted_training(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_checkpoint_resume_matches_uninterrupted_training(tiny, tmp_path, monkeypatch, workers):
     import torch
 
     import codetune.train as train_mod
@@ -117,7 +118,7 @@ def test_checkpoint_resume_matches_uninterrupted_training(tiny, tmp_path, monkey
 
     cfg = RunConfig.model_validate(
         {
-            "train": {"epochs": 2, "lr": 5e-3, "batch_size": 4, "checkpoint_every": 3},
+            "train": {"epochs": 2, "lr": 5e-3, "batch_size": 4, "checkpoint_every": 3, "workers": workers},
             "lora": {"r": 4, "dropout": 0.1},
         }
     )
@@ -151,8 +152,8 @@ def test_checkpoint_resume_matches_uninterrupted_training(tiny, tmp_path, monkey
         run(tmp_path / "b")
     monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
     resumed = run(tmp_path / "b")
-    assert resumed.resumed_from_step == 3
-    assert resumed.losses == pytest.approx(full.losses, rel=1e-5)
+    assert resumed.resumed_from_step == 3 and resumed.workers == full.workers == workers
+    assert resumed.losses == full.losses  # bit for bit: the workers' gradients are added in a fixed order
 
 
 def test_target_only_loss_equals_the_models_own_loss(tiny):
@@ -300,11 +301,76 @@ def _train_tiny(tiny, overrides, precision="fp32", samples=None):
 
 
 def test_fused_forward_trains_exactly_like_peft(tiny):
-    """train.fused=auto picks the fused forward; with the same seed it gives the PEFT path's losses (dropout on)."""
-    fused = _train_tiny(tiny, {"train": {"fused": "auto"}})
+    """train.fused=auto picks the fused forward; with the same seed and one worker it gives the PEFT
+    path's losses (dropout on: the same masks from the default generator)."""
+    fused = _train_tiny(tiny, {"train": {"fused": "auto", "workers": 1}})
     peft = _train_tiny(tiny, {"train": {"fused": "off"}})
     assert fused.forward == "fused" and peft.forward == "peft"
+    assert fused.workers == peft.workers == 1
     assert fused.losses == pytest.approx(peft.losses, rel=1e-5)
+
+
+def test_share_tokens_balances_tokens_and_covers_every_sequence():
+    from codetune.train import share_tokens
+
+    lengths = [100, 10, 90, 20, 50, 50, 30, 5]
+    groups = share_tokens(list(range(8)), lengths, 2)
+    assert sorted(i for g in groups for i in g) == list(range(8))
+    loads = [sum(lengths[i] for i in g) for g in groups]
+    assert loads == [180, 175]  # longest first, each to the lighter group
+    assert share_tokens(list(range(8)), lengths, 2) == groups  # deterministic
+    assert share_tokens([0, 3], lengths, 3) == [[0], [3]]  # fewer sequences than workers: no empty group
+    assert share_tokens([4, 5, 1], lengths, 1) == [[4, 5, 1]]
+
+
+def test_two_workers_give_one_workers_step_without_dropout(tiny, monkeypatch):
+    """Without dropout the split changes only the order of the sums (and the padding): the same first-step
+    gradients, and losses within rounding (AdamW's first updates, ~lr * sign(g), amplify it)."""
+    import torch
+
+    real_clip = torch.nn.utils.clip_grad_norm_
+    seen = []
+
+    def clip(params, *args, **kwargs):
+        seen.append([p.grad.clone() for p in params])  # the step's summed gradients, before clipping
+        return real_clip(params, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    one = _train_tiny(tiny, {"train": {"workers": 1}, "lora": {"dropout": 0.0}})
+    g1, seen[:] = seen[0], []
+    two = _train_tiny(tiny, {"train": {"workers": 2}, "lora": {"dropout": 0.0}})
+    g2 = seen[0]
+    assert one.workers == 1 and two.workers == 2 and two.forward == "fused"
+    assert two.real_tokens == one.real_tokens and two.target_tokens == one.target_tokens
+    assert len(g1) == len(g2) and any(bool(g.abs().sum() > 0) for g in g1)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-8)
+    assert two.losses[0] == pytest.approx(one.losses[0], rel=1e-6)
+    assert two.losses == pytest.approx(one.losses, rel=1e-3)
+
+
+def test_two_workers_with_dropout_repeat_exactly_and_differ_from_no_dropout(tiny):
+    a = _train_tiny(tiny, {"train": {"workers": 2}})
+    b = _train_tiny(tiny, {"train": {"workers": 2}})
+    assert a.losses == b.losses  # each worker's masks come from its own generator, seeded per step
+    plain = _train_tiny(tiny, {"train": {"workers": 2}, "lora": {"dropout": 0.0}})
+    assert a.losses != plain.losses  # the masks did something
+
+
+def test_workers_auto_and_bad_values(tiny):
+    import torch
+
+    from codetune.errors import ConfigError
+
+    assert _train_tiny(tiny, {"train": {"workers": 0}}).workers == torch.get_num_threads()
+    assert _train_tiny(tiny, {"train": {"workers": 0, "fused": "off"}}).workers == 1
+    with pytest.raises(ConfigError, match="train.workers=2 needs the fused forward"):
+        _train_tiny(tiny, {"train": {"workers": 2, "fused": "off"}})
+    with pytest.raises(ConfigError, match="train.workers=3 needs train.compile=false"):
+        _train_tiny(tiny, {"train": {"workers": 3, "compile": True}})
+    threads = torch.get_num_threads()
+    _train_tiny(tiny, {"train": {"workers": 2}})
+    assert torch.get_num_threads() == threads  # restored after training
 
 
 def test_fused_auto_falls_back_and_says_why(tiny):
@@ -325,5 +391,5 @@ def test_compiled_fused_forward_matches_eager(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     eager = _train_tiny(tiny, {"train": {}}, precision="bf16")
     compiled = _train_tiny(tiny, {"train": {"compile": True}}, precision="bf16")
-    assert compiled.forward == "fused+compile"
+    assert compiled.forward == "fused+compile" and compiled.workers == 1  # auto: one worker under compile
     assert compiled.losses == pytest.approx(eager.losses, rel=2e-2)
