@@ -44,6 +44,7 @@ def test_run_writes_results_and_skips_finished_runs(tmp_path, tiny_model_dir, so
         "train_time_s",
         "train_tokens_per_s",
         "train_forward",
+        "train_workers",
         "seed",
         "model",
         "version_torch",
@@ -55,6 +56,7 @@ def test_run_writes_results_and_skips_finished_runs(tmp_path, tiny_model_dir, so
         assert col in header
     assert [r["Configuration"] for r in rows] == ["Rank 2", "Rank 4"]
     assert all(r["n_train"] == "12" and r["n_test"] == "6" for r in rows)
+    assert all(int(r["train_workers"]) >= 1 for r in rows)  # the resolved count, not auto's 0
     assert (exp_dir / "results.png").stat().st_size > 1000
     assert (exp_dir / "results_long.csv").is_file()
     for r in rows:
