@@ -126,8 +126,8 @@ class TrainConfig(_Strict):
         0,
         ge=0,
         description="data-parallel threads: each runs its share of a step's sequences on one CPU core, with "
-        "its own dropout generator, and their gradients are added in a fixed order. 0 = auto: one per CPU "
-        "thread with the fused forward on CPU, else 1. Measured on 2 cores: see README (Speed)",
+        "its own dropout generator, and their gradients are added in a fixed order. 0 = auto: 2 where torch "
+        "runs 2 CPU threads and the eager fused forward (measured there: 520 -> 586 tok/s), else 1",
     )
     batching: Literal["length_grouped", "random"] = Field(
         "length_grouped", description="'length_grouped' batches similar lengths together (little padding)"

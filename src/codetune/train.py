@@ -278,10 +278,13 @@ def _fused_forward(model: Any, cfg: RunConfig, precision: str, attn32: bool, own
 
 
 def _resolve_workers(requested: int, device: str, fused: Any) -> int:
-    """train.workers -> the number of data-parallel threads: 0 = one per torch thread with the eager
-    fused forward on CPU, else 1. More than one needs all three: the PEFT forward draws its dropout masks
-    from the default generator, which threads running at once would share in no fixed order, and
-    torch.compile'd code is not made to be entered from several threads at once."""
+    """train.workers -> the number of data-parallel threads.
+
+    0 = auto: two when torch runs two threads, the eager fused forward and a CPU (the case measured),
+    else 1: on more cores, one worker per core would run many more, smaller pieces, each reading every
+    weight, and that trade was not measured. More than one worker needs all three: the PEFT forward
+    draws its dropout masks from the default generator, which threads running at once would share in no
+    fixed order, and torch.compile'd code is not made to be entered from several threads at once."""
     import torch
 
     from codetune.errors import ConfigError
@@ -295,7 +298,7 @@ def _resolve_workers(requested: int, device: str, fused: Any) -> int:
     else:
         why = None
     if requested == 0:
-        return 1 if why else torch.get_num_threads()
+        return 2 if why is None and torch.get_num_threads() == 2 else 1
     if requested > 1 and why:
         raise ConfigError(
             f"train.workers={requested} needs {why}", "set train.workers=0 (auto) or train.workers=1"
@@ -416,7 +419,7 @@ def train(
             if workers == 1:
                 loss.backward()
             else:
-                grads = torch.autograd.grad(loss, params)
+                grads = torch.autograd.grad(loss, params, allow_unused=True, materialize_grads=True)
                 if share.grads is None:
                     share.grads = list(grads)
                 else:
@@ -443,14 +446,13 @@ def train(
                     shares = [run_share(pieces, n_target, None)]
                 else:
                     # Each worker's pieces get 1/workers of the token budget: the same memory in flight.
+                    budget = max(1, tc.micro_batch_tokens // workers) if tc.micro_batch_tokens else 0
                     groups = share_tokens([i for b in chunk for i in b], lengths, workers)
                     seeds = torch.randint(0, 2**62, (workers,)).tolist()  # from the default generator
                     jobs = []
                     for group, gen, seed in zip(groups, gens, seeds):
                         gen.manual_seed(seed)
-                        jobs.append(
-                            (split_by_tokens(group, lengths, tc.micro_batch_tokens // workers), n_target, gen)
-                        )
+                        jobs.append((split_by_tokens(group, lengths, budget), n_target, gen))
                     futures = [pool.submit(run_share, *job) for job in jobs[1:]]
                     shares = [run_share(*jobs[0])] + [f.result() for f in futures]
                     for i, p in enumerate(params):  # added in worker order: the same sum every time

@@ -362,15 +362,19 @@ def test_workers_auto_and_bad_values(tiny):
 
     from codetune.errors import ConfigError
 
-    assert _train_tiny(tiny, {"train": {"workers": 0}}).workers == torch.get_num_threads()
+    threads = torch.get_num_threads()
+    try:
+        for n, expected in ((1, 1), (2, 2), (3, 1)):  # auto: two workers on two threads, else one
+            torch.set_num_threads(n)
+            assert _train_tiny(tiny, {"train": {"workers": 0}}).workers == expected
+            assert torch.get_num_threads() == n  # restored after training
+    finally:
+        torch.set_num_threads(threads)
     assert _train_tiny(tiny, {"train": {"workers": 0, "fused": "off"}}).workers == 1
     with pytest.raises(ConfigError, match="train.workers=2 needs the fused forward"):
         _train_tiny(tiny, {"train": {"workers": 2, "fused": "off"}})
     with pytest.raises(ConfigError, match="train.workers=3 needs train.compile=false"):
         _train_tiny(tiny, {"train": {"workers": 3, "compile": True}})
-    threads = torch.get_num_threads()
-    _train_tiny(tiny, {"train": {"workers": 2}})
-    assert torch.get_num_threads() == threads  # restored after training
 
 
 def test_fused_auto_falls_back_and_says_why(tiny):
