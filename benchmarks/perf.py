@@ -266,8 +266,9 @@ def part_codetune(opts: dict, precision: str = "auto") -> dict:
     for g in gens:
         stops[g.stop] = stops.get(g.stop, 0) + 1
     return {
-        "pipeline": f"codetune ({prec}, {res.forward})",
+        "pipeline": f"codetune ({prec}, {res.forward}" + (f", {res.workers} workers)" if res.workers > 1 else ")"),
         "forward": res.forward,
+        "workers": res.workers,
         "precision": prec,
         "steps": res.steps,
         "losses": res.losses,
@@ -460,7 +461,7 @@ def report(results: dict, print_=print) -> dict:
         f"max_new_tokens {opts['max_new_tokens']}"
     )
     head = (
-        f"{'pipeline':38} {'steps':>5} {'real tok/s':>10} {'% ceil':>7} {'x seed':>7} {'pad %':>6} "
+        f"{'pipeline':46} {'steps':>5} {'real tok/s':>10} {'% ceil':>7} {'x seed':>7} {'pad %':>6} "
         f"{'train RSS MB':>12} {'proc RSS MB':>11} {'gen smp/s':>9} {'gen tok/s':>9} {'new tok':>7}"
     )
     print_(head)
@@ -477,7 +478,7 @@ def report(results: dict, print_=print) -> dict:
         speed = f"{r['tokens_per_s'] / seed['tokens_per_s']:.1f}" if seed.get("tokens_per_s") else "-"
         name = r["pipeline"] + (" [quality]" if key in ("fp32", "bf16") else "")
         print_(
-            f"{name:38} {r['steps']:>5} {r['tokens_per_s']:>10.1f} {pct:>7} {speed:>7} {100 * r['padding_share']:>6.1f} "
+            f"{name:46} {r['steps']:>5} {r['tokens_per_s']:>10.1f} {pct:>7} {speed:>7} {100 * r['padding_share']:>6.1f} "
             f"{r['train_peak_rss_mb']:>12.0f} {r['process_peak_rss_mb']:>11.0f} {r['gen_samples_per_s']:>9.3f} "
             f"{r['gen_tokens_per_s']:>9.1f} {r['gen_mean_new_tokens']:>7.1f}"
         )

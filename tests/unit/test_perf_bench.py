@@ -69,7 +69,12 @@ def test_parts_in_process_and_report(perf, tiny_model_dir, source_tree):
     lines: list[str] = []
     verdicts = perf.report(results, print_=lines.append)
     text = "\n".join(lines)
-    assert "seed-style" in text and "codetune (bf16, fused)" in text and "codetune (fp32, fused) [quality]" in text
+    assert (
+        "seed-style" in text
+        and "codetune (bf16, fused" in text
+        and "codetune (fp32, fused" in text
+        and "[quality]" in text
+    )
     assert set(verdicts) == {
         "train_share_of_ceiling",
         "train_speedup_vs_seed",
