@@ -39,7 +39,7 @@ def _score(tmp_path, completions, exec_statuses=None, n_boot=300):
     ]
     for g, s in zip(gens, exec_statuses or []):
         g["exec_status"] = s
-    tres = SimpleNamespace(train_time_s=1.0, tokens_per_s=10.0, steps=1, losses=[1.0], forward="peft")
+    tres = SimpleNamespace(train_time_s=1.0, tokens_per_s=10.0, steps=1, losses=[1.0], forward="peft", workers=1)
     metrics = score_run(cfg, spec, test, gens, tres, tmp_path)
     records = [json.loads(x) for x in (tmp_path / "generations.jsonl").read_text().splitlines()]
     return metrics, records

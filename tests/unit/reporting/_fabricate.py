@@ -59,7 +59,7 @@ def make_run(
             g["exec_status"] = exec_statuses[i]
         gens.append(g)
     tres = SimpleNamespace(
-        train_time_s=1.5, tokens_per_s=100.0, steps=4, losses=[2.0, 1.5, 1.2, 1.1], forward="fused"
+        train_time_s=1.5, tokens_per_s=100.0, steps=4, losses=[2.0, 1.5, 1.2, 1.1], forward="fused", workers=2
     )
     from codetune.evaluation.scoring import score_run
 
