@@ -395,7 +395,7 @@ def train(
     fused = _fused_forward(model, cfg, precision, attn32, own_head, result)
     workers = result.workers = _resolve_workers(tc.workers, device, fused)
     head_weight = lm_head_weight(model, torch.bfloat16 if use_bf16 else None) if own_head else None
-    gens = [torch.Generator(device=device) for _ in range(workers)] if workers > 1 else [None]
+    gens = [torch.Generator(device=device) for _ in range(workers)] if workers > 1 else []
 
     def run_share(pieces: list[list[int]], n_target: int, gen: Any) -> _Share:
         """Forward and backward of `pieces`; gradients into .grad (one worker) or returned (several)."""
@@ -429,10 +429,9 @@ def train(
         return share
 
     threads = torch.get_num_threads()
-    pool = (
-        ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="codetune-train") if workers > 1 else None
-    )
+    pool = None
     if workers > 1:
+        pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="codetune-train")
         torch.set_num_threads(1)  # each worker on one core: see TrainConfig.workers
     try:
         with fp32_attention(model, attn32 and fused is None):
