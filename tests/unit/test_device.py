@@ -1,19 +1,22 @@
 import os
 
 
-def test_onednn_cache_capped_unless_the_user_chose(monkeypatch):
-    from codetune.device import ONEDNN_CACHE_DEFAULT, ONEDNN_CACHE_ENV, limit_onednn_cache
+def test_matmul_caches_capped_unless_the_user_chose(monkeypatch):
+    from codetune.device import CACHE_CAPS, IDEEP_CACHE_ENV, ONEDNN_CACHE_DEFAULT, ONEDNN_CACHE_ENV, limit_onednn_cache
 
-    monkeypatch.delenv(ONEDNN_CACHE_ENV, raising=False)
-    assert limit_onednn_cache() == ONEDNN_CACHE_DEFAULT
-    assert os.environ[ONEDNN_CACHE_ENV] == ONEDNN_CACHE_DEFAULT
+    assert set(CACHE_CAPS) == {ONEDNN_CACHE_ENV, IDEEP_CACHE_ENV}
+    for name in CACHE_CAPS:
+        monkeypatch.delenv(name, raising=False)
+    assert limit_onednn_cache() == {ONEDNN_CACHE_ENV: ONEDNN_CACHE_DEFAULT, IDEEP_CACHE_ENV: ONEDNN_CACHE_DEFAULT}
+    assert os.environ[ONEDNN_CACHE_ENV] == os.environ[IDEEP_CACHE_ENV] == ONEDNN_CACHE_DEFAULT
     monkeypatch.setenv(ONEDNN_CACHE_ENV, "512")
-    assert limit_onednn_cache() == "512"
+    monkeypatch.setenv(IDEEP_CACHE_ENV, "32")
+    assert limit_onednn_cache() == {ONEDNN_CACHE_ENV: "512", IDEEP_CACHE_ENV: "32"}
 
 
-def test_onednn_cache_cap_bounds_memory_in_a_fresh_process():
-    """The cap takes effect when set as codetune sets it: memory growth over 500 matmul shapes in a fresh
-    process, under codetune's cap vs oneDNN's own default of 1024 entries (set by hand: a user's choice wins)."""
+def _growth_mb(env_caps: dict[str, str | None]) -> float:
+    """Resident memory growth over 500 bf16 matmul shapes in a fresh process that starts as codetune's
+    entry points do (set_threads first); env_caps: cache variables to set by hand (None: left to codetune)."""
     import subprocess
     import sys
 
@@ -29,12 +32,20 @@ def test_onednn_cache_cap_bounds_memory_in_a_fresh_process():
         "for m in range(64, 564): torch.randn(m, 576, dtype=torch.bfloat16) @ w.t()\n"
         "print((rss() - before) / 2**20)\n"
     )
-    growth = {}
-    for mode, value in (("onednn default", "1024"), ("codetune cap", None)):
-        env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
-        if value:
-            env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = value
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-        growth[mode] = float(out.stdout.split()[-1])
-    # measured here: ~365 MB vs ~250 MB
-    assert growth["codetune cap"] < growth["onednn default"] - 50, growth
+    env = {k: v for k, v in os.environ.items() if k not in env_caps}
+    env.update({k: v for k, v in env_caps.items() if v is not None})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return float(out.stdout.split()[-1])
+
+
+def test_cache_caps_bound_memory_in_a_fresh_process():
+    """Each cap takes effect when set as codetune sets it: growth under codetune's caps against the libraries'
+    own default of 1024 entries for one cache or the other (set by hand: a user's choice wins)."""
+    from codetune.device import IDEEP_CACHE_ENV, ONEDNN_CACHE_ENV
+
+    capped = _growth_mb({ONEDNN_CACHE_ENV: None, IDEEP_CACHE_ENV: None})
+    onednn_open = _growth_mb({ONEDNN_CACHE_ENV: "1024", IDEEP_CACHE_ENV: None})
+    ideep_open = _growth_mb({ONEDNN_CACHE_ENV: None, IDEEP_CACHE_ENV: "1024"})
+    # measured here: ~155 MB capped, ~356 MB with oneDNN's open, ~246 MB with ideep's open
+    assert capped < onednn_open - 50, (capped, onednn_open)
+    assert capped < ideep_open - 50, (capped, ideep_open)
