@@ -317,12 +317,15 @@ class _DroppedLoraA(torch.autograd.Function):
         bits = _bits_dtype(x.dtype)
         m = _keep_bits(words, (k, *x.shape), threshold).to(bits)  # (k, tokens, in): -1 kept, 0 dropped
         xm = (x.view(bits) & m).view(x.dtype)  # x where kept, +0.0 where dropped
-        ctx.save_for_backward(x, m, a)  # not xm: k times x's size, and remade by one cheap pass
+        # Kept: x (not xm, k times x's size and remade by one cheap pass) and the masks as int8, -1 or 0,
+        # half the bytes of int16 for one narrowing pass here and one widening pass in backward.
+        ctx.save_for_backward(x, m.to(torch.int8), a)
         return torch.bmm(xm, a.transpose(1, 2))  # (k, tokens, r)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        x, m, a = ctx.saved_tensors
+        x, m8, a = ctx.saved_tensors
+        m = m8.to(_bits_dtype(x.dtype))  # sign-extended: -1 stays all bits set
         xm = (x.view(m.dtype) & m).view(x.dtype)
         da = torch.bmm(g.transpose(1, 2), xm)  # (k, r, in)
         if not ctx.needs_input_grad[0]:  # the first layer: its input comes from the frozen embedding
