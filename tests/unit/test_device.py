@@ -2,7 +2,13 @@ import os
 
 
 def test_matmul_caches_capped_unless_the_user_chose(monkeypatch):
-    from codetune.device import CACHE_CAPS, IDEEP_CACHE_ENV, ONEDNN_CACHE_DEFAULT, ONEDNN_CACHE_ENV, limit_onednn_cache
+    from codetune.device import (
+        CACHE_CAPS,
+        IDEEP_CACHE_ENV,
+        ONEDNN_CACHE_DEFAULT,
+        ONEDNN_CACHE_ENV,
+        limit_onednn_cache,
+    )
 
     assert set(CACHE_CAPS) == {ONEDNN_CACHE_ENV, IDEEP_CACHE_ENV}
     for name in CACHE_CAPS:

@@ -253,3 +253,19 @@ def test_dropped_lora_a_matches_the_composite(dtype, k):
     # without masks: the plain products
     plain = _lora_a(x, a, None, threshold)
     assert torch.equal(plain, torch.matmul(x, a.transpose(1, 2)))
+
+
+def test_dropped_lora_a_keeps_one_byte_per_mask_element():
+    """What _lora_a keeps for the backward: x, the k masks as int8 (not int16 or bool-as-x's-dtype) and a."""
+    from codetune.fused import _lora_a, _words
+    from codetune.kernels import dropout_threshold
+
+    x = torch.randn(40, 24).to(torch.bfloat16).requires_grad_()
+    a = torch.randn(3, 4, 24).to(torch.bfloat16).requires_grad_()
+    kept = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t) or t, lambda t: t):
+        _lora_a(x, a, _words(3, 40 * 24, torch.device("cpu")), dropout_threshold(0.1))
+    masks = [t for t in kept if t.dtype == torch.int8]
+    assert len(masks) == 1 and masks[0].shape == (3, 40, 24)
+    assert set(masks[0].unique().tolist()) <= {-1, 0}
+    assert sum(t.numel() * t.element_size() for t in kept) == x.numel() * 2 + 3 * 40 * 24 + a.numel() * 2
