@@ -75,7 +75,8 @@ class TrainConfig(_Strict):
         "train.workers > 1 each worker's pieces get this budget / workers, the same tokens in flight. Every piece "
         "reads all weights and runs every op once, so fewer, larger pieces are faster. SmolLM2-135M on 2 CPU "
         "cores, 160 texts, 20 steps of 8, two workers, alternating in one process (4 rounds): 1024 -> 577 tok/s, "
-        "1280 -> 581, 1536 -> 615; peak RSS 2.4 GB at 1024, 2.7-2.8 GB at 1536, 3.3-3.4 GB at 2048",
+        "1280 -> 581, 1536 -> 615; peak RSS 2.4 GB at 1024, 2.7-2.8 GB at 1536, 3.4 GB at 2048 (measured "
+        "before the masks were kept as int8)",
     )
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of steps with linear warm-up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on LoRA weights")
