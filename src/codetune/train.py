@@ -431,8 +431,10 @@ def train(
     threads = torch.get_num_threads()
     pool = None
     if workers > 1:
+        # Each worker on one core (see TrainConfig.workers). First: a thread that already exists keeps the
+        # intra-op thread count it had (measured), so the setting must come before the pool's threads.
+        torch.set_num_threads(1)
         pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="codetune-train")
-        torch.set_num_threads(1)  # each worker on one core: see TrainConfig.workers
     try:
         with fp32_attention(model, attn32 and fused is None):
             t0 = time.perf_counter() - result.train_time_s
