@@ -1,0 +1,134 @@
+"""The layout of one run's directory, its stage files and the rule that says a run is finished.
+
+Stages write, in order: config.yaml -> train.jsonl/test.jsonl (+ data_counts.json) -> checkpoint/
+(while training) -> adapter/ (with train_result.json) -> generations.partial.jsonl (while generating)
+-> generations.jsonl -> metrics.json. metrics.json is written last and atomically: a run that has it
+is finished and is skipped on a rerun. Nothing else in codetune spells these names.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from codetune.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+
+
+class RunDir:
+    """One run's directory. Paths are properties; readers and writers go through the methods."""
+
+    CONFIG = "config.yaml"
+    TRAIN = "train.jsonl"
+    TEST = "test.jsonl"
+    DATA_COUNTS = "data_counts.json"
+    CHECKPOINT = "checkpoint"
+    ADAPTER = "adapter"
+    TRAIN_RESULT = "train_result.json"  # inside adapter/
+    GENERATIONS_PARTIAL = "generations.partial.jsonl"
+    GENERATIONS = "generations.jsonl"
+    METRICS = "metrics.json"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # ---------------------------------------------------------------------------------------- paths
+    @property
+    def config(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def train_split(self) -> Path:
+        return self.path / self.TRAIN
+
+    @property
+    def test_split(self) -> Path:
+        return self.path / self.TEST
+
+    @property
+    def data_counts(self) -> Path:
+        return self.path / self.DATA_COUNTS
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / self.ADAPTER
+
+    @property
+    def train_result(self) -> Path:
+        return self.adapter / self.TRAIN_RESULT
+
+    @property
+    def generations_partial(self) -> Path:
+        return self.path / self.GENERATIONS_PARTIAL
+
+    @property
+    def generations(self) -> Path:
+        return self.path / self.GENERATIONS
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / self.METRICS
+
+    # -------------------------------------------------------------------------------------- states
+    def create(self) -> RunDir:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def is_finished(self) -> bool:
+        """The one "finished" rule: metrics.json exists (it is written last, atomically)."""
+        return self.metrics.is_file()
+
+    def has_splits(self) -> bool:
+        return self.train_split.is_file() and self.test_split.is_file()
+
+    def has_adapter(self) -> bool:
+        """A trained adapter is complete once its training record is beside it (saved in one swap)."""
+        return self.train_result.is_file()
+
+    def drop_checkpoint(self) -> None:
+        shutil.rmtree(self.checkpoint, ignore_errors=True)
+
+    # ------------------------------------------------------------------------------ read and write
+    def read_metrics(self) -> dict[str, Any]:
+        return read_json(self.metrics, "run metrics", "rerun the experiment to rewrite it")
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        atomic_write_json(self.metrics, metrics)
+
+    def read_generations(self) -> list[dict]:
+        """Scored per-sample records ([] when the run has none yet)."""
+        return read_jsonl(self.generations, missing_ok=True)
+
+    def write_generations(self, records: list[dict]) -> None:
+        """The scored records replace the partial file of the generation stage."""
+        atomic_write_jsonl(self.generations, records)
+        self.generations_partial.unlink(missing_ok=True)
+
+    def read_partial_generations(self) -> list[dict]:
+        """Finished generation batches so far; a line torn by a kill ends the read."""
+        return read_jsonl(self.generations_partial, torn_tail=True, missing_ok=True)
+
+    def count_train_items(self) -> int:
+        return len(read_jsonl(self.train_split, missing_ok=True))
+
+    def write_data_counts(self, counts: dict[str, Any]) -> None:
+        atomic_write_json(self.data_counts, counts)
+
+
+def finished_runs(exp_dir: Path) -> list[RunDir]:
+    """Run directories of an experiment that are finished, by directory name."""
+    return sorted(
+        (RunDir(p) for p in Path(exp_dir).iterdir() if p.is_dir() and RunDir(p).is_finished()),
+        key=lambda r: r.name,
+    ) if Path(exp_dir).is_dir() else []
