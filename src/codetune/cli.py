@@ -61,6 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One line: what failed, then the fix.
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`codetune config | head`): nothing left to say to it, and no traceback.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("error: interrupted; rerun the same command to resume where it stopped", file=sys.stderr)
         return 130

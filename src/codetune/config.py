@@ -8,10 +8,12 @@ run configs whose id is the hash of the resolved config, so an identical run is 
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import itertools
 import json
 import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -21,11 +23,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from codetune.errors import ConfigError
 
-LANGUAGES = ("python", "java", "javascript")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# Fields that say how a run is executed, not what it computes: they are recorded in every result row
+# but kept out of the run id, so a faster setting never retrains a finished grid.
+_EXECUTION = {"execution": True}
+
+
+def _exec(default: Any, **kw: Any) -> Any:
+    """A Field that sets how a run executes (not hashed into the run id; recorded in its results)."""
+    return Field(default, json_schema_extra=_EXECUTION, **kw)
 
 
 class ModelConfig(_Strict):
@@ -37,7 +48,10 @@ class ModelConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    language: Literal["python", "java", "javascript"] = Field("python", description="language of the corpus")
+    language: str = Field(
+        "python",
+        description="language of the corpus: one with a corpus in codetune.languages (python, java, javascript)",
+    )
     source: str | None = Field(
         None, description="source tree, file or archive to extract from; None uses the language's offline default"
     )
@@ -52,6 +66,17 @@ class DataConfig(_Strict):
     order: Literal["shuffled", "curriculum"] = Field(
         "shuffled", description="'curriculum' trains simple -> complex (by cyclomatic complexity, then length)"
     )
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _known_language(cls, v: Any) -> Any:
+        from codetune import languages
+
+        lang = languages.lookup(v) if isinstance(v, str) else None
+        corpus = languages.names(corpus=True)
+        if lang is None or lang.name not in corpus:
+            raise ValueError(f"choose one of {', '.join(corpus)}")
+        return lang.name
 
 
 class LoraConfig(_Strict):
@@ -68,15 +93,13 @@ class TrainConfig(_Strict):
     lr: float = Field(1e-4, gt=0, description="peak learning rate (AdamW, linear decay)")
     batch_size: int = Field(8, ge=1, description="sequences per optimizer step")
     grad_accum: int = Field(1, ge=1, description="batches accumulated per optimizer step")
-    micro_batch_tokens: int = Field(
+    micro_batch_tokens: int = _exec(
         1536,
         ge=0,
         description="run a batch in pieces of at most this many padded tokens (caps memory; 0 = whole); with "
         "train.workers > 1 each worker's pieces get this budget / workers, the same tokens in flight. Every piece "
-        "reads all weights and runs every op once, so fewer, larger pieces are faster. SmolLM2-135M on 2 CPU "
-        "cores, 160 texts, 20 steps of 8, two workers, alternating in one process (4 rounds): 1024 -> 577 tok/s, "
-        "1280 -> 581, 1536 -> 615; peak RSS 2.4 GB at 1024, 2.7-2.8 GB at 1536, 3.4 GB at 2048 (measured "
-        "before the masks were kept as int8)",
+        "reads all weights and runs every op once, so fewer, larger pieces are faster and take more memory "
+        "(speed and peak memory per budget: benchmarks/RESULTS.md)",
     )
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of steps with linear warm-up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on LoRA weights")
@@ -84,57 +107,58 @@ class TrainConfig(_Strict):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="'auto' = bf16 autocast where the device supports it fast, else fp32"
     )
-    base_weights: Literal["auto", "fp32", "bf16"] = Field(
+    base_weights: Literal["auto", "fp32", "bf16"] = _exec(
         "auto",
         description="dtype of the frozen base Linear weights; 'auto' = bf16 when precision is bf16 "
         "(embeddings, norms, LoRA weights and optimizer state stay fp32)",
     )
-    logits: Literal["targets_only", "all"] = Field(
+    logits: Literal["targets_only", "all"] = _exec(
         "targets_only",
         description="compute the LM head only where a loss is taken (the target tokens); 'all' = the model's own loss",
     )
     lora_dropout_rng: Literal["bits", "torch"] = Field(
         "bits",
-        description="'bits' draws LoRA dropout masks from 15-bit slices of 64-bit random words (~3x faster "
-        "on CPU, p rounded to a multiple of 1/32768); 'torch' = nn.Dropout",
+        description="'bits' draws LoRA dropout masks from 15-bit slices of 64-bit random words (faster on "
+        "CPU, p rounded to a multiple of 1/32768); 'torch' = nn.Dropout",
     )
-    attention: Literal["auto", "fp32", "autocast"] = Field(
+    attention: Literal["auto", "fp32", "autocast"] = _exec(
         "auto",
         description="dtype of scaled-dot-product attention in training; 'auto' = fp32 on CPU under bf16 "
         "(the CPU flash kernel is faster in fp32 at these lengths), as autocast gives elsewhere",
     )
-    padding_mask: Literal["omit", "pass"] = Field(
+    padding_mask: Literal["omit", "pass"] = _exec(
         "omit",
         description="'omit' = no attention mask for right-padded batches: a causal model's real tokens never "
         "see the padding after them, so the loss is the same and the maskless kernel runs",
     )
-    logits_chunk: int = Field(
+    logits_chunk: int = _exec(
         256,
         ge=0,
         description="run the LM head and loss over at most this many target tokens at a time, the gradient "
         "computed as it goes (caps the logits' memory; 0 = all at once)",
     )
-    fused: Literal["auto", "on", "off"] = Field(
+    fused: Literal["auto", "on", "off"] = _exec(
         "auto",
         description="fused training forward for Llama models with LoRA on q/k/v/o (codetune.fused: the same "
         "function in fewer, larger ops); 'auto' = where supported, 'on' = error where not",
     )
-    compile: bool = Field(
+    compile: bool = _exec(
         False,
-        description="torch.compile the fused forward's layer. Measured on 2 CPU cores: ~35-60 s of compiling "
-        "per process (cached on disk) for a few % faster steps, so off by default",
+        description="torch.compile the fused forward's layer; on a small CPU the compile time per process "
+        "(cached on disk) outweighs the faster steps, so off by default (benchmarks/RESULTS.md)",
     )
-    workers: int = Field(
+    workers: int = _exec(
         0,
         ge=0,
         description="data-parallel threads: each runs its share of a step's sequences on one CPU core, with "
         "its own dropout generator, and their gradients are added in a fixed order. 0 = auto: 2 where torch "
-        "runs 2 CPU threads and the eager fused forward (measured there: 520 -> 586 tok/s), else 1",
+        "runs 2 CPU threads and the eager fused forward (the case measured), else 1. The dropout masks, and so "
+        "the exact losses, follow the worker count: set it to repeat a run exactly on another machine",
     )
     batching: Literal["length_grouped", "random"] = Field(
         "length_grouped", description="'length_grouped' batches similar lengths together (little padding)"
     )
-    checkpoint_every: int = Field(
+    checkpoint_every: int = _exec(
         20, ge=0, description="save a resumable checkpoint every N optimizer steps (0 = never)"
     )
 
@@ -152,13 +176,13 @@ class TrainConfig(_Strict):
 
 class GenerateConfig(_Strict):
     max_new_tokens: int = Field(128, ge=1, description="cap on generated tokens per sample")
-    batch_size: int = Field(
+    batch_size: int = _exec(
         32,
         ge=1,
         description="prompts generated together (length-sorted, left-padded; decoding streams every "
         "weight once a step, so wider batches are cheaper per sample)",
     )
-    cast_once: bool = Field(
+    cast_once: bool = _exec(
         True,
         description="under bf16, cast the LM head's weight once per call (not per token) and keep the KV cache "
         "in bf16 (bf16 rotary tables); false = plain autocast",
@@ -185,8 +209,8 @@ class RunConfig(_Strict):
     """Everything that determines one training + evaluation run."""
 
     seed: int = Field(0, description="training seed (LoRA init, batch order, dropout)")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to train and generate")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = all cores")
+    device: Literal["auto", "cpu", "cuda"] = _exec("auto", description="where to train and generate")
+    threads: int | None = _exec(None, ge=1, description="CPU threads for torch; None = all cores")
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -195,12 +219,47 @@ class RunConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
     def run_id(self) -> str:
-        """Stable id: hash of the resolved config (fields that do not change results excluded)."""
+        """Stable id: hash of what defines the result (the execution fields, `execution_keys()`, excluded).
+
+        A faster way to run the same computation (more workers, another micro-batch budget, compile,
+        threads, device) keeps the id, so a finished run is never retrained for it; the settings it ran
+        with are recorded in its results (`execution_settings`).
+        """
         d = self.model_dump(mode="json")
-        d.pop("threads", None)  # thread count changes speed, not results
+        for key in execution_keys():
+            _pop_dotted(d, key)
+        return _hash(d)
+
+    def legacy_run_id(self) -> str:
+        """The id codetune gave this config before execution fields left the hash (only `threads` and
+        `train.checkpoint_every` were excluded then). The runner adopts a run directory under this id."""
+        d = self.model_dump(mode="json")
+        d.pop("threads", None)
         d["train"].pop("checkpoint_every", None)
-        blob = json.dumps(d, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+        return _hash(d)
+
+    def execution_settings(self) -> dict[str, Any]:
+        """`exec_<section>_<field>` -> value of every execution field, for a results row."""
+        dumped = self.model_dump(mode="json")
+        out = {}
+        for key in execution_keys():
+            cur: Any = dumped
+            for part in key.split("."):
+                cur = cur[part]
+            out["exec_" + key.replace(".", "_")] = cur
+        return out
+
+
+def _hash(d: dict) -> str:
+    blob = json.dumps(d, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _pop_dotted(d: dict, key: str) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        d = d[part]
+    d.pop(leaf, None)
 
 
 class ExperimentConfig(_Strict):
@@ -218,6 +277,13 @@ class ExperimentConfig(_Strict):
     def _check_grid(self) -> ExperimentConfig:
         problems = []
         for key, values in self.grid.items():
+            if key.removeprefix("base.") in execution_keys():
+                problems.append(
+                    f"grid axis `{key}` sets how a run executes, not what it computes, so its cells would be "
+                    f"one run; set it for the whole experiment ({key}=VALUE), or compare its speed with "
+                    "benchmarks/perf.py --train-overrides"
+                )
+                continue
             if not isinstance(values, list) or not values:
                 problems.append(f"grid axis `{key}` is empty; give it at least one value, e.g. {key}: [4, 16]")
                 continue
@@ -242,8 +308,12 @@ class RunSpec(BaseModel):
 
     @property
     def dirname(self) -> str:
+        return self.dirname_for(self.run_id)
+
+    def dirname_for(self, run_id: str) -> str:
+        """`<label slug>-<run_id>`: the run's directory name under the experiment's."""
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.label).strip("-").lower() or "run"
-        return f"{slug}-{self.run_id}"
+        return f"{slug}-{run_id}"
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -262,6 +332,51 @@ def _all_dotted_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> li
         else:
             keys.append(f"{prefix}{name}")
     return keys
+
+
+@functools.cache
+def execution_keys() -> tuple[str, ...]:
+    """Dotted keys of the fields that set how a run executes (kept out of the run id)."""
+    return tuple(k.key for k in describe_keys() if k.execution)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One leaf key of the run config, as `codetune config --explain` shows it."""
+
+    key: str
+    type: str
+    default: Any
+    description: str
+    execution: bool  # True: how a run executes (recorded); False: defines the result (hashed into the id)
+
+
+def describe_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[KeyInfo]:
+    """Every leaf key of the run config with its type, default and description, in declaration order."""
+    model = model or RunConfig
+    out = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += describe_keys(ann, f"{prefix}{name}.")
+            continue
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        out.append(
+            KeyInfo(
+                key=f"{prefix}{name}",
+                type=_type_name(ann),
+                default=info.get_default(call_default_factory=True),
+                description=info.description or "",
+                execution=bool(extra.get("execution")),
+            )
+        )
+    return out
+
+
+def _type_name(ann: Any) -> str:
+    text = getattr(ann, "__name__", None) if isinstance(ann, type) else None
+    text = text or str(ann).replace("typing.", "")
+    return text.replace("NoneType", "None")
 
 
 def _suggest(key: str, choices: list[str]) -> str:

@@ -84,3 +84,64 @@ def test_yaml_file_can_start_from_a_preset(tmp_path):
     f.write_text("preset: rank\nbase:\n  data: {train_size: 20}\n")
     exp = load_experiment(str(f))
     assert exp.name == "rank" and exp.base.data.train_size == 20 and exp.grid == {"lora.r": [4, 16, 64]}
+
+
+def test_execution_fields_leave_the_run_id_alone():
+    from codetune.config import execution_keys
+
+    base = [s.run_id for s in expand_grid(load_experiment("quick"))]
+    for item in (
+        "train.workers=1",
+        "train.compile=true",
+        "train.micro_batch_tokens=512",
+        "threads=1",
+        "generate.batch_size=4",
+        "device=cpu",
+    ):
+        assert [s.run_id for s in expand_grid(load_experiment("quick", [item]))] == base, item
+    # What defines the result still changes it.
+    for item in ("train.lr=1e-3", "lora.alpha=8", "generate.max_new_tokens=10", "eval.ci_level=0.9"):
+        assert [s.run_id for s in expand_grid(load_experiment("quick", [item]))] != base, item
+    assert {"threads", "train.workers", "train.compile", "train.micro_batch_tokens"} <= set(execution_keys())
+    assert "train.lr" not in execution_keys() and "seed" not in execution_keys()
+
+
+def test_legacy_run_id_is_the_old_formula():
+    import hashlib
+    import json
+
+    cfg = expand_grid(load_experiment("quick"))[0].config
+    d = cfg.model_dump(mode="json")
+    d.pop("threads")
+    d["train"].pop("checkpoint_every")
+    assert cfg.legacy_run_id() == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+    assert cfg.legacy_run_id() != cfg.run_id()
+
+
+def test_an_execution_field_cannot_be_a_grid_axis():
+    with pytest.raises(ConfigError, match=r"grid axis `train\.workers` sets how a run executes"):
+        load_experiment("quick", ["train.workers=[1,2]"])
+
+
+def test_language_aliases_resolve_and_unknown_ones_are_named():
+    assert load_experiment("quick", ["data.language=js"]).base.data.language == "javascript"
+    with pytest.raises(ConfigError, match=r"data\.language.*python, java, javascript"):
+        load_experiment("quick", ["data.language=cobol"])
+
+
+def test_config_explain_prints_every_key(capsys):
+    from codetune.cli import main
+    from codetune.config import describe_keys
+
+    assert main(["config", "--explain"]) == 0
+    out = capsys.readouterr().out
+    for k in describe_keys():
+        assert f"  {k.key}: " in out
+        assert k.description.split()[0] in out
+    assert out.index("Defines the result") < out.index("train.lr:") < out.index("How a run executes")
+    assert out.index("How a run executes") < out.index("train.workers:")
+    assert main(["config", "train.workers"]) == 0
+    one = capsys.readouterr().out
+    assert "train.workers: int = 0" in one and "train.lr:" not in one
+    assert main(["config", "train.wokers"]) == 2
+    assert "did you mean `train.workers`" in capsys.readouterr().err
