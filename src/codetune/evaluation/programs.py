@@ -30,10 +30,12 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import stat
 import sys
 from dataclasses import dataclass, field
 
+from codetune import languages
 from codetune.evaluation.benchmarks import Task
 from codetune.evaluation.sandbox import Limits, SandboxResult
 
@@ -97,14 +99,18 @@ def python_interpreter() -> str | None:
     return None if os.geteuid() == 0 else sys.executable
 
 
+def _executable(name: str) -> str | None:
+    # Python samples run under an interpreter the sandbox user can execute, not whatever is first on PATH.
+    return python_interpreter() if name == "python" else shutil.which(name)
+
+
 @functools.cache
 def toolchain(language: str) -> dict[str, str] | None:
     """Executables a language needs, or None when one is missing (its samples are `unavailable`)."""
-    if language == "python":
-        py = python_interpreter()
-        return {"python": py} if py else None
-    need = {"java": ("javac", "java"), "js": ("node",), "cpp": ("g++",)}.get(language, ("?",))
-    found = {n: shutil.which(n) for n in need}
+    lang = languages.lookup(language)
+    if lang is None or lang.execution is None:
+        return None
+    found = {n: _executable(n) for n in lang.execution.executables}
     return None if None in found.values() else found  # type: ignore[return-value]
 
 
@@ -123,7 +129,7 @@ _ct_sys.stdout.flush()
 """
 
 
-def _python(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
+def build_python(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
     test = task.test
     if not re.search(r"^check\(\s*\w+\s*\)\s*$", test, re.MULTILINE):
         test = f"{test}\n\ncheck({task.entry_point})\n"  # HumanEval's tests define check() but do not call it
@@ -144,7 +150,7 @@ def _python(task: Task, completion: str, nonce: str, limits: Limits, tools: dict
     )
 
 
-def _js(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
+def build_javascript(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
     tag = hashlib.sha256(f"tag:{nonce}".encode()).hexdigest()[:12]  # unguessable names, per run
     req, ok = f"__ct_require_{tag}", f"__ct_assert_{tag}"
     prelude = (
@@ -187,7 +193,7 @@ _JAVA_RUNNER = """public class CodetuneMain {
 _JVM_FLAGS = ["-Xshare:auto", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData"]
 
 
-def _java(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
+def build_java(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
     src = f"{task.prompt}{completion}\n\n{task.test}\n"
     heap = max(64, limits.memory_mb // 2)
     jlimits = _limits(
@@ -219,20 +225,18 @@ def _java(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) 
     )
 
 
-_BUILDERS = {"python": _python, "js": _js, "java": _java}
-
-
 def supported(language: str) -> bool:
     """True when samples of `language` can be executed (given its toolchain)."""
-    return language in _BUILDERS
+    lang = languages.lookup(language)
+    return lang is not None and lang.execution is not None
 
 
 def build_program(task: Task, completion: str, nonce: str, limits: Limits) -> Program | None:
     """The files and commands that evaluate one sample; None when the language's toolchain is missing."""
     tools = toolchain(task.language)
-    builder = _BUILDERS.get(task.language)
-    if tools is None or builder is None:
+    if tools is None:
         return None
+    builder = languages.load(languages.get(task.language).execution.builder)
     return builder(task, completion, nonce, limits, tools)
 
 
@@ -245,10 +249,10 @@ def classify(program: Program, step: Step, res: SandboxResult, nonce: str) -> tu
             return "compile_error", _last_line(res.stderr) or f"compiler exited {res.returncode}"
         return "passed", ""
     sig = res.signal
+    if sig == signal.SIGABRT and program.failed_pattern in res.stderr:  # C/C++ `assert` aborts
+        return "failed", _last_line(res.stderr) or "assertion failed"
     if sig is not None:
-        import signal as _signal
-
-        name = _signal.Signals(sig).name if sig in _signal.Signals._value2member_map_ else str(sig)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
         if name == "SIGXCPU":  # the CPU-time limit is the same budget as the wall clock, spent busy
             return "timeout", f"terminated by SIGXCPU (CPU time limit of {step.limits.cpu_s:g} s)"
         why = {

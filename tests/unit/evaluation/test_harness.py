@@ -22,7 +22,7 @@ PY_TASK = Task(
 )
 JS_TASK = Task(
     task_id="JavaScript/0",
-    language="js",
+    language="javascript",
     entry_point="add",
     prompt="/* Sum of a and b. */\nconst add = (a, b) => {\n",
     test="const testAdd = () => {\n  console.assert(add(2, 3) === 5)\n  console.assert(add(-1, 1) === 0)\n}\n\ntestAdd()\n",

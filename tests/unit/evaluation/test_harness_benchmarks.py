@@ -7,7 +7,7 @@ import json
 import pytest
 
 from codetune.errors import BenchmarkError
-from codetune.evaluation.benchmarks import load_tasks
+from codetune.evaluation.benchmarks import Task, load_tasks
 
 
 def _write(path, rows):
@@ -30,7 +30,7 @@ ROWS = {
         "canonical_solution": "        return false;\n    }\n}\n",
         "test": "public class Main {}\n",
     },
-    "js": {
+    "javascript": {
         "task_id": "JavaScript/3",
         "prompt": "/* doc */\nconst belowZero = (operations) => {\n",
         "declaration": "\nconst belowZero = (operations) => {\n",
@@ -45,7 +45,7 @@ ROWS = {
         "test": "int main(){}\n",
     },
 }
-ENTRY = {"python": "below_zero", "java": "belowZero", "js": "belowZero", "cpp": "below_zero"}
+ENTRY = {"python": "below_zero", "java": "belowZero", "javascript": "belowZero", "cpp": "below_zero"}
 
 
 @pytest.mark.parametrize("lang", sorted(ROWS))
@@ -58,7 +58,7 @@ def test_language_and_entry_point_from_a_humaneval_x_file(tmp_path, lang):
 
 
 def test_directory_needs_lang_and_finds_the_file(tmp_path):
-    _write(tmp_path / "humaneval_js.jsonl", [ROWS["js"]])
+    _write(tmp_path / "humaneval_js.jsonl", [ROWS["javascript"]])
     with pytest.raises(BenchmarkError, match="--lang"):
         load_tasks(str(tmp_path))
     assert load_tasks(str(tmp_path), "javascript")[0].task_id == "JavaScript/3"
@@ -102,9 +102,10 @@ def test_humaneval_from_the_package():
     assert tasks[0].entry_point == "has_close_elements" and tasks[0].language == "python"
 
 
-def test_cpp_loads_but_is_not_executed(tmp_path):
+def test_a_language_without_execution_is_unavailable(tmp_path):
     from codetune.evaluation.harness import evaluate_samples
 
     (task,) = load_tasks(str(_write(tmp_path / "t.jsonl", [ROWS["cpp"]])))
-    (r,) = evaluate_samples([task], [{"task_id": "CPP/3", "completion": task.canonical_solution}])
-    assert r.status == "unavailable" and "not supported" in r.detail
+    task = Task(**{**task.__dict__, "task_id": "C/3", "language": "c"})  # C has a checker, no runner
+    (r,) = evaluate_samples([task], [{"task_id": "C/3", "completion": task.canonical_solution}])
+    assert r.status == "unavailable" and "executing c is not supported (python, java, javascript, cpp" in r.detail
