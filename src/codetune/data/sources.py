@@ -7,7 +7,6 @@ pure-JavaScript npm packages at pinned versions, fetched once with `npm pack` in
 from __future__ import annotations
 
 import glob
-import importlib
 import os
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from codetune import languages
 from codetune.data.records import CodeSample
 from codetune.errors import ConfigError, DataError
 
@@ -25,18 +25,20 @@ JDK_SRC_GLOB = "/usr/lib/jvm/*/lib/src.zip"
 # Pinned so that the default JavaScript corpus is the same on every machine.
 NPM_PACKAGES = ("lodash@4.17.21", "async@3.2.6", "validator@13.12.0")
 
-# language -> "module:function"; imported on use, so a language's extractor loads only when needed.
-EXTRACTORS = {
-    "python": "codetune.data.python:extract_python",
-    "java": "codetune.data.java:extract_java",
-    "javascript": "codetune.data.javascript:extract_javascript",
-}
+# language -> "module:function" (from the language records); imported on use, so a language's extractor
+# loads only when needed.
+EXTRACTORS = {n: languages.get(n).corpus.extractor for n in languages.names(corpus=True)}
 
 
 def _tarball_name(spec: str) -> str:
     """`npm pack` output name: `lodash@4.17.21` -> `lodash-4.17.21.tgz`, `@scope/x@1` -> `scope-x-1.tgz`."""
     name, version = spec.rsplit("@", 1)
     return f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+
+
+def python_source() -> Path:
+    """The running interpreter's standard library."""
+    return Path(sysconfig.get_paths()["stdlib"])
 
 
 def java_source() -> Path:
@@ -104,12 +106,9 @@ def default_source(language: str) -> Path:
         DataError: the language's default corpus is not on this machine and cannot be fetched.
         ConfigError: the language has no default corpus.
     """
-    if language == "python":
-        return Path(sysconfig.get_paths()["stdlib"])
-    if language == "java":
-        return java_source()
-    if language == "javascript":
-        return npm_corpus_dir()
+    record = languages.lookup(language)
+    if record is not None and record.corpus is not None:
+        return Path(languages.load(record.corpus.default_source)())
     raise ConfigError(
         f"no default corpus for language '{language}'",
         f"use one of: {', '.join(sorted(EXTRACTORS))}, or pass data.source=PATH",
@@ -123,11 +122,9 @@ def extract(language: str, source: Path) -> Iterator[CodeSample]:
         ConfigError: no extractor for `language`.
         DataError: the source cannot be read.
     """
-    try:
-        target = EXTRACTORS[language]
-    except KeyError:
+    record = languages.lookup(language)
+    if record is None or record.corpus is None:
         raise ConfigError(
             f"no corpus extractor for language '{language}'", f"use one of: {', '.join(sorted(EXTRACTORS))}"
-        ) from None
-    module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)(Path(source))
+        )
+    return languages.load(record.corpus.extractor)(Path(source))

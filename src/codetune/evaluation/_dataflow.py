@@ -15,8 +15,9 @@ token in the leaf-token sequence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar
+
+from codetune import languages
 
 Edge = tuple  # (name, idx, relation, parent_names: list[str], parent_idxs: list[int])
 States = dict  # name -> list[int]
@@ -409,22 +410,13 @@ class _Wrapper:
         return self._node if name == "declarator" else None
 
 
-_WALKERS: dict[str, Callable] = {
-    "python": _PythonWalker,
-    "java": _JavaWalker,
-    "javascript": _JavaScriptWalker,
-    "c": _CWalker,
-    "cpp": _CppWalker,
-}
-
-
 def extract_dataflow(tree, code: str, language: str) -> list[tuple[str, str, list[str]]]:
     """Dataflow edges ``(variable, relation, parent_variables)`` of ``code``, in token order.
 
     Only nodes that take part in some edge are kept (a variable with no source and no reader is
     dropped); several edges into the same token are merged into one.
     """
-    walker = _WALKERS[language](tree.root_node, code.encode("utf8"))
+    walker = languages.load(languages.get(language).codebleu.walker)(tree.root_node, code.encode("utf8"))
     try:
         edges, _ = walker.walk(tree.root_node, {})
     except RecursionError:  # pathologically deep code: no dataflow rather than a crash

@@ -19,8 +19,8 @@ implementation is wrong; the differences are deliberate and listed here:
 4. **Deterministic.** Upstream orders the merged parents of a dataflow node by ``list(set(...))``,
    which depends on ``PYTHONHASHSEED``, and the order decides how variables are renumbered, so its
    dataflow score changes between processes (on HumanEval-X pairs built by
-   ``benchmarks/codebleu_agreement.py``, 140/164 JavaScript, 37/164 Java and 25/164 Python sample
-   scores differ across PYTHONHASHSEED 0-5). Here merged parents are sorted by name: that is upstream's
+   ``benchmarks/codebleu_agreement.py``, many sample scores differ across PYTHONHASHSEED values; the
+   counts are in benchmarks/RESULTS.md). Here merged parents are sorted by name: that is upstream's
    behaviour under one fixed hash order (equal sets still give equal lists), and it is reproducible.
 
 Kept as upstream computes them, for comparability (documented, not endorsed):
@@ -43,8 +43,9 @@ Differences from ``codebleu`` 0.7.0 (measured by ``benchmarks/codebleu_agreement
 grammar versions: 0.7.0 needs tree-sitter grammars from 2023-24, we use the current wheels, whose
 node names and shapes changed in places. Seen on HumanEval-X pairs: JavaScript ``for (;;)`` conditions
 are no longer wrapped in ``expression_statement`` and Python's ``not in`` / ``is not`` operators now
-have children, which moves the syntax match of such samples by up to ~0.03. BLEU and weighted n-gram
-match agree to 1e-12; dataflow agrees exactly except where upstream's set order (point 4) decides.
+have children, which moves the syntax match of such samples a little. BLEU and weighted n-gram match
+agree to rounding; dataflow agrees exactly except where upstream's set order (point 4) decides (the
+figures are in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -60,47 +61,13 @@ from functools import cache
 
 import numpy as np
 
+from codetune import languages
 from codetune.errors import ConfigError
 from codetune.evaluation._dataflow import extract_dataflow
 
-SUPPORTED_LANGUAGES = ("python", "java", "javascript", "c", "cpp")
-
-_PY_KEYWORDS = (
-    "False None True and as assert async await break class continue def del elif else except finally for from "
-    "global if import in is lambda nonlocal not or pass raise return try while with yield match case type"
-)
-_JAVA_KEYWORDS = (
-    "abstract assert boolean break byte case catch char class const continue default do double else enum extends "
-    "final finally float for goto if implements import instanceof int interface long native new package private "
-    "protected public return short static strictfp super switch synchronized this throw throws transient try void "
-    "volatile while"
-)
-_JS_KEYWORDS = (
-    "await break case catch class const continue debugger default delete do else enum export extends false "
-    "finally for function if import in instanceof new null return super switch this throw true try typeof var "
-    "void while with yield implements interface let package private protected public static"
-)
-_C_KEYWORDS = (
-    "auto break case char const continue default do double else enum extern float for goto if inline int long "
-    "register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while "
-    "_Alignas _Alignof _Atomic _Bool _Complex _Generic _Imaginary _Noreturn _Static_assert _Thread_local"
-)
-_CPP_KEYWORDS = (
-    "alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t char32_t class "
-    "compl concept const consteval constexpr constinit const_cast continue co_await co_return co_yield decltype "
-    "default delete do double dynamic_cast else enum explicit export extern false float for friend goto if inline "
-    "int long mutable namespace new noexcept not not_eq nullptr operator or or_eq private protected public "
-    "register reinterpret_cast requires return short signed sizeof static static_assert static_cast struct switch "
-    "template this thread_local throw true try typedef typeid typename union unsigned using virtual void volatile "
-    "wchar_t while xor xor_eq"
-)
-KEYWORDS: dict[str, frozenset[str]] = {
-    "python": frozenset(_PY_KEYWORDS.split()),
-    "java": frozenset(_JAVA_KEYWORDS.split()),
-    "javascript": frozenset(_JS_KEYWORDS.split()),
-    "c": frozenset(_C_KEYWORDS.split()),
-    "cpp": frozenset(_CPP_KEYWORDS.split()),
-}
+SUPPORTED_LANGUAGES = languages.names(codebleu=True)
+# Reserved words per language (the records in codetune.languages say which standard each list follows).
+KEYWORDS: dict[str, frozenset[str]] = {n: languages.get(n).codebleu.keywords for n in SUPPORTED_LANGUAGES}
 
 DEFAULT_WEIGHTS = (0.25, 0.25, 0.25, 0.25)
 _KEYWORD_WEIGHT, _OTHER_WEIGHT = 1.0, 0.2
@@ -144,14 +111,16 @@ class CodeBLEUResult:
 
 
 def _check_language(language: str) -> str:
-    if language not in SUPPORTED_LANGUAGES:
+    """The canonical name of a language CodeBLEU supports (aliases accepted), else ConfigError."""
+    record = languages.lookup(language)
+    if record is None or record.codebleu is None:
         hint = (
             "C# and other languages are not supported"
             if language in ("c_sharp", "csharp", "cs")
             else "use one of: " + ", ".join(SUPPORTED_LANGUAGES)
         )
         raise ConfigError(f"CodeBLEU does not support language {language!r}", hint=hint)
-    return language
+    return record.name
 
 
 def _check_weights(weights: Sequence[float]) -> tuple[float, float, float, float]:
@@ -253,18 +222,11 @@ def _weighted_item_counts(hyp: list[str], refs: list[list[str]], keywords: froze
 
 @cache
 def _parser(language: str):
+    import importlib
+
     from tree_sitter import Language, Parser
 
-    if language == "python":
-        import tree_sitter_python as grammar
-    elif language == "java":
-        import tree_sitter_java as grammar
-    elif language == "javascript":
-        import tree_sitter_javascript as grammar
-    elif language == "c":
-        import tree_sitter_c as grammar
-    else:
-        import tree_sitter_cpp as grammar
+    grammar = importlib.import_module(languages.get(language).tree_sitter)
     return Parser(Language(grammar.language()))
 
 
@@ -310,12 +272,13 @@ _JS_COMMENT = re.compile(
 
 def remove_comments(code: str, language: str) -> str:
     """Source without comments (and, for Python, docstrings) and without blank lines."""
-    if language == "python":
+    rule = languages.get(language).codebleu.comments
+    if rule == "python":
         try:
             return _strip_python(code)
         except (tokenize.TokenError, IndentationError, SyntaxError):
             return code  # untokenizable code is scored as written
-    pattern = _JS_COMMENT if language == "javascript" else _C_FAMILY_COMMENT
+    pattern = _JS_COMMENT if rule == "javascript" else _C_FAMILY_COMMENT
     return _drop_blank_lines(pattern.sub(lambda m: " " if m.group(0).startswith("/") else m.group(0), code))
 
 

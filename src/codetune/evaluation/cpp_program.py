@@ -123,8 +123,12 @@ def build_cpp(task: Task, completion: str, nonce: str, limits: Limits, tools: di
         processes=max(limits.processes, 64),
     )
     gxx = [tools["g++"], "-std=c++17", "-O1", "-w", "-UNDEBUG", "-o", "program", "sample.cpp", "codetune_main.cpp"]
+    if "openssl/" in src:  # HumanEval-X's md5 task; linked only when asked so no other sample needs libcrypto
+        gxx.append("-lcrypto")
     return Program(
         {"sample.cpp": src, "codetune_main.cpp": _RUNNER.replace("TEST_MAIN", test_main)},
         [Step("compile", gxx, compile_limits), Step("run", ["./program"], limits, stdin=nonce.encode())],
         failed_pattern="Assertion `",
+        # g++ ends with "compilation terminated." or collect2's summary; the first error says what failed.
+        compile_error_line=r"^.*\b(?:fatal )?error: .*$|^.*undefined reference to .*$",
     )

@@ -65,6 +65,7 @@ class Program:
     steps: list[Step]
     failed_pattern: str  # in stderr: the test's assertion failed (vs. any other error)
     precheck_error: str | None = None  # found before running (Python syntax), becomes compile_error
+    compile_error_line: str | None = None  # regex: its first match in a failed compile's stderr is the detail
 
 
 def _world_reachable(path: str) -> bool:
@@ -246,6 +247,9 @@ def classify(program: Program, step: Step, res: SandboxResult, nonce: str) -> tu
         return "timeout", f"killed after the wall-clock limit of {step.limits.wall_s:g} s"
     if step.kind == "compile":
         if res.returncode != 0:
+            named = program.compile_error_line and re.search(program.compile_error_line, res.stderr, re.MULTILINE)
+            if named:
+                return "compile_error", named.group(0).strip()[:300]
             return "compile_error", _last_line(res.stderr) or f"compiler exited {res.returncode}"
         return "passed", ""
     sig = res.signal

@@ -25,54 +25,32 @@ broken, which the syntax check reports).
 
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 
+from codetune import languages
 from codetune.errors import ConfigError
-from codetune.evaluation.codebleu import SUPPORTED_LANGUAGES, parse, remove_comments
+from codetune.evaluation.codebleu import parse, remove_comments
+from codetune.languages import TrivialityRules
 
-_FUNCTIONS = {
-    "python": {"function_definition"},
-    "java": {"method_declaration", "constructor_declaration"},
-    "javascript": {
-        "function_declaration",
-        "function_expression",
-        "arrow_function",
-        "method_definition",
-        "generator_function_declaration",
-    },
-    "c": {"function_definition"},
-    "cpp": {"function_definition"},
-}
-# Wrappers that turn a bare body into a function so it parses as statements.
-_WRAP = {
-    "java": ("class __Stub {\nObject __stub() {\n", "\n}\n}"),
-    "javascript": ("function __stub() {\n", "\n}"),
-    "c": ("void __stub(void) {\n", "\n}"),
-    "cpp": ("void __stub() {\n", "\n}"),
-}
-
-_EMPTY_VALUES = {
-    "python": re.compile(r"None|0|0\.0|''|\"\"|\[\]|\{\}|\(\)|False|(list|dict|set|tuple|str)\(\)"),
-    "java": re.compile(
-        r"null|0[lL]?|0\.0[fFdD]?|0[fFdD]|\"\"|false|new\w+(<[\w<>,?]*>)?\[0\]|new\w+(<[\w<>,?]*>)?\[\]\{\}"
-        r"|new(java\.util\.)?(ArrayList|LinkedList|HashMap|HashSet|TreeMap|TreeSet|LinkedHashMap|LinkedHashSet"
-        r"|ArrayDeque|PriorityQueue|Stack|Vector|String|StringBuilder)(<[\w<>,?]*>)?\(\)"
-        r"|Collections\.empty(List|Map|Set)\(\)|(List|Set|Map)\.of\(\)|Optional\.empty\(\)"
-    ),
-    "javascript": re.compile(r"null|undefined|0|''|\"\"|``|\[\]|\{\}|\(\{\}\)|false|new(Array|Map|Set)\(\)"),
-    "c": re.compile(r"0|0\.0[fF]?|NULL|false|\"\"|'\\0'|\(void\)0"),
-    "cpp": re.compile(r"0|0\.0[fF]?|NULL|nullptr|false|\"\"|'\\0'|\{\}|std::\w+(<[\w<>:,\s*]*>)?(\(\)|\{\})"),
-}
+SUPPORTED_LANGUAGES = languages.names(triviality=True, codebleu=True)  # the check parses with CodeBLEU's trees
 _NOT_IMPLEMENTED_MESSAGE = re.compile(r"not\s*(yet\s*)?implemented|unimplemented|\btodo\b", re.IGNORECASE)
 
 
-def _check_language(language: str) -> None:
-    if language not in SUPPORTED_LANGUAGES:
+def _rules(language: str) -> tuple[str, TrivialityRules]:
+    record = languages.lookup(language)
+    if record is None or record.name not in SUPPORTED_LANGUAGES:
         raise ConfigError(
             f"triviality check does not support language {language!r}",
             hint="use one of: " + ", ".join(SUPPORTED_LANGUAGES),
         )
+    return record.name, record.triviality
+
+
+@functools.cache
+def _empty_values(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
 
 
 def _drop_unmatched_closing_braces(code: str) -> str:
@@ -96,7 +74,7 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def _is_trivial_statement(node, language: str) -> bool:
+def _is_trivial_statement(node, rules: TrivialityRules) -> bool:
     kind = node.type
     text = node.text.decode("utf8", errors="replace")
     if kind in ("comment", "pass_statement", "empty_statement", "line_comment", "block_comment"):
@@ -105,36 +83,38 @@ def _is_trivial_statement(node, language: str) -> bool:
         named = [c for c in node.named_children if c.type != "comment"]
         if not named:  # `;`
             return True
-        return language == "python" and len(named) == 1 and named[0].type in ("ellipsis", "string")
+        return rules.bare_value_noops and len(named) == 1 and named[0].type in ("ellipsis", "string")
     if kind == "return_statement":
         values = [c for c in node.named_children if c.type != "comment"]
         if not values:
             return True
         value = _squash(values[0].text.decode("utf8", errors="replace"))
-        return _EMPTY_VALUES[language].fullmatch(value) is not None
+        return _empty_values(rules.empty_values).fullmatch(value) is not None
     if kind == "raise_statement":  # python
         return re.match(r"raise\s+NotImplemented(Error)?\b", text) is not None
     if kind == "throw_statement":
-        if language == "java" and re.match(r"throw\s+new\s+(java\.lang\.)?UnsupportedOperationException\b", text):
+        if rules.unsupported_operation and re.match(
+            r"throw\s+new\s+(java\.lang\.)?UnsupportedOperationException\b", text
+        ):
             return True
         return _NOT_IMPLEMENTED_MESSAGE.search(text) is not None
     return False
 
 
-def _statements(body, language: str) -> list:
-    if language == "javascript" and body.type not in ("statement_block",):
+def _statements(body, rules: TrivialityRules) -> list:
+    if rules.expression_bodies and body.type not in ("statement_block",):
         return [body]  # arrow function with an expression body: handled by the caller
     return [c for c in body.named_children if c.type != "comment"]
 
 
-def _function_is_trivial(fn, language: str) -> bool:
+def _function_is_trivial(fn, rules: TrivialityRules) -> bool:
     body = fn.child_by_field_name("body")
     if body is None:  # a declaration without a body (abstract method, prototype)
         return True
-    if language == "javascript" and body.type != "statement_block":
+    if rules.expression_bodies and body.type != "statement_block":
         value = _squash(body.text.decode("utf8", errors="replace"))
-        return _EMPTY_VALUES["javascript"].fullmatch(value) is not None
-    return all(_is_trivial_statement(s, language) for s in _statements(body, language))
+        return _empty_values(rules.empty_values).fullmatch(value) is not None
+    return all(_is_trivial_statement(s, rules) for s in _statements(body, rules))
 
 
 # Top-level nodes that may sit beside the functions of a whole file (so the input is not a bare body).
@@ -161,12 +141,11 @@ _DECLARATIONS = {
 }
 
 
-def _is_whole_file(root, language: str) -> bool:
+def _is_whole_file(root, kinds: frozenset[str]) -> bool:
     """True if the top level holds functions (and declarations), not the statements of a body."""
     top = [c for c in root.named_children if c.type != "comment"]
     if root.has_error or not top:
         return False
-    kinds = _FUNCTIONS[language]
     for node in top:
         if node.type in kinds:
             continue
@@ -205,23 +184,23 @@ def is_trivial_body(code_or_body: str, language: str) -> bool:
     Raises:
         ConfigError: unsupported language.
     """
-    _check_language(language)
-    if language == "python":
+    language, rules = _rules(language)
+    if rules.dedent:
         code = remove_comments(textwrap.dedent(code_or_body).strip("\n"), language)
     else:
         code = _drop_unmatched_closing_braces(remove_comments(code_or_body, language))
     if not code.strip():
         return True
     tree = parse(code, language)
-    if _is_whole_file(tree.root_node, language):
-        functions = _outermost_functions(tree.root_node, _FUNCTIONS[language])
-        return all(_function_is_trivial(fn, language) for fn in functions)
-    if language == "python":
+    if _is_whole_file(tree.root_node, rules.functions):
+        functions = _outermost_functions(tree.root_node, rules.functions)
+        return all(_function_is_trivial(fn, rules) for fn in functions)
+    if rules.stub_wrapper is None:  # a bare body parses as top-level statements
         statements = [s for s in tree.root_node.named_children if s.type != "comment"]
-        return not tree.root_node.has_error and all(_is_trivial_statement(s, language) for s in statements)
-    prefix, suffix = _WRAP[language]
+        return not tree.root_node.has_error and all(_is_trivial_statement(s, rules) for s in statements)
+    prefix, suffix = rules.stub_wrapper
     tree = parse(prefix + code + suffix, language)
     if tree.root_node.has_error:
         return False
-    wrapper = _outermost_functions(tree.root_node, _FUNCTIONS[language])[0]
-    return _function_is_trivial(wrapper, language)
+    wrapper = _outermost_functions(tree.root_node, rules.functions)[0]
+    return _function_is_trivial(wrapper, rules)

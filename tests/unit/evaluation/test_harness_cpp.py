@@ -49,6 +49,7 @@ def test_cpp_verdicts():
     )
     assert [r.status for r in res] == [s for _, s in cases], [(r.status, r.detail) for r in res]
     assert "Assertion" in res[1].detail and "exited 0 before the test ran to its end" in res[2].detail
+    assert "error:" in res[4].detail  # the compiler's first error, not its closing summary
 
 
 def _first_tasks(path: Path, n: int) -> Path:

@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+from codetune import languages
 from codetune.errors import ConfigError
 from codetune.evaluation.syntax.base import LEVELS, STATUSES, UNITS, Checker, SyntaxResult
 
@@ -44,26 +45,11 @@ __all__ = [
     "syntax_pass_rate",
 ]
 
-SUPPORTED_LANGUAGES = ("python", "java", "javascript", "c", "cpp")
-_ALIASES = {"js": "javascript", "c++": "cpp", "py": "python"}
+SUPPORTED_LANGUAGES = languages.names()  # every language has a checker
 
 
 def _checker_class(language: str) -> type[Checker]:
-    if language == "python":
-        from codetune.evaluation.syntax.python import PythonChecker
-
-        return PythonChecker
-    if language == "java":
-        from codetune.evaluation.syntax.java import JavaChecker
-
-        return JavaChecker
-    if language == "javascript":
-        from codetune.evaluation.syntax.javascript import JavaScriptChecker
-
-        return JavaScriptChecker
-    from codetune.evaluation.syntax.c_family import CFamilyChecker, CppChecker
-
-    return CFamilyChecker if language == "c" else CppChecker
+    return languages.load(languages.get(language).checker)
 
 
 def open_checker(language: str, level: str = "parse", *, unit: str = "auto") -> Checker:
@@ -75,14 +61,15 @@ def open_checker(language: str, level: str = "parse", *, unit: str = "auto") -> 
     Raises:
         ConfigError: unknown language, level or unit. An unsupported language is an error, never a pass.
     """
-    lang = _ALIASES.get(str(language).lower(), str(language).lower())
-    if lang not in SUPPORTED_LANGUAGES:
+    record = languages.lookup(language)
+    if record is None:
         raise ConfigError(
             f"syntax checking does not support language {language!r}",
             f"use one of: {', '.join(SUPPORTED_LANGUAGES)}",
         )
     if level not in LEVELS:
         raise ConfigError(f"unknown syntax level {level!r}", f"use one of: {', '.join(LEVELS)}")
+    lang = record.name
     cls = _checker_class(lang)
     if unit not in cls.units:
         raise ConfigError(f"unit {unit!r} is not supported for {lang}", f"use one of: {', '.join(cls.units)}")
