@@ -1,7 +1,7 @@
 """Fork server for Python programs: kept in a pool (one request at a time each), forks a child per program.
 
 Runs as its own script under the sandbox's Python (stdlib only, no codetune imports). It preloads the
-modules benchmark programs import (typing alone costs ~20 ms per fresh interpreter here), then for each
+modules benchmark programs import (so no program pays for importing them), then for each
 request forks a child that sets up exactly the isolation of `sandbox._make_preexec` (new session,
 namespaces, bind mounts, rlimits, its own uid) *before* it touches the untrusted source, closes every
 descriptor but 0-2 (so it cannot talk to the harness), and executes the program as `__main__`.
@@ -47,45 +47,13 @@ def _check(rc, what):
 
 
 def _child(req, ready_fd):
-    """Set up the sandbox, then run the program. Never returns.
+    """Set up the sandbox, then run the program as `__main__` and exit as `python script` would. Never returns.
 
     Writes b"1" to `ready_fd` once set up (or the error text if set-up failed), before any untrusted code.
+    The program is exec()'d here, not in a helper, so its stack starts as shallow as it always has.
     """
-    code = 1
     try:
-        os.setsid()
-        # Opened before the mounts hide their directory (they live under the host's /tmp).
-        stdio = [
-            os.open(p, os.O_RDONLY if i == 0 else os.O_WRONLY | os.O_APPEND)
-            for i, p in enumerate((req["stdin"], req["stdout"], req["stderr"]))
-        ]
-        if req["unshare"]:
-            _check(_libc.unshare(req["unshare"]), "unshare")
-        os.chdir(req["workdir"])
-        if req["mntns"]:
-            _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make-rprivate")
-            _check(_libc.mount(req["workdir"].encode(), b"/tmp", None, _MS_BIND, None), "bind /tmp")
-            for t in req["targets"]:
-                _check(_libc.mount(b"/tmp", t.encode(), None, _MS_BIND, None), "bind")
-            os.chdir("/tmp")
-        for i, fd in enumerate(stdio):
-            os.dup2(fd, i)
-            os.close(fd)
-        os.set_inheritable(ready_fd, False)
-        keep = ready_fd
-        os.closerange(3, keep)  # the protocol pipes above all
-        os.closerange(keep + 1, 1 << 16)
-        for res, soft, hard in req["rlimits"]:
-            resource.setrlimit(res, (soft, hard))
-        if req["uid"] is not None:
-            os.setgroups([])
-            os.setresgid(req["uid"], req["uid"], req["uid"])
-            os.setresuid(req["uid"], req["uid"], req["uid"])
-        os.environ.clear()
-        os.environ.update(req["env"])
-        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _enter_sandbox(req, ready_fd)
     except BaseException as exc:
         try:
             os.write(ready_fd, f"{type(exc).__name__}: {exc}".encode()[:500])
@@ -93,53 +61,116 @@ def _child(req, ready_fd):
             os._exit(125)
     os.write(ready_fd, b"1")
     os.close(ready_fd)
+    code = 1  # the program could not be loaded
     try:
-        import types
-
-        path = req["script"]
-        with open(path, "rb") as f:
-            src = f.read()
-        main = types.ModuleType("__main__")
-        main.__file__ = path
-        sys.modules["__main__"] = main
-        sys.argv = [path]
+        path, src, main = _load_main(req["script"])
+        # 0 from here on: if reporting the program's own exit fails (a broken stderr or sys.excepthook),
+        # the status stays 0 and that failure's traceback is printed below.
         code = 0
         try:
             exec(compile(src, path, "exec", dont_inherit=True), main.__dict__)
         except SystemExit as e:
-            if e.code is None:
-                code = 0
-            elif isinstance(e.code, int):
-                code = e.code & 0xFF
-            else:
-                print(e.code, file=sys.stderr)
-                code = 1
+            code = _exit_status(e)
         except BaseException:
             sys.excepthook(*sys.exc_info())
             code = 1
-        try:
-            import threading
-
-            threading._shutdown()
-        except BaseException:
-            pass
-        try:
-            import atexit
-
-            atexit._run_exitfuncs()
-        except BaseException:
-            pass
-        for s in (sys.stdout, sys.stderr):
-            try:
-                s.flush()
-            except BaseException:
-                code = code or 120
+        code = _shut_down(code)
     except BaseException:
         try:
             traceback.print_exc()
         except BaseException:
             pass
     os._exit(code)
+
+
+def _enter_sandbox(req, ready_fd):
+    """Give this process the isolation of `sandbox._make_preexec`, a descriptor table of 0-2 and `ready_fd`
+    only, the request's environment and default signal handling; raises if any step fails."""
+    os.setsid()
+    # Opened before the mounts hide their directory (they live under the host's /tmp).
+    stdio = [
+        os.open(p, os.O_RDONLY if i == 0 else os.O_WRONLY | os.O_APPEND)
+        for i, p in enumerate((req["stdin"], req["stdout"], req["stderr"]))
+    ]
+    _unshare_and_enter_workdir(req)
+    for i, fd in enumerate(stdio):
+        os.dup2(fd, i)
+        os.close(fd)
+    os.set_inheritable(ready_fd, False)
+    keep = ready_fd
+    os.closerange(3, keep)  # the protocol pipes above all
+    os.closerange(keep + 1, 1 << 16)
+    for res, soft, hard in req["rlimits"]:
+        resource.setrlimit(res, (soft, hard))
+    if req["uid"] is not None:
+        os.setgroups([])
+        os.setresgid(req["uid"], req["uid"], req["uid"])
+        os.setresuid(req["uid"], req["uid"], req["uid"])
+    os.environ.clear()
+    os.environ.update(req["env"])
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _unshare_and_enter_workdir(req):
+    """Enter the new namespaces, then the workdir; with a mount namespace the workdir is bound over /tmp
+    and the other world-writable places, and /tmp becomes the working directory."""
+    if req["unshare"]:
+        _check(_libc.unshare(req["unshare"]), "unshare")
+    os.chdir(req["workdir"])
+    if req["mntns"]:
+        _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make-rprivate")
+        _check(_libc.mount(req["workdir"].encode(), b"/tmp", None, _MS_BIND, None), "bind /tmp")
+        for t in req["targets"]:
+            _check(_libc.mount(b"/tmp", t.encode(), None, _MS_BIND, None), "bind")
+        os.chdir("/tmp")
+
+
+def _load_main(path):
+    """Read the program and install a fresh `__main__` module and `sys.argv` for it."""
+    import types
+
+    with open(path, "rb") as f:
+        src = f.read()
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    sys.modules["__main__"] = main
+    sys.argv = [path]
+    return path, src, main
+
+
+def _exit_status(e):
+    """The exit status `python` gives for SystemExit `e` (a non-integer code is printed, then 1)."""
+    if e.code is None:
+        return 0
+    if isinstance(e.code, int):
+        return e.code & 0xFF
+    print(e.code, file=sys.stderr)
+    return 1
+
+
+def _shut_down(code):
+    """What the interpreter does at exit (join threads, atexit handlers, flush stdio); returns the status,
+    120 if flushing failed after a clean exit."""
+    try:
+        import threading
+
+        threading._shutdown()
+    except BaseException:
+        pass
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except BaseException:
+            code = code or 120
+    return code
 
 
 def _wait(pid, timeout):
@@ -174,7 +205,7 @@ def main():
             _child(req, wr)
         os.close(wr)
         setup = b""
-        while True:  # the child writes at most ~500 bytes, then closes (or dies)
+        while True:  # the child writes at most 500 bytes, then closes (or dies)
             chunk = os.read(rd, 1024)
             if not chunk:
                 break

@@ -54,6 +54,8 @@ _WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 _UID_BASE = 1_500_000_000
 _UID_SLOTS = 256
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+_STDOUT_TAIL_BYTES = 4096  # `SandboxResult.stdout_tail`
+_KEPT_FILE_BYTES = 16 * 1024 * 1024  # per file in `run_sandboxed(keep_files=...)`
 
 
 class SandboxError(ToolchainError):
@@ -254,7 +256,8 @@ def _try_plan(plan: _Plan) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _plan() -> _Plan:
-    """The strongest isolation this machine allows, probed once per process (a few milliseconds)."""
+    """The strongest isolation this machine allows, probed once per process (each candidate plan runs `true`
+    under it; the first that works is kept)."""
     if os.geteuid() == 0:
         for per_run, nobody in ((True, False), (False, True)):
             for netns, mntns in ((True, True), (True, False), (False, False)):
@@ -311,7 +314,7 @@ def _read_capped(path: str, cap: int, tail: int = 0) -> tuple[bytes, bytes, int]
 
 
 def _live_pids_of(uid: int) -> list[int]:
-    """Pids of processes whose real uid is `uid` and that are not zombies (scans /proc: ~3 ms)."""
+    """Pids of processes whose real uid is `uid` and that are not zombies (reads every /proc/<pid>/status)."""
     key = f"Uid:\t{uid}\t".encode()
     out = []
     for e in os.scandir("/proc"):
@@ -364,7 +367,8 @@ def _live_pids_of_check(pid: int, uid: int) -> tuple[int, ...]:
 
 def _wait_exit(proc: subprocess.Popen, timeout: float) -> bool:
     """Wait for `proc` to exit, up to `timeout` seconds; False on timeout. A pidfd wakes us the moment
-    it exits (Popen.wait(timeout) polls with sleeps of up to 50 ms, which costs short programs dearly)."""
+    it exits (Popen.wait(timeout) polls with growing sleeps, so every run would also wait out part of a sleep
+    after its program had exited)."""
     try:
         fd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):
@@ -483,61 +487,153 @@ def close_fork_servers() -> None:
         _servers_idle.clear()
 
 
-def _spawn(argv, plan, limits, work, uid, full_env, has_stdin, in_path, out_path, err_path):
-    preexec = _make_preexec(plan, limits, work, uid, uid)
-    with open(out_path, "wb") as out, open(err_path, "wb") as err, open(in_path, "rb") as inp:
+@dataclass(frozen=True)
+class _Job:
+    """One prepared run, handed to `_spawn` or `_run_forked`: the files are written, the workdir chowned."""
+
+    argv: Sequence[str]
+    plan: _Plan
+    limits: Limits
+    work: str  # the program's working directory
+    uid: int | None  # the uid it runs as; None: the caller's
+    env: dict[str, str]
+    stdin: str | None  # the file given on standard input; None: /dev/null
+    stdout: str  # files in the run's private directory, which the program cannot list
+    stderr: str
+
+
+def _prepare(
+    argv: Sequence[str],
+    plan: _Plan,
+    limits: Limits,
+    private: str,
+    work: str,
+    own_workdir: bool,
+    uid: int | None,
+    files: Mapping[str, str | bytes],
+    stdin: bytes | None,
+    env: Mapping[str, str],
+) -> _Job:
+    """Lay out the run's directories and files (see `run_sandboxed`) and describe the run to start."""
+    os.chmod(private, 0o711)  # traversable, not listable: the program needs to reach work/
+    if own_workdir:
+        os.mkdir(work, 0o700)
+    for rel, content in files.items():
+        p = os.path.join(work, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(content.encode() if isinstance(content, str) else content)
+    if uid is not None:
+        _chown_tree(work, uid)
+    home = "/tmp" if plan.mntns else work
+    full_env = {"PATH": _SAFE_PATH, "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    full_env.update(env)
+    out_path, err_path, in_path = (os.path.join(private, n) for n in ("stdout", "stderr", "stdin"))
+    with open(in_path, "wb") as f:
+        f.write(stdin or b"")
+    return _Job(
+        argv=argv,
+        plan=plan,
+        limits=limits,
+        work=work,
+        uid=uid,
+        env=full_env,
+        stdin=in_path if stdin is not None else None,
+        stdout=out_path,
+        stderr=err_path,
+    )
+
+
+def _spawn(job: _Job) -> tuple[int, bool, float]:
+    """Start the program with `subprocess.Popen` and wait for it; returns (returncode, timed_out, wall_s)."""
+    preexec = _make_preexec(job.plan, job.limits, job.work, job.uid, job.uid)
+    stdin_path = job.stdin if job.stdin is not None else os.devnull
+    with open(job.stdout, "wb") as out, open(job.stderr, "wb") as err, open(stdin_path, "rb") as inp:
         t0 = time.monotonic()
         try:
             proc = subprocess.Popen(
-                list(argv),
-                stdin=inp if has_stdin else subprocess.DEVNULL,
+                list(job.argv),
+                stdin=inp if job.stdin is not None else subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-                cwd=work,
-                env=full_env,
+                cwd=job.work,
+                env=job.env,
                 preexec_fn=preexec,  # noqa: PLW1509 (it only makes system calls)
                 start_new_session=True,
                 close_fds=True,
             )
         except FileNotFoundError as exc:
-            raise SandboxError(f"cannot start {argv[0]!r}: {exc}") from exc
+            raise SandboxError(f"cannot start {job.argv[0]!r}: {exc}") from exc
         except (OSError, subprocess.SubprocessError) as exc:
-            raise SandboxError(f"sandbox set-up failed for {argv[0]!r}: {exc}") from exc
-        timed_out = not _wait_exit(proc, limits.wall_s)
+            raise SandboxError(f"sandbox set-up failed for {job.argv[0]!r}: {exc}") from exc
+        timed_out = not _wait_exit(proc, job.limits.wall_s)
         _kill_group(proc.pid)  # the group outlives its leader: kill leftovers either way
-        if plan.per_run_uid:
-            _sweep_uid(uid)
+        if job.plan.per_run_uid:
+            _sweep_uid(job.uid)
         proc.wait()
         return proc.returncode, timed_out, time.monotonic() - t0
 
 
-def _run_forked(argv, plan, limits, work, uid, full_env, in_path, out_path, err_path):
-    open(out_path, "wb").close()
-    open(err_path, "wb").close()
+def _run_forked(job: _Job) -> tuple[int, bool, float]:
+    """Fork the program from a warm fork server for `argv[0]`; returns (returncode, timed_out, wall_s)."""
+    open(job.stdout, "wb").close()
+    open(job.stderr, "wb").close()
+    plan = job.plan
     flags = (_CLONE_NEWNET if plan.netns else 0) | (_CLONE_NEWNS if plan.mntns else 0)
     flags |= _CLONE_NEWUSER if plan.userns else 0
     req = {
-        "script": argv[-1],
-        "workdir": work,
+        "script": job.argv[-1],
+        "workdir": job.work,
         "unshare": flags,
         "mntns": plan.mntns,
         "targets": [t for t in _WORLD_WRITABLE[1:] if os.path.isdir(t)],
-        "stdin": in_path,
-        "stdout": out_path,
-        "stderr": err_path,
-        "rlimits": [(r, a, b) for r, (a, b) in _rlimits(plan, limits, uid)],
-        "uid": uid,
-        "env": full_env,
-        "wall_s": limits.wall_s,
+        "stdin": job.stdin if job.stdin is not None else os.devnull,
+        "stdout": job.stdout,
+        "stderr": job.stderr,
+        "rlimits": [(r, a, b) for r, (a, b) in _rlimits(plan, job.limits, job.uid)],
+        "uid": job.uid,
+        "env": job.env,
+        "wall_s": job.limits.wall_s,
     }
-    with _fork_server(argv[0]) as srv:
+    with _fork_server(job.argv[0]) as srv:
         rep = srv.run(req)
     _kill_group(rep["pid"])
     if rep.get("setup_error") is not None:  # the program never ran
         raise SandboxError(f"sandbox set-up failed in the python fork server: {rep['setup_error'] or 'died'}")
     if plan.per_run_uid:
-        _sweep_uid(uid)
+        _sweep_uid(job.uid)
     return rep["returncode"], rep["timed_out"], rep["wall_s"]
+
+
+def _read_kept(work: str, keep_files: Sequence[str]) -> dict[str, bytes]:
+    """The regular files among `keep_files` (relative to `work`; symlinks skipped), each capped."""
+    kept = {}
+    for rel in keep_files:
+        p = os.path.join(work, rel)
+        if os.path.isfile(p) and not os.path.islink(p):
+            with open(p, "rb") as f:
+                kept[rel] = f.read(_KEPT_FILE_BYTES)
+    return kept
+
+
+def _result(job: _Job, returncode: int, timed_out: bool, wall: float, keep_files: Sequence[str]) -> SandboxResult:
+    """Read back what the finished run left (capped output, kept files) into its result."""
+    cap = job.limits.output_bytes
+    out_head, out_tail, out_n = _read_capped(job.stdout, cap, tail=_STDOUT_TAIL_BYTES)
+    err_head, _, err_n = _read_capped(job.stderr, cap)
+    kept = _read_kept(job.work, keep_files)
+    return SandboxResult(
+        returncode=returncode,
+        timed_out=timed_out,
+        wall_s=wall,
+        stdout=out_head.decode("utf-8", "replace"),
+        stderr=err_head.decode("utf-8", "replace"),
+        stdout_tail=out_tail.decode("utf-8", "replace"),
+        stdout_bytes=out_n,
+        stderr_bytes=err_n,
+        isolation=_describe(job.plan, job.uid, job.limits),
+        files=kept,
+    )
 
 
 def run_sandboxed(
@@ -566,7 +662,8 @@ def run_sandboxed(
             owns its removal. By default a fresh one is created and removed.
         fork_server: `argv` is `[python, flags..., script.py]`: fork the program from a warm server
             running that interpreter (with -I -S -B) instead of starting a fresh one: same isolation,
-            20-30 ms less per program.
+            without an interpreter start-up and the common imports per program (what that saves is
+            measured by benchmarks/exec_bench.py; see benchmarks/RESULTS.md).
 
     Returns:
         A `SandboxResult`; a program that crashes, hangs or misbehaves is a result, not an exception.
@@ -580,59 +677,9 @@ def run_sandboxed(
     work = workdir or os.path.join(private, "work")
     uid = _uid_pool().take() if plan.per_run_uid else (65534 if plan.nobody else None)
     try:
-        os.chmod(private, 0o711)  # traversable, not listable: the program needs to reach work/
-        if own_workdir:
-            os.mkdir(work, 0o700)
-        for rel, content in (files or {}).items():
-            p = os.path.join(work, rel)
-            os.makedirs(os.path.dirname(p), exist_ok=True)
-            with open(p, "wb") as f:
-                f.write(content.encode() if isinstance(content, str) else content)
-        if uid is not None:
-            _chown_tree(work, uid)
-        home = "/tmp" if plan.mntns else work
-        full_env = {"PATH": _SAFE_PATH, "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-        full_env.update(env or {})
-        out_path, err_path, in_path = (os.path.join(private, n) for n in ("stdout", "stderr", "stdin"))
-        with open(in_path, "wb") as f:
-            f.write(stdin or b"")
-        if fork_server:
-            returncode, timed_out, wall = _run_forked(
-                argv,
-                plan,
-                limits,
-                work,
-                uid,
-                full_env,
-                in_path if stdin is not None else os.devnull,
-                out_path,
-                err_path,
-            )
-        else:
-            returncode, timed_out, wall = _spawn(
-                argv, plan, limits, work, uid, full_env, stdin is not None, in_path, out_path, err_path
-            )
-        cap = limits.output_bytes
-        out_head, out_tail, out_n = _read_capped(out_path, cap, tail=4096)
-        err_head, _, err_n = _read_capped(err_path, cap)
-        kept = {}
-        for rel in keep_files:
-            p = os.path.join(work, rel)
-            if os.path.isfile(p) and not os.path.islink(p):
-                with open(p, "rb") as f:
-                    kept[rel] = f.read(16 * 1024 * 1024)
-        return SandboxResult(
-            returncode=returncode,
-            timed_out=timed_out,
-            wall_s=wall,
-            stdout=out_head.decode("utf-8", "replace"),
-            stderr=err_head.decode("utf-8", "replace"),
-            stdout_tail=out_tail.decode("utf-8", "replace"),
-            stdout_bytes=out_n,
-            stderr_bytes=err_n,
-            isolation=_describe(plan, uid, limits),
-            files=kept,
-        )
+        job = _prepare(argv, plan, limits, private, work, own_workdir, uid, files or {}, stdin, env or {})
+        returncode, timed_out, wall = _run_forked(job) if fork_server else _spawn(job)
+        return _result(job, returncode, timed_out, wall, keep_files)
     finally:
         if uid is not None and plan.per_run_uid:
             _uid_pool().give(uid)
@@ -641,7 +688,7 @@ def run_sandboxed(
 
 def _remove_later(path: str) -> None:
     # Removing a directory that was a bind-mount source waits for the kernel to release the dead
-    # namespace's mounts (an RCU grace period, milliseconds of idle wall time): do it off the hot path.
+    # namespace's mounts (an RCU grace period, idle wall time for the caller): do it off the hot path.
     _remover().submit(shutil.rmtree, path, True)
 
 

@@ -7,7 +7,9 @@ The bombs are bounded by the limits they run under (a few dozen processes, 256 M
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import textwrap
 import time
 import uuid
@@ -75,6 +77,34 @@ def test_runs_in_fresh_dir_with_scrubbed_env_and_records_isolation(fork_server, 
         assert r.isolation.user == f"uid {uid} (per run)"
     d = r.isolation.as_dict()
     assert set(d) >= {"user", "network", "filesystem", "rlimits", "process_group"}
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "stdout", "stderr"),
+    [
+        ("pass", 0, "", ""),
+        ("import sys; sys.exit()", 0, "", ""),
+        ("import sys; sys.exit(3)", 3, "", ""),
+        ("import sys; sys.exit(300)", 300 & 0xFF, "", ""),
+        ("import sys; sys.exit('bad input')", 1, "", "bad input"),
+        ("raise ValueError('boom')", 1, "", "ValueError: boom"),
+        ("import atexit; atexit.register(print, 'at exit')", 0, "at exit", ""),
+        (
+            "import threading, time\n"
+            "threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()",
+            0,
+            "thread done",
+            "",
+        ),
+    ],
+    ids=["falls-off-end", "exit-none", "exit-3", "exit-300", "exit-str", "uncaught", "atexit", "thread"],
+)
+def test_exit_status_and_shutdown_match_python(fork_server, code, status, stdout, stderr):
+    r = _run(code + "\n", fork_server=fork_server)
+    assert (r.returncode, r.timed_out) == (status, False), r.stderr
+    assert stdout in r.stdout and stderr in r.stderr
+    if not stderr:
+        assert r.stderr == ""
 
 
 def test_output_is_capped_and_counted():
@@ -257,14 +287,21 @@ def test_missing_executable_is_a_sandbox_error():
         run_sandboxed(["/nonexistent/binary"], limits=SMALL)
 
 
-def test_temp_dirs_are_removed():
-    before = {p for p in os.listdir("/tmp") if p.startswith(("codetune-run-", "codetune-work-"))}
-    _run("print(1)")
-    with sandbox.shared_workdir() as w:
-        run_sandboxed([PY, "-I", "-S", "-c", "open('f', 'w').write('x')"], limits=SMALL, workdir=w)
-    sandbox.flush_removals()
-    after = {p for p in os.listdir("/tmp") if p.startswith(("codetune-run-", "codetune-work-"))}
-    assert after <= before
+def test_temp_dirs_are_removed(monkeypatch):
+    # A parent of our own: other processes' runs come and go in /tmp while this test runs.
+    parent = tempfile.mkdtemp(prefix="codetune-test-")
+    os.chmod(parent, 0o711)  # as /tmp is to the run's uid: traversable
+    monkeypatch.setattr(tempfile, "tempdir", parent)
+    try:
+        _run("print(1)")
+        _run("print(1)", fork_server=True)
+        with sandbox.shared_workdir() as w:
+            assert os.path.dirname(os.path.dirname(w)) == parent
+            run_sandboxed([PY, "-I", "-S", "-c", "open('f', 'w').write('x')"], limits=SMALL, workdir=w)
+        sandbox.flush_removals()
+        assert os.listdir(parent) == []
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_isolation_record_follows_the_limits_used():
