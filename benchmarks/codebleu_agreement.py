@@ -221,6 +221,67 @@ def print_report(report: dict) -> None:
             )
 
 
+def _read_pairs(path: str) -> tuple[list[dict], dict | list]:
+    text = Path(path).read_text()
+    data = (
+        json.loads(text)
+        if text.lstrip().startswith(("{", "["))
+        else [json.loads(x) for x in text.splitlines() if x.strip()]
+    )
+    return (data["pairs"] if isinstance(data, dict) else data), data
+
+
+def _keep_stable_pairs(reference_python: str, pairs: list[dict], per_language: int | None) -> list[dict]:
+    """Pairs whose upstream scores agree across hash seeds and whose dataflow matches (upstream is right)."""
+    runs = run_reference(reference_python, pairs)
+    keep = []
+    for i, p in enumerate(pairs):
+        scores = [r["samples"][i] for r in runs]
+        stable = all(s == scores[0] for s in scores)
+        # Only cases where upstream is right: the reference has dataflow and some of it matches.
+        valid = scores[0]["dataflow_match_score"] > 0
+        if not stable:
+            print(
+                f"upstream unstable across PYTHONHASHSEED: {p['language']} {p.get('task_id')} "
+                f"dataflow {[s['dataflow_match_score'] for s in scores]}",
+                file=sys.stderr,
+            )
+        if stable and valid:
+            keep.append(p)
+    if per_language is not None:
+        by_lang: dict[str, list] = {}
+        for p in keep:
+            by_lang.setdefault(p["language"], []).append(p)
+        keep = [p for lang in LANG_FILES for p in by_lang.get(lang, [])[:per_language]]
+    n_unstable = sum(1 for i in range(len(pairs)) if any(r["samples"][i] != runs[0]["samples"][i] for r in runs))
+    print(f"{len(pairs)} pairs, {n_unstable} unstable across hash seeds, {len(keep)} kept", file=sys.stderr)
+    return keep
+
+
+def _write_fixture(path: Path, pairs: list[dict], upstream_corpus: dict) -> None:
+    fixture = {
+        "note": (
+            "Reference CodeBLEU scores from the `codebleu` package 0.7.0 (tree-sitter 0.22.3, grammars "
+            "python 0.21.0, java 0.21.0, javascript 0.21.4) on pairs built from HumanEval-X canonical "
+            "solutions (hypotheses: renamed identifiers / one dropped line / another task's body). "
+            "Kept only pairs whose reference has dataflow edges with a non-zero match (upstream's "
+            "`dataflow or 1` bug not triggered) and whose upstream scores are identical under "
+            "PYTHONHASHSEED 0-5. Produced by: python benchmarks/codebleu_agreement.py --make-pairs "
+            "../shared/data/humaneval-x --reference-python /tmp/cbref/bin/python --write-fixture "
+            "tests/fixtures/codebleu_reference.json. Upstream scores are per sample "
+            "(calc_codebleu([ref], [hyp], lang)) and per language corpus. JavaScript is compared with "
+            "upstream's keyword list ('True' instead of 'true')."
+        ),
+        "package": "codebleu==0.7.0",
+        "pairs": pairs,
+        "corpus": {
+            lang: {k: upstream_corpus[lang][k] for k in UPSTREAM_KEYS.values()} for lang in upstream_corpus
+        },
+    }
+    path.write_text(json.dumps(fixture, indent=1) + "\n")
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pairs", nargs="?", help="fixture JSON (with reference scores) or pairs JSON/JSONL")
@@ -230,45 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-fixture", type=Path, help="write pairs + reference scores here")
     args = ap.parse_args(argv)
 
+    data: dict | list = {}
     if args.make_pairs:
-        pairs = make_pairs(args.make_pairs, per_language=164)  # every task; most JS scores are unstable upstream
+        # Every task: most JavaScript scores are unstable upstream, so many are dropped below.
+        pairs = make_pairs(args.make_pairs, per_language=164)
     elif args.pairs:
-        text = Path(args.pairs).read_text()
-        data = (
-            json.loads(text)
-            if text.lstrip().startswith(("{", "["))
-            else [json.loads(x) for x in text.splitlines() if x.strip()]
-        )
-        pairs = data["pairs"] if isinstance(data, dict) else data
+        pairs, data = _read_pairs(args.pairs)
     else:
         ap.error("give a pairs file or --make-pairs")
 
     if args.reference_python:
-        runs = run_reference(args.reference_python, pairs)
-        keep = []
-        for i, p in enumerate(pairs):
-            scores = [r["samples"][i] for r in runs]
-            stable = all(s == scores[0] for s in scores)
-            # Only cases where upstream is right: the reference has dataflow and some of it matches.
-            valid = scores[0]["dataflow_match_score"] > 0
-            if not stable:
-                print(
-                    f"upstream unstable across PYTHONHASHSEED: {p['language']} {p.get('task_id')} "
-                    f"dataflow {[s['dataflow_match_score'] for s in scores]}",
-                    file=sys.stderr,
-                )
-            if stable and valid:
-                keep.append(p)
-        if args.make_pairs:
-            by_lang: dict[str, list] = {}
-            for p in keep:
-                by_lang.setdefault(p["language"], []).append(p)
-            keep = [p for lang in LANG_FILES for p in by_lang.get(lang, [])[: args.per_language]]
-        n_unstable = sum(
-            1 for i in range(len(pairs)) if any(r["samples"][i] != runs[0]["samples"][i] for r in runs)
-        )
-        print(f"{len(pairs)} pairs, {n_unstable} unstable across hash seeds, {len(keep)} kept", file=sys.stderr)
-        pairs = keep
+        pairs = _keep_stable_pairs(args.reference_python, pairs, args.per_language if args.make_pairs else None)
         runs = run_reference(args.reference_python, pairs)
         upstream_samples, upstream_corpus = runs[0]["samples"], runs[0]["corpus"]
         for p, s in zip(pairs, upstream_samples):
@@ -282,27 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     report = compare(pairs, upstream_samples, upstream_corpus)
     print_report(report)
     if args.write_fixture:
-        fixture = {
-            "note": (
-                "Reference CodeBLEU scores from the `codebleu` package 0.7.0 (tree-sitter 0.22.3, grammars "
-                "python 0.21.0, java 0.21.0, javascript 0.21.4) on pairs built from HumanEval-X canonical "
-                "solutions (hypotheses: renamed identifiers / one dropped line / another task's body). "
-                "Kept only pairs whose reference has dataflow edges with a non-zero match (upstream's "
-                "`dataflow or 1` bug not triggered) and whose upstream scores are identical under "
-                "PYTHONHASHSEED 0-5. Produced by: python benchmarks/codebleu_agreement.py --make-pairs "
-                "../shared/data/humaneval-x --reference-python /tmp/cbref/bin/python --write-fixture "
-                "tests/fixtures/codebleu_reference.json. Upstream scores are per sample "
-                "(calc_codebleu([ref], [hyp], lang)) and per language corpus. JavaScript is compared with "
-                "upstream's keyword list ('True' instead of 'true')."
-            ),
-            "package": "codebleu==0.7.0",
-            "pairs": pairs,
-            "corpus": {
-                lang: {k: upstream_corpus[lang][k] for k in UPSTREAM_KEYS.values()} for lang in upstream_corpus
-            },
-        }
-        args.write_fixture.write_text(json.dumps(fixture, indent=1) + "\n")
-        print(f"wrote {args.write_fixture}", file=sys.stderr)
+        _write_fixture(args.write_fixture, pairs, upstream_corpus)
     return 0
 
 

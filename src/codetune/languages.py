@@ -66,8 +66,8 @@ class CodeBLEURules:
 
     keywords: frozenset[str]
     walker: str  # import path of the `_dataflow` walker class
-    # "python": tokenize, dropping comments and docstrings; "c_family": // and /* */ outside string and
-    # char literals; "javascript": the same, with template literals protected too.
+    # "tokenize": Python's tokenizer, dropping comments and docstrings; "c_family": // and /* */ outside
+    # string and char literals; "c_family_templates": the same, with template literals protected too.
     comments: str
 
 
@@ -185,7 +185,7 @@ LANGUAGES: tuple[Language, ...] = (
         tree_sitter="tree_sitter_python",
         lizard_filename="x.py",
         stop=StopRule("indent"),
-        codebleu=CodeBLEURules(_PY_KEYWORDS, "codetune.evaluation._dataflow:_PythonWalker", "python"),
+        codebleu=CodeBLEURules(_PY_KEYWORDS, "codetune.evaluation._dataflow:_PythonWalker", "tokenize"),
         triviality=TrivialityRules(
             functions=frozenset({"function_definition"}),
             empty_values=r"None|0|0\.0|''|\"\"|\[\]|\{\}|\(\)|False|(list|dict|set|tuple|str)\(\)",
@@ -224,7 +224,9 @@ LANGUAGES: tuple[Language, ...] = (
         tree_sitter="tree_sitter_javascript",
         lizard_filename="x.js",
         stop=StopRule("braces", template_literals=True, regex_literals=True),
-        codebleu=CodeBLEURules(_JS_KEYWORDS, "codetune.evaluation._dataflow:_JavaScriptWalker", "javascript"),
+        codebleu=CodeBLEURules(
+            _JS_KEYWORDS, "codetune.evaluation._dataflow:_JavaScriptWalker", "c_family_templates"
+        ),
         triviality=TrivialityRules(
             functions=frozenset(
                 {
@@ -272,7 +274,9 @@ LANGUAGES: tuple[Language, ...] = (
         codebleu=CodeBLEURules(_CPP_KEYWORDS, "codetune.evaluation._dataflow:_CppWalker", "c_family"),
         triviality=TrivialityRules(
             functions=_C_FUNCTIONS,
-            empty_values=r"0|0\.0[fF]?|NULL|nullptr|false|\"\"|'\\0'|\{\}|std::\w+(<[\w<>:,\s*]*>)?(\(\)|\{\})",
+            empty_values=(
+                r"0|0\.0[fF]?|NULL|nullptr|false|\"\"|'\\0'|\{\}|std::\w+(<[\w<>:,\s*]*>)?(\(\)|\{\})"
+            ),
             stub_wrapper=("void __stub() {\n", "\n}"),
         ),
         version_probe=("g++", "--version"),

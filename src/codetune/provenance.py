@@ -15,7 +15,7 @@ PACKAGES = ("codetune", "torch", "transformers", "peft", "sacrebleu", "tree-sitt
 
 
 def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
+    out = dict(python=platform.python_version())  # the interpreter running codetune
     for name in PACKAGES:
         try:
             out[name] = metadata.version(name)

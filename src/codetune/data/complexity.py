@@ -32,9 +32,8 @@ def measure_complexity(code: str, language: str) -> dict[str, float]:
     """
     record = languages.lookup(language)
     if record is None:
-        raise ConfigError(
-            f"no complexity measure for language '{language}'", f"use one of: {', '.join(sorted(languages.names()))}"
-        )
+        hint = f"use one of: {', '.join(sorted(languages.names()))}"
+        raise ConfigError(f"no complexity measure for language '{language}'", hint)
     filename = record.lizard_filename  # lizard picks its language reader from a file name's extension
     info = _analyzer().analyze_source_code(filename, code)
     decisions = sum(f.cyclomatic_complexity - 1 for f in info.function_list)

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from codetune.io import atomic_write_jsonl, iter_jsonl
+
 
 @dataclass
 class CodeSample:
@@ -15,7 +17,7 @@ class CodeSample:
 
     Attributes:
         id: stable id, a hash of the language and the normalized target (equal targets share an id).
-        language: "python", "java", "javascript", ...
+        language: a canonical name from `codetune.languages.names(corpus=True)`.
         prompt: documentation + signature, up to and including the line that opens the body.
         target: the rest of the function (the reference completion), ending with the function's end.
         source: where it came from: a file path, or `archive.zip!member/path`.
@@ -54,20 +56,10 @@ def sample_id(language: str, target: str) -> str:
 
 def write_jsonl(path: Path, samples: Iterable[CodeSample]) -> int:
     """Write samples atomically (temp file + rename); return how many were written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    n = 0
-    with tmp.open("w", encoding="utf-8") as f:
-        for s in samples:
-            f.write(s.to_json() + "\n")
-            n += 1
-    tmp.replace(path)
-    return n
+    return atomic_write_jsonl(Path(path), (asdict(s) for s in samples))
 
 
 def read_jsonl(path: Path) -> Iterator[CodeSample]:
-    with Path(path).open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield CodeSample.from_dict(json.loads(line))
+    """Samples of a JSONL file written by `write_jsonl`; a line that is not JSON raises CodetuneError."""
+    for rec in iter_jsonl(Path(path)):
+        yield CodeSample.from_dict(rec)

@@ -31,7 +31,7 @@ class Task:
 
     Attributes:
         task_id: e.g. "HumanEval/0", "Java/12".
-        language: a canonical name from `codetune.languages` ("python", "java", "javascript", "cpp").
+        language: its canonical name in `codetune.languages` (one of `LANGUAGES`).
         prompt: what the model is given; a completion continues it.
         test: test code run after prompt + completion.
         entry_point: the function under test.
@@ -64,7 +64,7 @@ def _by_prefix() -> dict[str, str]:
 
 
 def language_of(task_id: str) -> str | None:
-    """Language named by a task id's prefix ("Java/3" -> "java"), or None when it names none."""
+    """Language named by a task id's prefix (`Java/3` is java), or None when it names none."""
     prefix = task_id.split("/", 1)[0].lower()
     return _by_prefix().get(prefix)
 
@@ -183,7 +183,7 @@ def load_tasks(benchmark: str, language: str | None = None) -> list[Task]:
 
     Args:
         benchmark: "humaneval", a HumanEval-X file or directory path, or "THUDM/humaneval-x" (Hub).
-        language: "python", "java", "javascript" (or "js") or "cpp"; needed for a directory or the Hub,
+        language: one of `LANGUAGES` or an alias (js for javascript); needed for a directory or the Hub,
             optional for a file (taken from its task ids, and checked against them when given).
 
     Raises:

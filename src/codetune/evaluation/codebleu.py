@@ -273,12 +273,12 @@ _JS_COMMENT = re.compile(
 def remove_comments(code: str, language: str) -> str:
     """Source without comments (and, for Python, docstrings) and without blank lines."""
     rule = languages.get(language).codebleu.comments
-    if rule == "python":
+    if rule == "tokenize":
         try:
             return _strip_python(code)
         except (tokenize.TokenError, IndentationError, SyntaxError):
             return code  # untokenizable code is scored as written
-    pattern = _JS_COMMENT if rule == "javascript" else _C_FAMILY_COMMENT
+    pattern = _JS_COMMENT if rule == "c_family_templates" else _C_FAMILY_COMMENT
     return _drop_blank_lines(pattern.sub(lambda m: " " if m.group(0).startswith("/") else m.group(0), code))
 
 

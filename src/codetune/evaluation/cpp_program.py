@@ -1,4 +1,4 @@
-"""The C++ program builder: a HumanEval-X C++ sample compiled with g++, then run (see `programs` for the proof).
+"""The C++ program builder: a HumanEval-X C++ sample compiled with g++, then run (the proof: see `programs`).
 
 The sample (prompt + completion + test) is one translation unit; the harness's `main` is another, so no
 macro the completion defines can reach it. The test's `main` is renamed to a per-run random name and
@@ -62,8 +62,10 @@ static std::string codetune_sha256(const std::string& msg) {
     for (size_t off = 0; off < m.size(); off += 64) {
         uint32_t w[64];
         for (int i = 0; i < 16; ++i)
-            w[i] = ((uint32_t)(unsigned char)m[off + 4 * i] << 24) | ((uint32_t)(unsigned char)m[off + 4 * i + 1] << 16)
-                 | ((uint32_t)(unsigned char)m[off + 4 * i + 2] << 8) | (uint32_t)(unsigned char)m[off + 4 * i + 3];
+            w[i] = ((uint32_t)(unsigned char)m[off + 4 * i] << 24)
+                 | ((uint32_t)(unsigned char)m[off + 4 * i + 1] << 16)
+                 | ((uint32_t)(unsigned char)m[off + 4 * i + 2] << 8)
+                 | (uint32_t)(unsigned char)m[off + 4 * i + 3];
         for (int i = 16; i < 64; ++i) {
             uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
             uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -109,7 +111,7 @@ def _rename_test_main(test: str, name: str) -> str:
 
 
 def build_cpp(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
-    """Compile `prompt + completion + test` with the harness's `main` (g++), then run it with the nonce on stdin."""
+    """Compile `prompt + completion + test` with the harness's `main` (g++), then run it, nonce on stdin."""
     tag = hashlib.sha256(f"tag:{nonce}".encode()).hexdigest()[:12]  # unguessable name, per run
     test_main = f"codetune_test_main_{tag}"
     test = _rename_test_main(task.test, test_main)
@@ -122,7 +124,8 @@ def build_cpp(task: Task, completion: str, nonce: str, limits: Limits, tools: di
         address_space_mb=None,
         processes=max(limits.processes, 64),
     )
-    gxx = [tools["g++"], "-std=c++17", "-O1", "-w", "-UNDEBUG", "-o", "program", "sample.cpp", "codetune_main.cpp"]
+    gxx = [tools["g++"], "-std=c++17", "-O1", "-w", "-UNDEBUG", "-o", "program"]
+    gxx += ["sample.cpp", "codetune_main.cpp"]
     if "openssl/" in src:  # HumanEval-X's md5 task; linked only when asked so no other sample needs libcrypto
         gxx.append("-lcrypto")
     return Program(

@@ -19,7 +19,10 @@ CPP_TASK = Task(
     language="cpp",
     entry_point="add",
     prompt="/* Sum of a and b. */\n#include<stdio.h>\nusing namespace std;\nint add(int a, int b){\n",
-    test="#undef NDEBUG\n#include<assert.h>\nint main(){\n    assert (add(2, 3) == 5);\n    assert (add(-1, 1) == 0);\n}\n",
+    test=(
+        "#undef NDEBUG\n#include<assert.h>\nint main(){\n    assert (add(2, 3) == 5);\n"
+        "    assert (add(-1, 1) == 0);\n}\n"
+    ),
     canonical_solution="    return a + b;\n}\n",
 )
 SHARED = Path("/work/shared/data/humaneval-x/humaneval_cpp.jsonl.gz")
