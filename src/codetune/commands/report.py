@@ -6,8 +6,9 @@ import argparse
 
 NAME = "report"
 HELP = (
-    "Summarise an experiment directory (runs/<experiment>): headline metrics with 95% CIs, pairwise tests "
-    "between configurations, plots, answers to the study's research questions, and every generation; "
+    "Summarise an experiment directory (runs/<experiment>): headline metrics with confidence intervals at the "
+    "level the runs recorded (eval.ci_level), pairwise tests between configurations and along each grid axis, "
+    "plots, answers to the seed study's research questions when it varies their axes, and every generation; "
     "writes report.md and report.html there."
 )
 

@@ -6,13 +6,17 @@ paired when two configurations were scored on the same items, independent otherw
 axis has a test set per language). Runs of one configuration that differ only in seed are pooled per
 item (statistics summed over seeds), so a resample draws whole items with all their seeds.
 Pass/fail metrics of a single seed also get the exact test: McNemar when paired, Fisher when not.
+
+The per-item statistics are the ones scoring wrote into generations.jsonl (recomputed from the text, by
+the same rule, for runs written before they were). The experiment's axes are the keys of its grid
+(experiment.yaml) whose values differ between configurations, read from each run's config.yaml. The
+confidence level and bootstrap size are those the runs recorded (`ci_level`, `n_boot` in metrics.json).
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from codetune.errors import CodetuneError
+from codetune.rundir import finished_runs
 
 # (key in metrics.json, display name, kind): "corpus" metrics are recombined from statistics,
 # "rate" metrics are percentages of per-item pass flags.
@@ -30,17 +35,49 @@ METRICS = (
     ("Syntax_Pass_Rate", "Syntax pass %", "rate"),
     ("pass@1", "pass@1 %", "rate"),
 )
+# The axes of an experiment without experiment.yaml: (metrics.json key, dotted config key).
 AXES = (("lora_r", "lora.r"), ("train_size", "data.train_size"), ("language", "data.language"))
-ALPHA = 0.05
+# Dotted config keys that metrics.json also records, for runs without a config.yaml.
+_METRICS_KEY = {dotted: key for key, dotted in AXES} | {
+    "seed": "seed",
+    "model.name": "model",
+    "lora.alpha": "lora_alpha",
+    "lora.dropout": "lora_dropout",
+    "train.epochs": "epochs",
+    "train.lr": "lr",
+    "train.batch_size": "batch_size",
+    "eval.bleu_tokenize": "bleu_tokenize",
+    "eval.syntax_level": "syntax_level",
+}
+EXPERIMENT_FILE = "experiment.yaml"  # written by the runner beside the run directories
+
+
+@dataclass(frozen=True)
+class Level:
+    """How intervals are drawn: confidence level and bootstrap resamples (the report's tests use these)."""
+
+    ci_level: float = 0.95
+    n_boot: int = 1000
+
+    @property
+    def alpha(self) -> float:
+        # Rounded so 1 - 0.9 reads 0.1 in a sentence, not 0.09999999999999998.
+        return round(1.0 - self.ci_level, 12)
+
+    @property
+    def percent(self) -> str:
+        """'95%' for 0.95."""
+        return f"{round(100.0 * self.ci_level, 6):g}%"
 
 
 @dataclass
 class Run:
-    """One finished run: its metrics.json, its per-sample records, and per-item statistics."""
+    """One finished run: its metrics.json, config.yaml, per-sample records, and per-item statistics."""
 
     dirname: str
     metrics: dict[str, Any]
     records: list[dict]
+    config: dict[str, Any] | None = None  # config.yaml as written (None for a run without one)
     item_ids: list[str] = field(default_factory=list)
     stats: dict[str, np.ndarray | None] = field(default_factory=dict)  # metric -> (n_items, k)
     sentence: dict[str, np.ndarray | None] = field(default_factory=dict)  # metric -> (n_items,)
@@ -53,6 +90,24 @@ class Run:
     def seed(self) -> Any:
         return self.metrics.get("seed")
 
+    @property
+    def level(self) -> Level:
+        """The recorded interval settings; 0.95/1000 for a run that predates the fields."""
+        m = self.metrics
+        return Level(float(m.get("ci_level") or 0.95), int(m.get("n_boot") or 1000))
+
+    def value_of(self, key: str) -> Any:
+        """A dotted config field (`lora.r`, `train.lr`) from config.yaml, else from metrics.json."""
+        if self.config is not None:
+            cur: Any = self.config
+            for part in key.split("."):
+                if not isinstance(cur, dict) or part not in cur:
+                    break
+                cur = cur[part]
+            else:
+                return cur
+        return self.metrics.get(_METRICS_KEY.get(key, key))
+
 
 @dataclass
 class Config:
@@ -62,29 +117,50 @@ class Config:
     runs: list[Run]
 
     def axis_value(self, key: str) -> Any:
-        return self.runs[0].metrics.get(key)
+        return self.runs[0].value_of(key)
 
     def seeds(self) -> list[Any]:
         return [r.seed for r in self.runs]
 
 
+@dataclass
+class Experiment:
+    """An experiment directory's finished runs, grouped, with its grid and interval settings."""
+
+    name: str
+    runs: list[Run]
+    configs: list[Config]
+    grid: dict[str, list[Any]] | None  # None without experiment.yaml
+    level: Level
+    levels: list[Level]  # every distinct recorded level, in run order (more than one is reported)
+
+    @property
+    def axes(self) -> list[str]:
+        return varying_axes(self.configs, self.grid)
+
+
+def load_experiment(exp_dir: Path) -> Experiment:
+    """The finished runs of `exp_dir` with its grid and recorded interval settings (see `load_runs`)."""
+    exp_dir = Path(exp_dir)
+    runs = load_runs(exp_dir)
+    levels = list(dict.fromkeys(r.level for r in runs))
+    return Experiment(exp_dir.name, runs, group_configs(runs), read_grid(exp_dir), levels[0], levels)
+
+
 def combine_for(metric: str):
     """The function that turns summed statistics into the metric (0-100), None where undefined."""
     from codetune.evaluation.uncertainty import bleu_from_stats, codebleu_combine
+    from codetune.stats.corpus import rate_combine
 
     if metric == "BLEU":
         return bleu_from_stats
     if metric == "CodeBLEU":
         return codebleu_combine()
-    return _rate_combine
-
-
-def _rate_combine(row: np.ndarray) -> float | None:
-    return None if row[1] == 0 else 100.0 * float(row[0]) / float(row[1])
+    return rate_combine
 
 
 def load_runs(exp_dir: Path) -> list[Run]:
-    """Every run directory with a metrics.json (a finished run), in results.csv order where it exists.
+    """Every finished run directory (one with metrics.json), in results.csv order where it exists.
 
     Raises:
         CodetuneError: `exp_dir` is missing or holds no finished run.
@@ -94,7 +170,7 @@ def load_runs(exp_dir: Path) -> list[Run]:
         raise CodetuneError(
             f"no experiment directory {str(exp_dir)!r}", "pass runs/<experiment>, as written by `codetune run`"
         )
-    dirs = sorted(p.parent for p in exp_dir.glob("*/metrics.json"))
+    dirs = finished_runs(exp_dir)
     if not dirs:
         raise CodetuneError(
             f"no finished runs in {str(exp_dir)!r} (no <run>/metrics.json)",
@@ -103,17 +179,37 @@ def load_runs(exp_dir: Path) -> list[Run]:
     order = _results_order(exp_dir / "results.csv")
     dirs.sort(key=lambda d: (order.get(d.name, len(order)), d.name))
     runs = []
-    for d in dirs:
-        try:
-            metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CodetuneError(
-                f"cannot read {d / 'metrics.json'}: {exc}", "rerun the experiment to rewrite it"
-            ) from exc
-        run = Run(dirname=d.name, metrics=metrics, records=_read_jsonl(d / "generations.jsonl"))
+    for rd in dirs:
+        run = Run(rd.name, rd.read_metrics(), rd.read_generations(), config=_read_yaml(rd.config))
         _measure(run)
         runs.append(run)
     return runs
+
+
+def read_grid(exp_dir: Path) -> dict[str, list[Any]] | None:
+    """The `grid` of the experiment's experiment.yaml ({} for none), or None when there is no such file."""
+    data = _read_yaml(Path(exp_dir) / EXPERIMENT_FILE)
+    if data is None:
+        return None
+    grid = data.get("grid") or {}
+    if not isinstance(grid, dict):
+        raise CodetuneError(
+            f"{Path(exp_dir) / EXPERIMENT_FILE}: `grid` must map config keys to value lists",
+            "rerun the experiment to rewrite it",
+        )
+    return grid
+
+
+def _read_yaml(path: Path) -> dict | None:
+    import yaml
+
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CodetuneError(f"cannot read {path}: {exc}", "rerun the experiment to rewrite it") from None
+    return data if isinstance(data, dict) else {}
 
 
 def group_configs(runs: list[Run]) -> list[Config]:
@@ -124,9 +220,14 @@ def group_configs(runs: list[Run]) -> list[Config]:
     return [Config(label, sorted(rs, key=lambda r: (r.seed is None, r.seed))) for label, rs in groups.items()]
 
 
-def varying_axes(configs: list[Config]) -> list[str]:
-    """The metrics.json keys of the study's axes whose value differs between configurations."""
-    return [key for key, _ in AXES if len({repr(c.axis_value(key)) for c in configs}) > 1]
+def varying_axes(configs: list[Config], grid: dict[str, list[Any]] | None = None) -> list[str]:
+    """Dotted config keys whose value differs between configurations.
+
+    The experiment's grid keys when it has experiment.yaml (any field: `train.lr`, `lora.alpha`, ...),
+    else the seed study's three axes (`lora.r`, `data.train_size`, `data.language`).
+    """
+    keys = [dotted for _, dotted in AXES] if grid is None else list(grid)
+    return [key for key in keys if len({repr(c.axis_value(key)) for c in configs}) > 1]
 
 
 def _results_order(path: Path) -> dict[str, int]:
@@ -136,44 +237,32 @@ def _results_order(path: Path) -> dict[str, int]:
         return {row.get("run_dir", ""): i for i, row in enumerate(csv.DictReader(f)) if row.get("run_dir")}
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def _measure(run: Run) -> None:
     """Per-item statistics of every metric the run's records support."""
-    from codetune.evaluation.codebleu import SUPPORTED_LANGUAGES, codebleu_item_stats
-    from codetune.evaluation.uncertainty import bleu_item_stats
+    from codetune.evaluation.codebleu import SUPPORTED_LANGUAGES
+    from codetune.evaluation.scoring import stats_of_records
+    from codetune.stats.corpus import rate_stats
 
     recs = run.records
     run.item_ids = [str(r.get("id", r.get("index"))) for r in recs]
     if not recs:
         return
-    hyps = [r.get("completion", "") for r in recs]
-    refs = [r.get("reference", "") for r in recs]
-    run.stats["BLEU"], sentence = bleu_item_stats(hyps, refs, run.metrics.get("bleu_tokenize") or "13a")
-    run.sentence["BLEU"] = np.array(sentence)
     lang = run.metrics.get("language")
-    if lang in SUPPORTED_LANGUAGES:
-        cb = codebleu_item_stats(hyps, refs, lang)
-        combine = combine_for("CodeBLEU")
-        run.stats["CodeBLEU"] = cb
-        run.sentence["CodeBLEU"] = np.array([_nan(combine(row)) for row in cb])
+    item = stats_of_records(recs, lang, run.metrics.get("bleu_tokenize") or "13a")
+    run.stats["BLEU"] = item["bleu_stats"]
+    run.sentence["BLEU"] = np.array(item["bleu"])
+    if lang in SUPPORTED_LANGUAGES and item["codebleu_stats"] is not None:
+        run.stats["CodeBLEU"] = item["codebleu_stats"]
+        run.sentence["CodeBLEU"] = np.array([_nan(x) for x in item["codebleu"]])
     statuses = [r.get("syntax_status") for r in recs]
     if statuses and all(s in ("valid", "invalid") for s in statuses):
-        run.stats["Syntax_Pass_Rate"] = _flags([s == "valid" for s in statuses])
+        run.stats["Syntax_Pass_Rate"] = rate_stats([s == "valid" for s in statuses])
     execs = [r.get("exec_status") for r in recs]
     if execs and all(s not in (None, "unavailable") for s in execs):
-        run.stats["pass@1"] = _flags([s == "passed" for s in execs])
+        run.stats["pass@1"] = rate_stats([s == "passed" for s in execs])
     trivial = [r.get("trivial") for r in recs]
     if trivial and all(t is not None for t in trivial):
-        run.stats["trivial_rate"] = _flags([bool(t) for t in trivial])
-
-
-def _flags(passed: list[bool]) -> np.ndarray:
-    return np.column_stack([np.array(passed, dtype=float), np.ones(len(passed))])
+        run.stats["trivial_rate"] = rate_stats([bool(t) for t in trivial])
 
 
 def _nan(x: float | None) -> float:
@@ -191,15 +280,16 @@ def pooled_stats(config: Config, metric: str, seeds: list[Any] | None = None) ->
     return np.sum(mats, axis=0)
 
 
-def config_value(config: Config, metric: str) -> dict[str, Any] | None:
-    """Value of a metric for a configuration: per-run values, mean ± sd over seeds, and a 95% CI.
+def config_value(config: Config, metric: str, level: Level | None = None) -> dict[str, Any] | None:
+    """Value of a metric for a configuration: per-run values, mean ± sd over seeds, and a CI at `level`.
 
     The CI is the run's own (from metrics.json) for one seed, else the bootstrap over items of the
     seed-pooled statistics.
     """
-    from codetune.evaluation.uncertainty import bootstrap_ci_stats
-    from codetune.reporting.stats import mean_and_spread
+    from codetune.stats.bootstrap import mean_and_spread
+    from codetune.stats.corpus import bootstrap_ci_stats
 
+    level = level or Level()
     values = [r.metrics.get(metric) for r in config.runs]
     values = [float(v) for v in values if v not in (None, "")]
     if not values:
@@ -212,13 +302,13 @@ def config_value(config: Config, metric: str) -> dict[str, Any] | None:
     else:
         st = pooled_stats(config, metric)
         if st is not None:
-            out["ci"] = bootstrap_ci_stats(st, combine_for(metric), n_boot=1000, alpha=ALPHA)
+            out["ci"] = bootstrap_ci_stats(st, combine_for(metric), n_boot=level.n_boot, alpha=level.alpha)
     return out
 
 
 @dataclass
 class Comparison:
-    """A − B on one metric."""
+    """A − B on one metric, tested at significance level `alpha`."""
 
     a: str
     b: str
@@ -231,16 +321,18 @@ class Comparison:
     paired: bool
     mde: float | None
     effect: str = ""
+    alpha: float = 0.05
 
     @property
     def significant(self) -> bool:
-        return self.p_value < ALPHA
+        return self.p_value < self.alpha
 
 
-def compare(a: Config, b: Config, metric: str, n_boot: int = 1000) -> Comparison | None:
-    """Test A − B on `metric`; None when either lacks the metric's per-item data."""
-    from codetune.evaluation.uncertainty import paired_bootstrap_stats
+def compare(a: Config, b: Config, metric: str, level: Level | None = None) -> Comparison | None:
+    """Test A − B on `metric` at `level`; None when either lacks the metric's per-item data."""
+    from codetune.stats.corpus import paired_bootstrap_stats
 
+    level = level or Level()
     common = [s for s in a.seeds() if s in b.seeds()]
     seeds = common or None
     sa, sb = pooled_stats(a, metric, seeds), pooled_stats(b, metric, seeds)
@@ -249,21 +341,26 @@ def compare(a: Config, b: Config, metric: str, n_boot: int = 1000) -> Comparison
     ra = next(r for r in a.runs if seeds is None or r.seed in seeds)
     rb = next(r for r in b.runs if seeds is None or r.seed in seeds)
     paired = ra.item_ids == rb.item_ids and sa.shape == sb.shape
-    res = paired_bootstrap_stats(sa, sb, combine_for(metric), n_boot=n_boot, alpha=ALPHA, paired=paired)
+    res = paired_bootstrap_stats(
+        sa, sb, combine_for(metric), n_boot=level.n_boot, alpha=level.alpha, paired=paired
+    )
     if res is None:
         return None
-    n = int(sa.shape[0])
+    test = ("paired" if paired else "unpaired") + " bootstrap"
+    ci = (res["ci_low"], res["ci_high"])
     cmp = Comparison(
         a.label,
         b.label,
         metric,
         res["diff"],
-        (res["ci_low"], res["ci_high"]),
+        ci,
         res["p_value"],
-        ("paired" if paired else "unpaired") + " bootstrap",
-        n,
+        test,
+        int(sa.shape[0]),
         paired,
         None,
+        "",
+        level.alpha,
     )
     k = len(seeds) if seeds else 1
     if metric in ("BLEU", "CodeBLEU"):
@@ -276,7 +373,7 @@ def compare(a: Config, b: Config, metric: str, n_boot: int = 1000) -> Comparison
 
 
 def _continuous_effect(cmp: Comparison, ra: Run, rb: Run, metric: str) -> None:
-    from codetune.reporting.stats import minimum_detectable_effect_continuous
+    from codetune.stats.power import minimum_detectable_effect_continuous
 
     xa, xb = ra.sentence.get(metric), rb.sentence.get(metric)
     if xa is None or xb is None or np.isnan(xa).any() or np.isnan(xb).any() or cmp.n < 2:
@@ -290,13 +387,14 @@ def _continuous_effect(cmp: Comparison, ra: Run, rb: Run, metric: str) -> None:
         pooled = sd / math.sqrt(2)
         cmp.effect = f"d={(xa.mean() - xb.mean()) / pooled:+.2f}" if pooled > 0 else ""
     # Sentence-level spread as the proxy for the corpus metric's: an approximation, said in the report.
-    cmp.mde = minimum_detectable_effect_continuous(cmp.n, sd, alpha=ALPHA) if sd > 0 else None
+    cmp.mde = minimum_detectable_effect_continuous(cmp.n, sd, alpha=cmp.alpha) if sd > 0 else None
 
 
 def _binary_test(cmp: Comparison, ra: Run, rb: Run, metric: str, single_seed: bool) -> None:
     from scipy import stats as sps
 
-    from codetune.reporting.stats import mcnemar_exact, minimum_detectable_effect
+    from codetune.stats.paired import mcnemar_exact
+    from codetune.stats.power import minimum_detectable_effect
 
     fa, fb = ra.stats[metric][:, 0].astype(bool), rb.stats[metric][:, 0].astype(bool)
     pa, pb = fa.mean(), fb.mean()
@@ -307,7 +405,7 @@ def _binary_test(cmp: Comparison, ra: Run, rb: Run, metric: str, single_seed: bo
     # decrease from p is an increase from 1 - p.
     mid = (float(pa) + float(pb)) / 2.0
     base = min(max(min(mid, 1.0 - mid), 0.5 / n), 0.5)
-    cmp.mde = 100.0 * minimum_detectable_effect(n, base, alpha=ALPHA, paired=False)
+    cmp.mde = 100.0 * minimum_detectable_effect(n, base, alpha=cmp.alpha, paired=False)
     if cmp.paired:
         mc = mcnemar_exact(fa, fb)
         if single_seed:
@@ -319,18 +417,20 @@ def _binary_test(cmp: Comparison, ra: Run, rb: Run, metric: str, single_seed: bo
             cmp.p_value, cmp.test = float(sps.fisher_exact(table).pvalue), "Fisher exact"
 
 
-def all_comparisons(configs: list[Config], metrics: list[str]) -> list[Comparison]:
+def all_comparisons(configs: list[Config], metrics: list[str], level: Level | None = None) -> list[Comparison]:
     """Every pair of configurations on every metric they both have."""
     out = []
     for a, b in itertools.combinations(configs, 2):
         for m in metrics:
-            c = compare(a, b, m)
+            c = compare(a, b, m, level)
             if c is not None:
                 out.append(c)
     return out
 
 
-def item_correlation(runs: list[Run], x_key: str, flag_metric: str) -> dict[str, Any] | None:
+def item_correlation(
+    runs: list[Run], x_key: str, flag_metric: str, ci_level: float = 0.95
+) -> dict[str, Any] | None:
     """Point-biserial correlation of a per-item number (sentence metric or record field) with a pass flag.
 
     Items of all runs are pooled (an item appears once per run), so treat the p-value as approximate.
@@ -353,7 +453,7 @@ def item_correlation(runs: list[Run], x_key: str, flag_metric: str) -> dict[str,
     if len(xs) < 3 or len(set(ys)) < 2 or len(set(xs)) < 2:
         return None
     res = sps.pearsonr(xs, ys)
-    ci = res.confidence_interval(0.95)
+    ci = res.confidence_interval(ci_level)
     return {
         "r": float(res.statistic),
         "p_value": float(res.pvalue),

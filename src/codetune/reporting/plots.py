@@ -14,8 +14,12 @@ _PANELS = [
 ]
 
 
-def plot_results(rows: list[dict], out: Path, title: str = "") -> Path:
-    """Write a PNG with a panel per metric present in `rows` (atomic)."""
+def plot_results(rows: list[dict], out: Path, title: str = "", ci_level: float | None = None) -> Path:
+    """Write a PNG with a panel per metric present in `rows` (atomic).
+
+    Error bars are the rows' own intervals; their level is `ci_level`, else the one the rows recorded
+    (0.95 for rows that predate the `ci_level` field).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,6 +28,7 @@ def plot_results(rows: list[dict], out: Path, title: str = "") -> Path:
     panels = [(k, name) for k, name in _PANELS if any(r.get(k) not in (None, "") for r in rows)]
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.2 * max(1, len(panels)), 3.6), squeeze=False)
     labels = _group_labels(rows)
+    percent = _percent(rows, ci_level)
     for ax, (key, name) in zip(axes[0], panels):
         means, lows, highs = [], [], []
         for lab in labels:
@@ -50,10 +55,11 @@ def plot_results(rows: list[dict], out: Path, title: str = "") -> Path:
                 # Inside the bar's foot, so the label never collides with the error bar.
                 ax.text(xi, 0, f"{m:.1f}", ha="center", va="bottom", fontsize=8, color="white", fontweight="bold")
         ax.set_xticks(list(x), labels, rotation=20, ha="right", fontsize=8)
-        ax.set_title(name + (" (95% CI)" if has_err else ""), fontsize=10)
+        ax.set_title(name + (f" ({percent} CI)" if has_err else ""), fontsize=10)
     fig.suptitle(title)
     fig.tight_layout()
     out = Path(out)
+    # codetune.io writes text; a PNG is bytes, so it takes the same temp-file-then-rename route here.
     tmp = out.with_name(f"{out.stem}.tmp{os.getpid()}.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
@@ -67,3 +73,10 @@ def _group_labels(rows: list[dict]) -> list[str]:
         if r["Configuration"] not in seen:
             seen.append(r["Configuration"])
     return seen
+
+
+def _percent(rows: list[dict], ci_level: float | None) -> str:
+    if ci_level is None:
+        recorded = [r.get("ci_level") for r in rows if r.get("ci_level") not in (None, "")]
+        ci_level = float(recorded[0]) if recorded else 0.95
+    return f"{round(100.0 * ci_level, 6):g}%"

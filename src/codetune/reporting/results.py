@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
 from pathlib import Path
 from typing import Any
+
+from codetune.io import atomic_write_text
+from codetune.rundir import RunDir
 
 SEED_COLUMNS = ["BLEU", "Syntax_Pass_Rate", "Configuration"]
 # Per-run lists and bulky fields stay in metrics.json, out of the table.
@@ -21,18 +22,16 @@ def _atomic_csv(path: Path, header: list[str], rows: list[dict]) -> None:
     w.writeheader()
     for r in rows:
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in header})
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, buf.getvalue())
 
 
 def collect_rows(exp_dir: Path, specs: list[Any]) -> list[dict]:
     """metrics.json of every finished run, in grid order (unfinished runs are absent, never partial)."""
     rows = []
     for spec in specs:
-        path = Path(exp_dir) / spec.dirname / "metrics.json"
-        if path.is_file():
-            row = json.loads(path.read_text(encoding="utf-8"))
+        rd = RunDir(Path(exp_dir) / spec.dirname)
+        if rd.is_finished():
+            row = rd.read_metrics()
             row["run_dir"] = spec.dirname
             rows.append(row)
     return rows

@@ -179,7 +179,7 @@ def test_comments_and_docstrings_do_not_change_syntax_or_dataflow():
 def test_item_stats_resample_equals_recomputing_the_corpus():
     import numpy as np
 
-    from codetune.reporting.stats import bootstrap_ci_corpus
+    from codetune.stats.bootstrap import bootstrap_ci_corpus
 
     pairs = [p for p in _DATA["pairs"] if p["language"] == "java"][:8]
     hyps, refs = [p["hypothesis"] for p in pairs], [p["reference"] for p in pairs]

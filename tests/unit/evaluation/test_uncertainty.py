@@ -9,15 +9,10 @@ import pytest
 import sacrebleu
 
 from codetune.evaluation.codebleu import corpus_codebleu
-from codetune.evaluation.uncertainty import (
-    bleu_from_stats,
-    bleu_item_stats,
-    bootstrap_ci_stats,
-    bootstrap_distribution_stats,
-    codebleu_combine,
-    paired_bootstrap_stats,
-)
-from codetune.reporting.stats import bootstrap_ci_corpus, paired_bootstrap
+from codetune.evaluation.uncertainty import bleu_from_stats, bleu_item_stats, codebleu_combine
+from codetune.stats.bootstrap import bootstrap_ci_corpus
+from codetune.stats.corpus import bootstrap_ci_stats, bootstrap_distribution_stats, paired_bootstrap_stats
+from codetune.stats.paired import paired_bootstrap
 
 HYPS = ["    return a + b\n", "    pass\n", "    if x:\n        return 1\n    return 2\n", "    total = sum(xs)\n"]
 REFS = [

@@ -8,7 +8,9 @@ import pytest
 
 from codetune.errors import CodetuneError
 from codetune.reporting.analysis import compare, group_configs, load_runs
-from codetune.reporting.report import describe, spearman_exact, write_report
+from codetune.reporting.report import write_report
+from codetune.reporting.study import spearman_exact
+from codetune.reporting.wording import describe
 
 
 @pytest.fixture(scope="module")
@@ -125,20 +127,20 @@ def test_rq1_names_no_saturation_point_when_the_step_to_it_is_not_significant(mo
     """Rank 64 beats Rank 4, but Rank 16 differs from neither: no saturation point may be claimed."""
     from types import SimpleNamespace
 
-    from codetune.reporting import report
+    from codetune.reporting import study
 
-    monkeypatch.setattr(report, "_values_line", lambda ordered, metric: None)
-    monkeypatch.setattr(report, "_functional_metrics", lambda runs: [])
+    monkeypatch.setattr(study, "values_line", lambda ordered, metric, level=None: None)
+    monkeypatch.setattr(study, "_functional_metrics", lambda runs: [])
     ordered = [SimpleNamespace(label=f"Rank {r}") for r in (4, 16, 64)]
     comparisons = [
         _cmp("Rank 16", "Rank 4", "BLEU", 0.06, 0.68),
         _cmp("Rank 64", "Rank 16", "BLEU", 0.20, 0.16),
         _cmp("Rank 64", "Rank 4", "BLEU", 0.26, 0.047),
     ]
-    answer = report._rq1(ordered, [], comparisons, "lora_r")[-1]
+    answer = study._rq1(ordered, [], comparisons, "lora.r")[-1]
     assert answer.startswith("Answer: the data cannot locate a saturation point")
     assert "Rank 64 − Rank 4" in answer
 
     comparisons[0] = _cmp("Rank 16", "Rank 4", "BLEU", 0.5, 0.01)  # now the step to Rank 16 is real
-    answer = report._rq1(ordered, [], comparisons, "lora_r")[-1]
+    answer = study._rq1(ordered, [], comparisons, "lora.r")[-1]
     assert "the measured saturation point is Rank 16" in answer
