@@ -1,7 +1,7 @@
 """Agreement of codetune's batch syntax checkers with the real toolchain run one process per file.
 
 Builds a corpus of real code (Python stdlib, JDK src.zip, npm lodash/async/validator, C examples shipped in
-/usr/share/doc, HumanEval-X) plus mutated copies (see codetune.evaluation.syntax.agreement), checks it with
+/usr/share/doc, HumanEval-X) plus mutated copies (see benchmarks/syntax_agreement_lib.py), checks it with
 the batch checker and with one compiler process per file, and prints agreement per language and level.
 
     .venv/bin/python benchmarks/syntax_agreement.py                 # ~300 py, 160 java, 200 js, 120 c, 40 cpp
@@ -16,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from codetune.evaluation.syntax.agreement import build_corpus, compare, dump_items, levels_for
+from syntax_agreement_lib import build_corpus, compare, dump_items, levels_for
 
 SIZES = {"python": 300, "java": 160, "javascript": 200, "c": 120, "cpp": 40}
 

@@ -1,14 +1,15 @@
 """Syntax-check throughput per language and level: the batch checker vs one process per snippet.
 
-Snippets are real code and mutated copies (codetune.evaluation.syntax.agreement.build_corpus), cycled to
+Snippets are real code and mutated copies (benchmarks/syntax_agreement_lib.py.build_corpus), cycled to
 the batch size. "batch" counts everything from opening the checker (helper start-up, JIT warm-up,
 canary) to the last result; "steady" times a second pass through the same open checker. "per-snippet"
 runs a fresh toolchain process for each of a small sample (python -c ast.parse / py_compile,
 javac, node --check, gcc -fsyntax-only), one at a time, as a naive checker would.
 
 C is measured twice: on the whole corpus, and without the snippets that include SIMD intrinsics headers
-(`<immintrin.h>` and friends, from numpy's CPU-feature checks): gcc spends ~400 ms parsing those headers
-alone, so a handful of them set the average; generated code does not include them.
+(`<immintrin.h>` and friends, from numpy's CPU-feature checks): gcc spends far longer parsing those
+headers than the rest of a snippet, so a handful of them set the average; generated code does not include
+them.
 
     .venv/bin/python benchmarks/syntax_bench.py [--lang java ...] [--scale 0.5]
 """
@@ -20,7 +21,7 @@ import os
 import time
 
 from codetune.evaluation.syntax import open_checker
-from codetune.evaluation.syntax.agreement import build_corpus, reference_check
+from syntax_agreement_lib import build_corpus, reference_check
 
 # (batch size, per-snippet sample size) per language
 SIZES = {"python": (10000, 40), "java": (800, 8), "javascript": (10000, 40), "c": (200, 30), "cpp": (24, 6)}

@@ -3,11 +3,32 @@ per file, on real code and mutated copies (the full set: benchmarks/syntax_agree
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
-from codetune.evaluation.syntax.agreement import build_corpus, compare, java_src_zip, levels_for, mutate
+
+def _load_agreement_lib():
+    # A harness of benchmarks/, not part of the package: loaded from its file, as the scripts there do.
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "syntax_agreement_lib.py"
+    spec = importlib.util.spec_from_file_location("syntax_agreement_lib", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up by name
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_lib = _load_agreement_lib()
+build_corpus, compare, java_src_zip, levels_for, mutate = (
+    _lib.build_corpus,
+    _lib.compare,
+    _lib.java_src_zip,
+    _lib.levels_for,
+    _lib.mutate,
+)
 
 SAMPLE = {"python": 40, "java": 12, "javascript": 30, "c": 16}
 

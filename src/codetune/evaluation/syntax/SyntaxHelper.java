@@ -6,7 +6,7 @@
 //   STATUS: valid | invalid | error    LINE: 1-based line in the snippet, or 0    FORM: whole | member
 //
 // One JVM serves thousands of snippets: the compiler, the file manager and the JDK's symbol tables stay
-// loaded, which is what makes this ~100x faster than one javac per snippet.
+// loaded, which is what makes this much faster than one javac per snippet (see benchmarks/RESULTS.md).
 import com.sun.source.tree.ClassTree;
 import com.sun.source.tree.CompilationUnitTree;
 import com.sun.source.tree.Tree;
@@ -52,7 +52,7 @@ public final class SyntaxHelper {
     static JavaCompiler compiler;
     static StandardJavaFileManager fileManager;
     // javac's own pool of reusable compiler contexts (what JShell uses): the symbol tables of the JDK's
-    // classes survive from one snippet to the next instead of being rebuilt, several times faster.
+    // classes survive from one snippet to the next instead of being rebuilt for each one.
     // The classes a snippet declares are dropped from the context after each task.
     static JavacTaskPool pool;
 

@@ -1,14 +1,14 @@
 """C and C++: the compile level runs `gcc`/`g++ -fsyntax-only`; the parse level uses tree-sitter.
 
 Levels:
-    parse    tree-sitter's C / C++ grammar (in process, tens of thousands of snippets/s). A grammar, not
+    parse    tree-sitter's C / C++ grammar (in process, no compiler start-up per snippet). A grammar, not
              a preprocessor: it does not expand macros, so code that only parses after expansion
              (`FOREACH(x) { ... }`) can be flagged; use the compile level for the compiler's verdict.
     compile  the compiler's front end with `-fsyntax-only` (preprocessor, parser, name lookup, types),
              one process per snippet with up to `os.cpu_count()` at once: gcc has no long-lived mode.
              Batching does not pay: snippets in one file would see each other, and one driver over a
-             chunk of files (separate translation units) measured ~20% *slower* here than one
-             `gcc` per snippet on each core. C also gets
+             chunk of files (separate translation units) was slower, not faster, than one `gcc` per
+             snippet on each core when measured (benchmarks/syntax_bench.py). C also gets
              `-Werror=` for the diagnostics gcc 14 already makes errors by default (implicit function
              declarations, implicit int, int/pointer conversions), so an undeclared function or
              `int x = "s";` is `invalid` whatever the gcc version.

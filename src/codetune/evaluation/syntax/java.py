@@ -10,8 +10,8 @@ Levels:
 Units (`unit=`):
     whole   the snippet is a compilation unit (imports, classes).
     member  the snippet is a class member (a method with its Javadoc, a field): it is checked as
-            `class Main { <snippet>\\n}` (named after the constructor when the member is one), with the prefix on the snippet's first line so line numbers
-            are the snippet's own.
+            `class Main { <snippet>\\n}` (named after the constructor when the member is one), with the
+            prefix on the snippet's first line so line numbers are the snippet's own.
     auto    whole if the snippet parses as a compilation unit, else member if it parses as a member;
             if neither parses, the reading whose first error comes later in the snippet (ties: whole).
             The compile level then compiles the reading chosen by parsing.
@@ -90,7 +90,7 @@ def build_helper(javac: str) -> Path:
 class JavaChecker(Checker):
     language = "java"
     units = ("auto", "whole", "member")
-    timeout_s = 30.0  # per snippet; javac's first few checks in a cold JVM take ~1 s
+    timeout_s = 30.0  # per snippet; generous because javac's first checks in a cold JVM are slow
     canary: ClassVar[dict[str, tuple[str, str]]] = {
         "parse": ("class Main { int f() { return 1; } }", "class Main { int f() { return 1 } }"),
         # A type error passes parse and fails analysis: proves the compile level really attributes.
