@@ -17,8 +17,9 @@ REF = "    if a > b:\n        return a\n    return b\n"
 COMPLETIONS = [REF, "    pass\n", "    return (a +\n", "    return a if a > b else b\n"]
 
 
-def _score(tmp_path, completions, exec_statuses=None, n_boot=300):
-    cfg = RunConfig.model_validate({"eval": {"n_boot": n_boot}})
+def _score(tmp_path, completions, exec_statuses=None, n_boot=300, ci_level=0.95):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    cfg = RunConfig.model_validate({"eval": {"n_boot": n_boot, "ci_level": ci_level}})
     spec = RunSpec(run_id="r1", label="Rank 16", axes={}, config=cfg)
     test = [
         CodeSample(
@@ -116,3 +117,40 @@ def test_codebleu_survives_generated_code_that_once_crashed_its_dataflow():
     ref = "    try:\n        typ, dat = self._simple_command('CLOSE')\n    finally:\n        self.state = 'AUTH'\n    return typ, dat\n"
     (res,) = per_sample_codebleu([hyp], [ref], "python")  # indented bodies parse as ERROR trees
     assert 0 <= res.codebleu <= 1
+
+
+def test_records_carry_the_metric_statistics_and_metrics_the_interval_settings(tmp_path):
+    from codetune.evaluation.scoring import stats_of_records
+    from codetune.evaluation.uncertainty import bleu_item_stats
+
+    m, recs = _score(tmp_path, COMPLETIONS, n_boot=150)
+    assert (m["ci_level"], m["n_boot"]) == (0.95, 150)
+    expected, _ = bleu_item_stats(COMPLETIONS, [REF] * 4)
+    assert [r["bleu_stats"] for r in recs] == expected.astype(int).tolist()
+    assert all(len(r["codebleu_stats"]) == len(recs[0]["codebleu_stats"]) > 10 for r in recs)
+    # Read back from the records or recomputed from their text: the same numbers.
+    stored = stats_of_records(recs, "python")
+    bare = stats_of_records([{k: v for k, v in r.items() if not k.endswith("_stats")} for r in recs], "python")
+    assert (stored["bleu_stats"] == bare["bleu_stats"]).all()
+    assert (stored["codebleu_stats"] == bare["codebleu_stats"]).all()
+    assert stored["bleu"] == pytest.approx(bare["bleu"], abs=1e-12)
+    assert stored["codebleu"] == pytest.approx(bare["codebleu"], abs=1e-12)
+
+
+def test_ci_level_sets_the_run_intervals(tmp_path):
+    wide, _ = _score(tmp_path / "a", COMPLETIONS * 3)
+    narrow, _ = _score(tmp_path / "b", COMPLETIONS * 3, ci_level=0.9)
+    assert narrow["ci_level"] == 0.9
+    assert wide["BLEU_ci_low"] < narrow["BLEU_ci_low"] <= narrow["BLEU_ci_high"] < wide["BLEU_ci_high"]
+
+
+def test_evaluation_and_stats_import_nothing_from_reporting():
+    import re
+    from pathlib import Path
+
+    import codetune
+
+    root = Path(codetune.__file__).parent
+    for sub in ("evaluation", "stats"):
+        for path in (root / sub).rglob("*.py"):
+            assert not re.search(r"^\s*(from|import) codetune\.reporting", path.read_text(), re.M), path

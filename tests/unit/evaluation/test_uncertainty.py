@@ -82,3 +82,12 @@ def test_unpaired_bootstrap_of_identical_systems_is_not_significant():
 def test_ci_is_none_for_an_undefined_metric():
     stats = np.array([[1.0, 0.0], [0.0, 0.0]])
     assert bootstrap_ci_stats(stats, lambda row: None if row[1] == 0 else row[0] / row[1], n_boot=50) is None
+
+
+def test_sentence_bleu_from_stats_equals_sacrebleu_sentence_bleu():
+    from codetune.evaluation.uncertainty import sentence_bleu_from_stats
+
+    stats, sentence = bleu_item_stats(HYPS, REFS)
+    for row, s, h, r in zip(stats, sentence, HYPS, REFS):
+        assert sentence_bleu_from_stats(row) == pytest.approx(s, abs=1e-12)
+        assert sentence_bleu_from_stats(row) == pytest.approx(sacrebleu.sentence_bleu(h, [r]).score, abs=1e-9)

@@ -1,4 +1,4 @@
-"""codetune.stats (bootstrap, paired tests, power) checked against exact enumeration, scipy, and textbook values."""
+"""codetune.stats (bootstrap, paired tests, power) against exact enumeration, scipy and textbook values."""
 
 from __future__ import annotations
 
