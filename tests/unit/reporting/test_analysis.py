@@ -185,3 +185,18 @@ def test_results_csv_keeps_its_columns_and_adds_the_interval_settings(rank_dir):
         assert col in header, col
     assert {(r["ci_level"], r["n_boot"]) for r in rows} == {("0.95", "200")}
     assert "loss_curve" not in header
+
+
+def test_runs_that_recorded_different_levels_are_said_to(tmp_path, fabricate):
+    from codetune.reporting.results import write_results
+
+    exp = tmp_path / "mixed"
+    specs = [
+        fabricate.make_run(exp, "Rank 4", ["good"] * 4, {"lora": {"r": 4}}, ci_level=0.9),
+        fabricate.make_run(exp, "Rank 16", ["good"] * 4, {"lora": {"r": 16}}, ci_level=0.95),
+    ]
+    write_results(exp, specs)
+    e = load_experiment(exp)
+    assert e.levels == [Level(0.9, 200), Level(0.95, 200)] or e.levels == [Level(0.95, 200), Level(0.9, 200)]
+    md = _md(exp)
+    assert "The runs recorded different interval settings (" in md and f"use the first, {e.level.percent}" in md
