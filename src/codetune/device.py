@@ -62,12 +62,11 @@ def limit_onednn_cache() -> dict[str, str]:
     """Cap oneDNN's and ideep's primitive caches at 64 entries each unless the user set the variables.
 
     Training pieces have a new token count almost every step, and each new matmul shape adds a cached
-    primitive with its buffers (about 1 MB each for these shapes). Measured on SmolLM2-135M: with
-    oneDNN's cache alone capped, resident memory still grew by ~290 MB over the first 14 steps of 20
-    while live tensors stayed flat, all of it ideep's cache; with both capped the peak of a 20-step
-    run fell from 2.78-2.85 GB to 2.44-2.46 GB at the same speed (alternating runs, 2 workers). Capping
-    oneDNN's at 8 had halved the speed: a primitive is cheap to find again but dear to create. Both
-    are read once, at the first matmul of the process, so this must run before it; returns the values
+    primitive with its buffers. Capping only oneDNN's cache is not enough: ideep's then keeps growing
+    while live tensors stay flat. With both capped, a training run peaks lower at the same speed; a
+    much smaller cap (8) cost speed, as a primitive is cheap to find again but dear to
+    create (benchmarks/perf.py reports peak RSS and speed; see benchmarks/RESULTS.md). Both are read
+    once, at the first matmul of the process, so this must run before it; returns the values
     in force.
     """
     return {name: os.environ.setdefault(name, value) for name, value in CACHE_CAPS.items()}

@@ -4,12 +4,12 @@ end of the function (by the language's stop rule in `codetune.stopping`) or at `
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from codetune import stopping
 from codetune.config import GenerateConfig
-from codetune.kernels import bf16_decoding
 
 
 @dataclass
@@ -41,6 +41,54 @@ def _stop_criteria(tokenizer: Any, prompts: list[str], width: int, language: str
     return FunctionEnd()
 
 
+@contextmanager
+def bf16_decoding(model: Any, enabled: bool = True) -> Iterator[bool]:
+    """While inside (generation under bf16 autocast), cast once what autocast would cast every token.
+
+    * The LM head: a tied head's weight is the fp32 embedding matrix, which autocast re-casts to bf16 at
+      every decoding step (49152 x 576 for SmolLM2: a large share of a step on CPU; generation speed is
+      in benchmarks/RESULTS.md). Inside, the head uses a bf16
+      copy made once; the logits are bitwise the same.
+    * Rotary tables: their fp32 cos/sin promote bf16 keys back to fp32, so the KV cache is stored in
+      fp32 and cast to bf16 again over its whole length at every step. Inside, cos/sin are bf16 under
+      autocast, as in a model run natively in bf16, and the cache stays bf16.
+    Yields whether it changed anything; everything is restored on exit.
+    """
+    import torch
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings() if enabled else None
+    if head is None or not isinstance(head, torch.nn.Linear) or head.bias is not None:
+        yield False
+        return
+
+    class _Bf16Head(torch.nn.Module):
+        def __init__(self, weight: Any) -> None:
+            super().__init__()
+            self.weight = weight.detach().to(torch.bfloat16)  # (vocab, hidden)
+
+        def forward(self, x: Any) -> Any:
+            if not torch.is_autocast_enabled(x.device.type):
+                return torch.nn.functional.linear(x, head.weight)
+            return torch.nn.functional.linear(x.to(torch.bfloat16), self.weight)
+
+    def rope_bf16(module: Any, args: Any, out: Any) -> Any:
+        if isinstance(out, tuple) and torch.is_autocast_enabled(out[0].device.type):
+            return tuple(t.to(torch.bfloat16) for t in out)
+        return None
+
+    hooks = [
+        m.register_forward_hook(rope_bf16) for m in base.modules() if type(m).__name__.endswith("RotaryEmbedding")
+    ]
+    base.set_output_embeddings(_Bf16Head(head.weight))
+    try:
+        yield True
+    finally:
+        base.set_output_embeddings(head)
+        for h in hooks:
+            h.remove()
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -59,78 +107,103 @@ def generate(
     Prompts are sorted by token length (longest first) so each batch pads little; `skip` holds prompt
     indices already generated. Greedy when cfg.n_samples == 1, else temperature / top-p sampling.
     """
-    import torch
     from tqdm.auto import tqdm
 
-    skip = skip or set()
-    # Tokenizers merge a newline with the next line's indentation ("\n   " is one token), so a prompt
-    # ending in "\n" would start generation mid-token, unlike anything seen in training. Generate from
-    # the prompt without its final newline and drop that newline from the completion again.
-    trimmed = [p.endswith("\n") for p in prompts]
-    prompts = [p[:-1] if t else p for p, t in zip(prompts, trimmed)]
-    todo = [i for i in range(len(prompts)) if i not in skip]
-    lengths = {i: n for i, n in zip(todo, (len(x) for x in tokenizer([prompts[i] for i in todo])["input_ids"]))}
-    todo.sort(key=lambda i: -lengths[i])
+    prompts, trimmed = _trim_newlines(prompts)
+    todo = _longest_first(tokenizer, prompts, skip or set())
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    sampling = cfg.n_samples > 1
     bar = tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if progress else True, leave=False)
     try:
         with bf16_decoding(model, enabled=precision == "bf16" and cfg.cast_once):
             for start in range(0, len(todo), cfg.batch_size):
                 idx = todo[start : start + cfg.batch_size]
                 batch_prompts = [prompts[i] for i in idx]
-                enc = tokenizer(batch_prompts, return_tensors="pt", padding=True).to(device)
-                width = enc["input_ids"].shape[1]
-                # Seed per batch from the first prompt index: results do not depend on what was skipped.
-                torch.manual_seed(seed * 1_000_003 + idx[0])
-                crit = _stop_criteria(tokenizer, batch_prompts, width, language, cfg.n_samples)
-                with (
-                    torch.no_grad(),
-                    torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"),
-                ):
-                    out = model.generate(
-                        **enc,
-                        max_new_tokens=cfg.max_new_tokens,
-                        do_sample=sampling,
-                        temperature=cfg.temperature if sampling else None,
-                        top_p=cfg.top_p if sampling else None,
-                        top_k=None,
-                        num_return_sequences=cfg.n_samples,
-                        stopping_criteria=[crit],
-                        pad_token_id=tokenizer.pad_token_id,
-                        eos_token_id=tokenizer.eos_token_id,
-                    )
-                new = out[:, width:]
+                new = _decode_batch(
+                    model, tokenizer, batch_prompts, language, cfg, device, precision, seed, idx[0]
+                )
                 results = []
                 for row in range(new.shape[0]):
                     p = row // cfg.n_samples
-                    ids = new[row].tolist()
-                    n_new = len(ids)
-                    hit_eos = tokenizer.eos_token_id in ids
-                    if hit_eos:
-                        n_new = ids.index(tokenizer.eos_token_id) + 1
-                    elif tokenizer.pad_token_id in ids and tokenizer.pad_token_id != tokenizer.eos_token_id:
-                        n_new = ids.index(tokenizer.pad_token_id)
-                    raw = tokenizer.decode(ids[:n_new], skip_special_tokens=True)
-                    cut = stopping.truncate(language, batch_prompts[p], raw)
-                    ended = cut != raw or stopping.is_complete(language, batch_prompts[p], raw)
-                    stop = "function_end" if ended else ("eos" if hit_eos else "max_new_tokens")
-                    if trimmed[idx[p]]:
-                        cut = cut.removeprefix("\n")
-                        raw = raw.removeprefix("\n")
-                    results.append(
-                        Generation(
-                            index=idx[p],
-                            sample=row % cfg.n_samples,
-                            completion=cut,
-                            raw=raw,
-                            n_new_tokens=n_new,
-                            stop=stop,
-                        )
-                    )
+                    gen = _finish(tokenizer, new[row].tolist(), language, batch_prompts[p], trimmed[idx[p]])
+                    results.append(Generation(index=idx[p], sample=row % cfg.n_samples, **gen))
                 bar.update(len(idx))
                 yield results
     finally:
         tokenizer.padding_side = old_side
         bar.close()
+
+
+def _trim_newlines(prompts: list[str]) -> tuple[list[str], list[bool]]:
+    """The prompts without a final newline, and which had one.
+
+    Tokenizers merge a newline with the next line's indentation ("\\n   " is one token), so a prompt
+    ending in "\\n" would start generation mid-token, unlike anything seen in training. Generation runs
+    from the prompt without its final newline, and `_finish` drops that newline from the completion.
+    """
+    trimmed = [p.endswith("\n") for p in prompts]
+    return [p[:-1] if t else p for p, t in zip(prompts, trimmed)], trimmed
+
+
+def _longest_first(tokenizer: Any, prompts: list[str], skip: set[int]) -> list[int]:
+    """Indices of the prompts still to generate, by token length, longest first (batches pad little)."""
+    todo = [i for i in range(len(prompts)) if i not in skip]
+    lengths = {i: n for i, n in zip(todo, (len(x) for x in tokenizer([prompts[i] for i in todo])["input_ids"]))}
+    todo.sort(key=lambda i: -lengths[i])
+    return todo
+
+
+def _decode_batch(
+    model: Any,
+    tokenizer: Any,
+    batch_prompts: list[str],
+    language: str,
+    cfg: GenerateConfig,
+    device: str,
+    precision: str,
+    seed: int,
+    first: int,
+) -> Any:
+    """The new tokens of one left-padded batch, (prompts x n_samples, new), stopping per row at the end
+    of the function; seeded from the batch's first prompt index `first`."""
+    import torch
+
+    enc = tokenizer(batch_prompts, return_tensors="pt", padding=True).to(device)
+    width = enc["input_ids"].shape[1]
+    # Seed per batch from the first prompt index: results do not depend on what was skipped.
+    torch.manual_seed(seed * 1_000_003 + first)
+    crit = _stop_criteria(tokenizer, batch_prompts, width, language, cfg.n_samples)
+    sampling = cfg.n_samples > 1
+    with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        out = model.generate(
+            **enc,
+            max_new_tokens=cfg.max_new_tokens,
+            do_sample=sampling,
+            temperature=cfg.temperature if sampling else None,
+            top_p=cfg.top_p if sampling else None,
+            top_k=None,
+            num_return_sequences=cfg.n_samples,
+            stopping_criteria=[crit],
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    return out[:, width:]
+
+
+def _finish(tokenizer: Any, ids: list[int], language: str, prompt: str, trimmed: bool) -> dict[str, Any]:
+    """One row's Generation fields: decoded up to EOS (or padding), cut at the end of the function, and
+    why it stopped."""
+    n_new = len(ids)
+    hit_eos = tokenizer.eos_token_id in ids
+    if hit_eos:
+        n_new = ids.index(tokenizer.eos_token_id) + 1
+    elif tokenizer.pad_token_id in ids and tokenizer.pad_token_id != tokenizer.eos_token_id:
+        n_new = ids.index(tokenizer.pad_token_id)
+    raw = tokenizer.decode(ids[:n_new], skip_special_tokens=True)
+    cut = stopping.truncate(language, prompt, raw)
+    ended = cut != raw or stopping.is_complete(language, prompt, raw)
+    stop = "function_end" if ended else ("eos" if hit_eos else "max_new_tokens")
+    if trimmed:
+        cut = cut.removeprefix("\n")
+        raw = raw.removeprefix("\n")
+    return {"completion": cut, "raw": raw, "n_new_tokens": n_new, "stop": stop}

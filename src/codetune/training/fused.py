@@ -31,7 +31,7 @@ from typing import Any
 import torch  # this module is imported only where a model is trained
 import torch.nn.functional as F
 
-from codetune.kernels import _LEVELS, dropout_threshold, effective_p
+from codetune.training.kernels import _LEVELS, dropout_threshold, effective_p
 
 _ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -124,9 +124,9 @@ def _rms_norm(h: Any, weight: Any, eps: float, out_dtype: Any) -> Any:
 
     The same values as transformers' LlamaRMSNorm (up to float rounding), in fewer passes over memory:
     the sum of squares is one reduction, the cast is folded into the last product, and the backward
-    runs 5 passes where autograd's backward of the composite ran ~10. Measured forward+backward on a
-    700 x 576 input: 1.86 ms for F.rms_norm + cast, 1.07 ms for the first version of this Function
-    (pow, mean, cast apart; 8 backward passes), 0.89 ms for this.
+    runs 5 passes where autograd's backward of the composite ran ~10. Faster forward+backward than
+    F.rms_norm + cast on CPU, measured when written (benchmarks/perf.py's train part measures the whole
+    step; see benchmarks/RESULTS.md).
     """
     if (
         torch.compiler.is_compiling()
@@ -196,15 +196,12 @@ def _split_rope(qkv: Any, cos: Any, sin: Any, n_heads: int, n_kv: int, out_dtype
     return _SplitRope.apply(qkv, cos.to(out_dtype), sin.to(out_dtype), n_heads, n_kv, out_dtype)
 
 
-# oneDNN's bf16 matmul on this CPU (2-core AMX, torch 2.13) slows down sharply once a product with a
-# narrow output (<= 640 columns, e.g. hidden = 576) has more than 512 rows, or more than 320 when the
-# inner dimension is >= 2048. GFLOP/s measured for (M x K) @ (K x N):
-#   M:                     192   256   320   384   512   640   768
-#   gate|up backward 3072x576  1639  1808  1754   995  1166  1168  1206
-#   down forward     1536x576  1732  1534  1582  2070  1998  1213  1242
-#   o                 576x576  1668  1927  2005  2018  2212  1346  1351
-#   gate|up forward  576x3072  1816  2044  2160  2316  2506  2531  2679   (wide output: no cliff)
-# So such products run in equal row blocks below the cliff (`_mm_rows`), on CPU only.
+# oneDNN's multi-threaded bf16 matmul on the 2-core AMX development CPU (torch 2.13) slows down sharply
+# once a product with a narrow output (<= 640 columns, e.g. hidden = 576) has more than 512 rows, or more
+# than 320 when the inner dimension is >= 2048; products with a wide output (gate|up forward) have no such
+# cliff. So narrow products run in equal row blocks below the cliff (`_mm_rows`), on CPU only. The limits
+# come from a GFLOP/s sweep over M when this was written; the step speed they give is in
+# benchmarks/RESULTS.md (benchmarks/perf.py).
 _NARROW_OUT = 640
 _MAX_ROWS, _MAX_ROWS_DEEP, _DEEP = 512, 320, 2048
 
@@ -213,7 +210,7 @@ def _block_rows(n_in: int, n_out: int, device: Any) -> int:
     """The largest row block for an (M x n_in) @ (n_in x n_out) product; 0 = no blocking.
 
     Only with more than one intra-op thread: on one thread (train.workers > 1) there is no cliff, and
-    throughput grows with M (1536 x 576 output: 813 GFLOP/s at M = 256, 946 at 512, 1,105 at 1,024).
+    throughput keeps growing with M, so blocking would only slow it down.
     """
     if device.type != "cpu" or n_out > _NARROW_OUT or torch.get_num_threads() < 2:
         return 0
@@ -297,9 +294,9 @@ def _keep_bits(words: Any, shape: Any, threshold: int) -> Any:
     `words` (which it consumes) by three int16 passes: with u the 15-bit lane, (threshold - 1 - u) >> 15
     is -1 exactly when u >= threshold.
 
-    Measured on this CPU for 3 x 1024 x 576 lanes: each int16 pass 0.13-0.18 ms against 0.38 ms for the
-    `>=` that makes a bool mask; `x & mask` on x's bits 0.15-0.2 ms against 0.94 ms for `x * bool_mask`
-    (the bool factor is first copied to x's dtype) and 2.8 ms for `torch.where`.
+    Why: on CPU each int16 pass is cheaper than the `>=` that makes a bool mask, and `x & mask` on x's
+    bits is several times cheaper than `x * bool_mask` (the bool factor is first copied to x's dtype) or
+    `torch.where` (measured when written; the step speed is in benchmarks/RESULTS.md).
     """
     lanes = words.view(torch.int16)  # all of them: the passes run on one contiguous buffer
     lanes.bitwise_and_(_LEVELS - 1)

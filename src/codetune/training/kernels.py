@@ -1,12 +1,13 @@
-"""CPU fast paths for LoRA training, each behind a `train.*` switch (defaults picked from benchmarks/perf.py).
+"""CPU fast paths for LoRA training, each behind a `train.*` switch (defaults picked with benchmarks/perf.py;
+its figures are in benchmarks/RESULTS.md).
 
-Measured on the 2-core AMX/AVX-512 machine (torch 2.13 CPU), SmolLM2-135M, pieces of ~384 tokens:
-
-* LoRA dropout: torch's CPU dropout draws one Mersenne-Twister float per element (~1.4 ms for a
-  384 x 576 input). `make_bits_dropout` draws one 64-bit word per four elements and keeps 15 bits of each
-  quarter: ~0.46 ms, the same Bernoulli mask up to p rounded to a multiple of 1/32768.
-* Attention: under bf16 autocast q, k, v reach SDPA as bf16, and the CPU flash kernel is ~2x slower in
-  bf16 than in fp32 for sequences of 64-384 tokens (fwd+bwd). `fp32_attention` runs SDPA in fp32.
+* LoRA dropout: torch's CPU dropout draws one Mersenne-Twister float per element. `make_bits_dropout`
+  draws one 64-bit word per four elements and keeps 15 bits of each quarter: several times faster, the
+  same Bernoulli mask up to p rounded to a multiple of 1/32768.
+* Attention: under bf16 autocast q, k, v reach SDPA as bf16, and the CPU flash kernel is slower in bf16
+  than in fp32 for training-length sequences (a few hundred tokens, fwd+bwd). `fp32_attention` runs SDPA
+  in fp32.
+* The LM head and loss on target tokens, a chunk at a time (`head_cross_entropy`).
 """
 
 from __future__ import annotations
@@ -140,54 +141,7 @@ def fp32_attention(model: Any, enabled: bool = True) -> Iterator[bool]:
         base.set_attn_implementation(current)
 
 
-@contextmanager
-def bf16_decoding(model: Any, enabled: bool = True) -> Iterator[bool]:
-    """While inside (generation under bf16 autocast), cast once what autocast would cast every token.
-
-    * The LM head: a tied head's weight is the fp32 embedding matrix, which autocast re-casts to bf16 at
-      every decoding step (49152 x 576 for SmolLM2: ~19 ms a step here). Inside, the head uses a bf16
-      copy made once; the logits are bitwise the same.
-    * Rotary tables: their fp32 cos/sin promote bf16 keys back to fp32, so the KV cache is stored in
-      fp32 and cast to bf16 again over its whole length at every step. Inside, cos/sin are bf16 under
-      autocast, as in a model run natively in bf16, and the cache stays bf16.
-    Yields whether it changed anything; everything is restored on exit.
-    """
-    import torch
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    head = base.get_output_embeddings() if enabled else None
-    if head is None or not isinstance(head, torch.nn.Linear) or head.bias is not None:
-        yield False
-        return
-
-    class _Bf16Head(torch.nn.Module):
-        def __init__(self, weight: Any) -> None:
-            super().__init__()
-            self.weight = weight.detach().to(torch.bfloat16)  # (vocab, hidden)
-
-        def forward(self, x: Any) -> Any:
-            if not torch.is_autocast_enabled(x.device.type):
-                return torch.nn.functional.linear(x, head.weight)
-            return torch.nn.functional.linear(x.to(torch.bfloat16), self.weight)
-
-    def rope_bf16(module: Any, args: Any, out: Any) -> Any:
-        if isinstance(out, tuple) and torch.is_autocast_enabled(out[0].device.type):
-            return tuple(t.to(torch.bfloat16) for t in out)
-        return None
-
-    hooks = [
-        m.register_forward_hook(rope_bf16) for m in base.modules() if type(m).__name__.endswith("RotaryEmbedding")
-    ]
-    base.set_output_embeddings(_Bf16Head(head.weight))
-    try:
-        yield True
-    finally:
-        base.set_output_embeddings(head)
-        for h in hooks:
-            h.remove()
-
-
-_SOFTMAX_ROWS = 16  # rows of fp32 softmax work at a time: 16 x 49152 x 4 B = 3 MB stays in a core's L2
+_SOFTMAX_ROWS = 16  # rows of fp32 softmax work at a time: 16 x 49152 x 4 B = 3 MiB stays in a core's L2
 
 
 def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int) -> Any:
@@ -200,8 +154,8 @@ def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int) -> Any
 
     The matmuls run on whole chunks (256 rows is where oneDNN is fastest for this shape), the softmax
     on `_SOFTMAX_ROWS` rows at a time so its fp32 temporaries stay in cache, writing softmax - onehot
-    back over the chunk's logits in the matmul dtype. Measured for 900 rows of SmolLM2's 49152-word
-    head on 2 cores: 198 ms forward+backward with the softmax over whole chunks, 166 ms like this.
+    back over the chunk's logits in the matmul dtype: faster than the softmax over whole chunks, whose
+    temporaries leave the cache (measured on SmolLM2's head when written; see benchmarks/RESULTS.md).
     """
     import torch
 

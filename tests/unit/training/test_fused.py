@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from codetune.config import LoraConfig, ModelConfig
-from codetune.fused import FusedLlama, unsupported
-from codetune.kernels import fp32_attention, use_bits_dropout
+from codetune.training.fused import FusedLlama, unsupported
+from codetune.training.kernels import fp32_attention, use_bits_dropout
 
 
 @pytest.fixture()
@@ -126,7 +126,7 @@ def test_unsupported_says_why(tiny_model_dir):
 @pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
 def test_rms_norm_backward_matches_autograd(out_dtype):
     """The hand-written RMSNorm gives F.rms_norm's values and autograd's gradients (input, weight); dy is left alone."""
-    from codetune.fused import _rms_norm
+    from codetune.training.fused import _rms_norm
 
     torch.manual_seed(0)
     x = torch.randn(2, 5, 16, requires_grad=True)
@@ -148,7 +148,7 @@ def test_rms_norm_backward_matches_autograd(out_dtype):
 @pytest.mark.parametrize("in_dtype", [torch.float32, torch.bfloat16])
 def test_split_rope_matches_the_composite(in_dtype):
     """_split_rope = cast, slice, rotary (`_rope`): same q, k, v and the same gradient into qkv."""
-    from codetune.fused import _rope, _split_rope
+    from codetune.training.fused import _rope, _split_rope
 
     torch.manual_seed(0)
     n_heads, n_kv, head_dim, seq = 4, 2, 8, 6
@@ -175,7 +175,7 @@ def test_split_rope_matches_the_composite(in_dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_swiglu_matches_the_composite(dtype):
     """_swiglu = silu(gate) * up: same values, same gradient into gate|up."""
-    from codetune.fused import _swiglu
+    from codetune.training.fused import _swiglu
 
     torch.manual_seed(0)
     gu = torch.randn(3, 5, 2 * 12).to(dtype).requires_grad_()
@@ -192,7 +192,7 @@ def test_swiglu_matches_the_composite(dtype):
 
 def test_row_blocked_frozen_linear_equals_the_matmul():
     """_frozen runs narrow-output products in row blocks on CPU: same values and input gradient as x @ w.T."""
-    from codetune.fused import _block_rows, _frozen, _mm_rows
+    from codetune.training.fused import _block_rows, _frozen, _mm_rows
 
     cpu = torch.device("cpu")
     assert _block_rows(3072, 576, cpu) == 320 and _block_rows(576, 576, cpu) == 512
@@ -212,8 +212,8 @@ def test_row_blocked_frozen_linear_equals_the_matmul():
 
 def test_keep_bits_is_the_keep_mask_as_bits():
     """_keep_bits gives -1 exactly where _keep keeps and 0 where it drops, also when the words are padded."""
-    from codetune.fused import _keep, _keep_bits, _words
-    from codetune.kernels import dropout_threshold
+    from codetune.training.fused import _keep, _keep_bits, _words
+    from codetune.training.kernels import dropout_threshold
 
     torch.manual_seed(0)
     threshold = dropout_threshold(0.3)
@@ -230,8 +230,8 @@ def test_keep_bits_is_the_keep_mask_as_bits():
 @pytest.mark.parametrize("k", [1, 3])
 def test_dropped_lora_a_matches_the_composite(dtype, k):
     """_lora_a with masks = (x * keep) @ a^T: same values, same gradient for a, input gradient up to rounding."""
-    from codetune.fused import _keep, _lora_a, _words
-    from codetune.kernels import dropout_threshold
+    from codetune.training.fused import _keep, _lora_a, _words
+    from codetune.training.kernels import dropout_threshold
 
     torch.manual_seed(0)
     threshold = dropout_threshold(0.25)
@@ -257,8 +257,8 @@ def test_dropped_lora_a_matches_the_composite(dtype, k):
 
 def test_dropped_lora_a_keeps_one_byte_per_mask_element():
     """What _lora_a keeps for the backward: x, the k masks as int8 (not int16 or bool-as-x's-dtype) and a."""
-    from codetune.fused import _lora_a, _words
-    from codetune.kernels import dropout_threshold
+    from codetune.training.fused import _lora_a, _words
+    from codetune.training.kernels import dropout_threshold
 
     x = torch.randn(40, 24).to(torch.bfloat16).requires_grad_()
     a = torch.randn(3, 4, 24).to(torch.bfloat16).requires_grad_()

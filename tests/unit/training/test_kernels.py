@@ -5,7 +5,7 @@ import torch
 
 from codetune.config import LoraConfig, ModelConfig
 from codetune.data.records import CodeSample, sample_id
-from codetune.kernels import (
+from codetune.training.kernels import (
     bits_mask,
     effective_p,
     fp32_attention,
@@ -90,7 +90,8 @@ def test_lora_dropouts_swap_both_ways(tiny):
 
 
 def test_fp32_attention_switches_sdpa_models_and_restores(tiny):
-    from codetune.train import collate, encode, target_loss
+    from codetune.training.forward import target_loss
+    from codetune.training.plan import collate, encode
 
     model = tiny.model
     assert model.config._attn_implementation == "sdpa"
@@ -107,7 +108,8 @@ def test_fp32_attention_switches_sdpa_models_and_restores(tiny):
 
 
 def test_right_padded_batches_need_no_attention_mask(tiny):
-    from codetune.train import collate, encode, target_loss
+    from codetune.training.forward import target_loss
+    from codetune.training.plan import collate, encode
 
     samples = _samples(6)
     samples[0] = dataclasses.replace(samples[0], target=samples[0].target * 5)
@@ -119,26 +121,6 @@ def test_right_padded_batches_need_no_attention_mask(tiny):
     assert unmasked == pytest.approx(masked, rel=1e-5)
 
 
-def test_bf16_decoding_keeps_logits_and_stores_the_cache_in_bf16(tiny):
-    from codetune.kernels import bf16_decoding
-
-    model = tiny.model.eval()
-    head = model.get_output_embeddings()
-    ids = torch.tensor([[5, 9, 14, 3, 22, 7]])
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        plain = model(input_ids=ids, use_cache=True)
-        with bf16_decoding(model) as changed:
-            assert changed and model.get_output_embeddings() is not head
-            fast = model(input_ids=ids, use_cache=True)
-    assert model.get_output_embeddings() is head  # restored
-    assert plain.past_key_values.layers[0].keys.dtype == torch.float32  # rotary promoted the keys
-    assert fast.past_key_values.layers[0].keys.dtype == torch.bfloat16
-    assert torch.allclose(fast.logits.float(), plain.logits.float(), atol=0.05)
-    assert (fast.logits.argmax(-1) == plain.logits.argmax(-1)).float().mean() > 0.8
-    with bf16_decoding(model, enabled=False) as changed:
-        assert not changed
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize(("n", "chunk"), [(23, 5), (45, 40)])
 def test_head_cross_entropy_matches_cross_entropy(dtype, n, chunk):
@@ -146,7 +128,7 @@ def test_head_cross_entropy_matches_cross_entropy(dtype, n, chunk):
 
     5 does not divide 23; a chunk of 40 is cut into softmax blocks of 16, 16 and 8 rows, then 5 rows.
     """
-    from codetune.kernels import head_cross_entropy
+    from codetune.training.kernels import head_cross_entropy
 
     torch.manual_seed(0)
     hidden = torch.randn(n, 16, requires_grad=True)

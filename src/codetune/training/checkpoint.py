@@ -1,0 +1,66 @@
+"""Step checkpoints that resume bit for bit: adapter, optimizer, scheduler, torch's RNG and the counters of
+the TrainResult so far, in one file swapped in whole (`io.atomic_dir`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from codetune.io import atomic_dir
+
+STATE = "state.pt"
+# The TrainResult fields a resumed run carries on from (the rest are set again when it starts).
+RESUMED_FIELDS = ("losses", "train_time_s", "real_tokens", "target_tokens", "padded_tokens")
+
+
+class Checkpointer:
+    """Saves every `every` steps into `directory` (not after the last: the adapter follows) and loads it."""
+
+    def __init__(self, directory: Path | None, every: int, total_steps: int) -> None:
+        self.directory = Path(directory) if directory else None
+        self.every = every
+        self.total_steps = total_steps
+
+    def exists(self) -> bool:
+        return self.directory is not None and (self.directory / STATE).is_file()
+
+    def due(self, done: int) -> bool:
+        """Whether to save after `done` steps."""
+        return bool(self.directory and self.every and done % self.every == 0 and done < self.total_steps)
+
+    def save(self, model: Any, opt: Any, sched: Any, step: int, result: Any) -> None:
+        """Write the state after `step` steps; a kill during the write leaves the previous one."""
+        import torch
+        from peft import get_peft_model_state_dict
+
+        assert self.directory is not None
+        with atomic_dir(self.directory) as tmp:
+            torch.save(
+                {
+                    "adapter": get_peft_model_state_dict(model),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "step": step,
+                    "torch_rng": torch.get_rng_state(),
+                    "state": {k: getattr(result, k) for k in RESUMED_FIELDS},
+                },
+                tmp / STATE,
+            )
+
+    def resume(self, model: Any, opt: Any, sched: Any, result: Any) -> int:
+        """Load the saved state into model, optimizer, scheduler, RNG and `result`; the step to start at
+        (0 when there is no checkpoint)."""
+        if not self.exists():
+            return 0
+        import torch
+        from peft import set_peft_model_state_dict
+
+        blob = torch.load(self.directory / STATE, weights_only=False)
+        set_peft_model_state_dict(model, blob["adapter"])
+        opt.load_state_dict(blob["optimizer"])
+        sched.load_state_dict(blob["scheduler"])
+        torch.set_rng_state(blob["torch_rng"])
+        for k in RESUMED_FIELDS:
+            setattr(result, k, blob["state"][k])
+        result.resumed_from_step = int(blob["step"])
+        return result.resumed_from_step
