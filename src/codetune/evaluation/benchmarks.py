@@ -22,7 +22,7 @@ from codetune.io import iter_jsonl
 HUB_DATASET = "THUDM/humaneval-x"
 LANGUAGES = languages.names(execution=True, humaneval_x=True)
 # HumanEval-X files of languages codetune does not run: named in errors, never loaded as tasks.
-_UNSUPPORTED_PREFIXES = ("go", "rust")
+_UNSUPPORTED_PREFIXES = ("go",)
 
 
 @dataclass(frozen=True)
