@@ -9,7 +9,7 @@ another's, and each child's ru_maxrss is its own):
 * seed      the study's approach, written here: HF Trainer, every example padded to 512 tokens, fp32,
             batch 8 x accumulation 4, loss on all non-padding tokens; then generation one sample at a
             time, greedy, `max_new_tokens`, no stop rule but EOS.
-* train     codetune: `codetune.train.train` (length-grouped batches, precision auto), then
+* train     codetune: `codetune.training.train` (length-grouped batches, precision auto), then
             `codetune.generate.generate` (batched, stops at the end of the function) and evaluation
             (`check_snippets` + `corpus_bleu`) on the generations.
 * generate  (reported from the `train` child: it generates with the model it trained)
@@ -19,7 +19,9 @@ another's, and each child's ru_maxrss is its own):
 
 Real tokens are non-padding tokens (attention-mask sum) of the batches a pipeline processed, over the
 wall time of its training call (first, warm-up step included for both pipelines). Targets are printed as
-PASS/MISS, never asserted.
+PASS/MISS, never asserted. The printed report also replaces the `perf` section of benchmarks/RESULTS.md
+(`results_md.record`), stamped with the date, the machine and the command; `--results-md` writes it
+elsewhere, `--no-results-md` not at all.
 
     .venv/bin/python benchmarks/perf.py                       # full: ~10-15 min on a quiet 2-core machine
     .venv/bin/python benchmarks/perf.py --n-train 32 --steps 4 --seed-steps 1 --gen-samples 8 \\
@@ -62,7 +64,7 @@ def _setup(opts: dict) -> Any:
     from codetune.data.corpus import load_corpus, make_splits
     from codetune.device import set_threads
     from codetune.models import load_base
-    from codetune.train import count_tokens
+    from codetune.training import count_tokens
 
     set_threads(opts["threads"])
     loaded = load_base(ModelConfig(name=opts["model"]))
@@ -205,7 +207,7 @@ def part_codetune(opts: dict, precision: str = "auto") -> dict:
     from codetune.evaluation.syntax import check_snippets
     from codetune.generate import generate
     from codetune.models import cast_frozen_linears
-    from codetune.train import train
+    from codetune.training import train
 
     loaded, train_set, test_set = _setup(opts)
     tok = loaded.tokenizer
@@ -418,7 +420,7 @@ def _ok(cond: bool | None) -> str:
 def quality_summary(fp32: dict, bf16: dict) -> dict:
     """fp32 vs bf16 with the same seed: loss gap per step, paired bootstrap of BLEU and syntax differences."""
     from codetune.evaluation.metrics import corpus_bleu
-    from codetune.reporting.stats import paired_bootstrap
+    from codetune.stats.paired import paired_bootstrap
 
     la, lb = fp32["losses"], bf16["losses"]
     n = min(len(la), len(lb))
@@ -594,6 +596,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-reps", type=int, default=5, help="matmul probe repetitions (best counts)")
     p.add_argument("--seed", type=int, default=0, help="seed of LoRA init, batch order and dropout")
     p.add_argument("--json", metavar="OUT", help="also write every figure as JSON to OUT")
+    p.add_argument(
+        "--results-md",
+        metavar="PATH",
+        default=None,
+        help="the Markdown file whose `perf` section gets the report (default: benchmarks/RESULTS.md)",
+    )
+    p.add_argument("--no-results-md", action="store_true", help="print the report only; write no RESULTS.md")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     p.add_argument("--_opts", help=argparse.SUPPRESS)
     p.add_argument("--_out", help=argparse.SUPPRESS)
@@ -635,12 +644,28 @@ def main(argv: list[str] | None = None) -> int:
     opts = options(args)
     t0 = time.perf_counter()
     results = collect(opts, parts, log=lambda m: print(m, file=sys.stderr, flush=True))
-    report(results)
+    lines: list[str] = []
+    report(results, print_=lines.append)
     results["total_wall_s"] = time.perf_counter() - t0
-    print(f"total wall time {results['total_wall_s']:.0f}s")
+    lines.append(f"total wall time {results['total_wall_s']:.0f}s")
+    print("\n".join(lines))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    if not args.no_results_md:
+        path = record_results(lines, argv if argv is not None else sys.argv[1:], args.results_md)
+        print(f"figures written to {path}")
     return 0
+
+
+def record_results(lines: list[str], argv: list[str], path: str | None = None) -> Path:
+    """The printed report as the `perf` section of RESULTS.md (benchmarks/results_md.py), as printed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_md", Path(__file__).with_name("results_md.py"))
+    results_md = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results_md)  # type: ignore[union-attr]
+    body = "```text\n" + "\n".join(lines) + "\n```"
+    return results_md.record("perf", body, argv=["benchmarks/perf.py", *argv], path=Path(path) if path else None)
 
 
 if __name__ == "__main__":

@@ -102,11 +102,22 @@ def test_main_runs_a_part_in_a_child_and_writes_json(perf, tiny_model_dir, sourc
         "64",
         "--json",
         str(out),
+        "--results-md",
+        str(tmp_path / "RESULTS.md"),
     ]
     assert perf.main(argv) == 0
     data = json.loads(out.read_text())
     assert data["probe"]["process_peak_rss_mb"] > 0
-    assert "[n/a ] training >= 10x seed-style" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "[n/a ] training >= 10x seed-style" in printed
+    # the printed report, as printed, is the `perf` section of RESULTS.md, stamped with the command
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert md.startswith("# Measured figures") and "## perf\n" in md and "--parts probe" in md
+    assert "[n/a ] training >= 10x seed-style" in md and "matmul probe" in md
+    (tmp_path / "RESULTS.md").write_text(md + "\n## other\n\nkept\n")
+    assert perf.main(argv) == 0
+    again = (tmp_path / "RESULTS.md").read_text()
+    assert again.count("## perf\n") == 1 and "## other" in again  # the section replaced, others kept
 
 
 def test_unknown_part_is_an_error(perf, capsys):
