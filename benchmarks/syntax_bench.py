@@ -20,8 +20,9 @@ import argparse
 import os
 import time
 
-from codetune.evaluation.syntax import open_checker
 from syntax_agreement_lib import build_corpus, reference_check
+
+from codetune.evaluation.syntax import open_checker
 
 # (batch size, per-snippet sample size) per language
 SIZES = {"python": (10000, 40), "java": (800, 8), "javascript": (10000, 40), "c": (200, 30), "cpp": (24, 6)}

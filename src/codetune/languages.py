@@ -274,9 +274,7 @@ LANGUAGES: tuple[Language, ...] = (
         codebleu=CodeBLEURules(_CPP_KEYWORDS, "codetune.evaluation._dataflow:_CppWalker", "c_family"),
         triviality=TrivialityRules(
             functions=_C_FUNCTIONS,
-            empty_values=(
-                r"0|0\.0[fF]?|NULL|nullptr|false|\"\"|'\\0'|\{\}|std::\w+(<[\w<>:,\s*]*>)?(\(\)|\{\})"
-            ),
+            empty_values=(r"0|0\.0[fF]?|NULL|nullptr|false|\"\"|'\\0'|\{\}|std::\w+(<[\w<>:,\s*]*>)?(\(\)|\{\})"),
             stub_wrapper=("void __stub() {\n", "\n}"),
         ),
         version_probe=("g++", "--version"),

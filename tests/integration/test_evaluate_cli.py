@@ -19,7 +19,8 @@ PY_RECORDS = [
         "prompt": f'def f{i}(x):\n    """x plus {i}."""\n',
         "declaration": f"def f{i}(x):\n",
         "canonical_solution": f"    return x + {i}\n",
-        "test": f"\n\ndef check(f{i}):\n    assert f{i}(1) == {1 + i}\n    assert f{i}(-{i}) == 0\n\ncheck(f{i})\n",
+        "test": f"\n\ndef check(f{i}):\n    assert f{i}(1) == {1 + i}\n    assert f{i}(-{i}) == 0\n"
+        f"\ncheck(f{i})\n",
     }
     for i in range(3)
 ]

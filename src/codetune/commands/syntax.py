@@ -44,7 +44,9 @@ def _read(path: str) -> list[tuple[object, str]]:
         try:
             rec = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{n}: not JSON ({exc.msg})", 'each line must be {"id": ..., "code": "..."}')
+            raise DataError(
+                f"{path}:{n}: not JSON ({exc.msg})", 'each line must be {"id": ..., "code": "..."}'
+            ) from None
         if not isinstance(rec, dict) or not isinstance(rec.get("code"), str):
             raise DataError(f"{path}:{n}: no string field `code`", 'each line must be {"id": ..., "code": "..."}')
         items.append((rec.get("id", n), rec["code"]))

@@ -25,7 +25,10 @@ JS_TASK = Task(
     language="javascript",
     entry_point="add",
     prompt="/* Sum of a and b. */\nconst add = (a, b) => {\n",
-    test="const testAdd = () => {\n  console.assert(add(2, 3) === 5)\n  console.assert(add(-1, 1) === 0)\n}\n\ntestAdd()\n",
+    test=(
+        "const testAdd = () => {\n  console.assert(add(2, 3) === 5)\n  console.assert(add(-1, 1) === 0)\n}\n"
+        "\ntestAdd()\n"
+    ),
     canonical_solution="  return a + b\n}\n",
 )
 JAVA_TASK = Task(

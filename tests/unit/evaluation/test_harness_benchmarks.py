@@ -25,8 +25,13 @@ ROWS = {
     },
     "java": {
         "task_id": "Java/3",
-        "prompt": "import java.util.*;\nclass Solution {\n    /** doc */\n    public boolean belowZero(List<Integer> operations) {\n",
-        "declaration": "import java.util.*;\nclass Solution {\n    public boolean belowZero(List<Integer> operations) {\n",
+        "prompt": (
+            "import java.util.*;\nclass Solution {\n    /** doc */\n"
+            "    public boolean belowZero(List<Integer> operations) {\n"
+        ),
+        "declaration": (
+            "import java.util.*;\nclass Solution {\n    public boolean belowZero(List<Integer> operations) {\n"
+        ),
         "canonical_solution": "        return false;\n    }\n}\n",
         "test": "public class Main {}\n",
     },

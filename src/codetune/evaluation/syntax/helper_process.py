@@ -71,7 +71,9 @@ class HelperProcess:
             out = self._lines.get(timeout=timeout)
         except queue.Empty:
             self.stop(kill=True)
-            raise HelperFailure(f"helper gave no answer within {timeout:g} s; it was killed and will restart")
+            raise HelperFailure(
+                f"helper gave no answer within {timeout:g} s; it was killed and will restart"
+            ) from None
         if out is None:
             code = self.proc.wait() if self.proc else None
             self.stop()
