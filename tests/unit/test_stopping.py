@@ -113,3 +113,10 @@ def test_python_rule_still_applies_and_unknown_language_raises():
     assert truncate("python", "def f():\n", "    return 1\nprint(2)\n") == "    return 1\n"
     with pytest.raises(ConfigError, match="no stop rule for language 'cobol'"):
         truncate("cobol", "", "")
+
+
+def test_aliases_take_their_languages_rule():
+    prompt = "int f() {\n"
+    body = '  auto s = R"x(})x";\n  return 1\'000;\n}'
+    assert truncate("c++", prompt, body + "\nrest") == truncate("cpp", prompt, body + "\nrest") == body
+    assert truncate("js", "function f() {\n", "  return /}/.test(x);\n}\nrest") == "  return /}/.test(x);\n}"

@@ -67,6 +67,8 @@ def test_directory_needs_lang_and_finds_the_file(tmp_path):
     with pytest.raises(BenchmarkError, match="--lang"):
         load_tasks(str(tmp_path))
     assert load_tasks(str(tmp_path), "javascript")[0].task_id == "JavaScript/3"
+    (task,) = load_tasks(str(tmp_path), "js")  # the alias on input; the canonical name on the task
+    assert task.language == "javascript"
     with pytest.raises(BenchmarkError, match="holds no"):
         load_tasks(str(tmp_path), "java")
 
