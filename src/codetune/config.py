@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from codetune import languages
 from codetune.errors import ConfigError
 
 
@@ -49,8 +50,8 @@ class ModelConfig(_Strict):
 
 class DataConfig(_Strict):
     language: str = Field(
-        "python",
-        description="language of the corpus: one with a corpus in codetune.languages (python, java, javascript)",
+        languages.DEFAULT_CORPUS,
+        description=f"language of the corpus: {', '.join(languages.names(corpus=True))} (codetune.languages)",
     )
     source: str | None = Field(
         None, description="source tree, file or archive to extract from; None uses the language's offline default"
@@ -70,8 +71,6 @@ class DataConfig(_Strict):
     @field_validator("language", mode="before")
     @classmethod
     def _known_language(cls, v: Any) -> Any:
-        from codetune import languages
-
         lang = languages.lookup(v) if isinstance(v, str) else None
         corpus = languages.names(corpus=True)
         if lang is None or lang.name not in corpus:

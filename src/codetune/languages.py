@@ -22,6 +22,7 @@ from typing import Any
 from codetune.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_CORPUS",
     "LANGUAGES",
     "CodeBLEURules",
     "Corpus",
@@ -282,6 +283,9 @@ LANGUAGES: tuple[Language, ...] = (
         humaneval_x=HumanEvalX("cpp", ("cpp",), "signature"),
     ),
 )
+
+# The corpus language a run config starts from.
+DEFAULT_CORPUS = LANGUAGES[0].name
 
 _BY_NAME: dict[str, Language] = {}
 for _lang in LANGUAGES:

@@ -97,6 +97,26 @@ def test_run_writes_results_and_skips_finished_runs(tmp_path, tiny_model_dir, so
     with (exp_dir / "results.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 2
 
+    # How a run executes is not part of its identity: a finished grid reruns nothing for it.
+    speed = ["train.workers=1", "train.compile=true", "threads=1", "train.micro_batch_tokens=64"]
+    assert main(["run", str(exp), *speed, "--out", str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().err.count("already finished, skipped") == 2
+    # ... and each row records the execution settings it ran with.
+    assert rows[0]["exec_train_micro_batch_tokens"] == "1536" and "exec_env_lru_cache_capacity" in rows[0]
+
+    # A run directory named by the id an earlier codetune computed is adopted, not retrained.
+    from codetune.config import expand_grid, load_experiment
+
+    spec = expand_grid(load_experiment(str(exp)))[0]
+    legacy = exp_dir / spec.dirname_for(spec.config.legacy_run_id())
+    (exp_dir / spec.dirname).rename(legacy)
+    assert main(["run", str(exp), "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "adopted" in err and err.count("already finished, skipped") == 2
+    assert not legacy.exists()
+    metrics = json.loads((exp_dir / spec.dirname / "metrics.json").read_text())
+    assert metrics["run_id"] == spec.run_id and metrics["legacy_run_id"] == spec.config.legacy_run_id()
+
 
 def test_dry_run_lists_runs_without_running(tmp_path, capsys):
     assert main(["run", "rank", "--dry-run", "--out", str(tmp_path)]) == 0

@@ -162,8 +162,10 @@ def codebleu_text(body: str, language: str) -> str:
     brace, so tree-sitter reads plain statements (an indented Python block or a stray `}` would be a
     parse error that corrupts the syntax and dataflow components). Same rule for hypothesis and reference.
     """
+    from codetune import languages
+
     text = body
-    if language != "python":
+    if languages.get(language).stop.kind == "braces":
         stripped = text.rstrip()
         if stripped.endswith("}"):
             text = stripped[:-1]
@@ -177,11 +179,12 @@ def metric_item_stats(hyps: list[str], refs: list[str], language: str, tokenize:
         dict: `bleu` (sentence BLEU), `bleu_stats` (array, see `uncertainty.BLEU_STAT_COLUMNS`), `codebleu`
         (sentence CodeBLEU, 0-100), `codebleu_stats` (array, or None for a language CodeBLEU does not support).
     """
-    from codetune.evaluation.codebleu import SUPPORTED_LANGUAGES, codebleu_item_stats
+    from codetune import languages
+    from codetune.evaluation.codebleu import codebleu_item_stats
 
     bleu_stats, bleu = bleu_item_stats(hyps, refs, tokenize)
     out: dict[str, Any] = {"bleu": bleu, "bleu_stats": bleu_stats}
-    if language in SUPPORTED_LANGUAGES and hyps:
+    if language in languages.names(codebleu=True) and hyps:
         cb_stats = codebleu_item_stats(
             [codebleu_text(h, language) for h in hyps], [codebleu_text(r, language) for r in refs], language
         )

@@ -1,17 +1,13 @@
 """Run an experiment grid: each run trains, generates, evaluates; every stage resumes.
 
-A run's directory holds, as stages finish: config.yaml -> train.jsonl/test.jsonl -> checkpoint/ (while
-training) -> adapter/ -> generations.partial.jsonl (while generating) -> generations.jsonl ->
-metrics.json. metrics.json is written last and atomically: a run with it is finished and is skipped.
-The base model is loaded once per experiment and reused: LoRA layers are removed after each run
-(`unload()` without merging), which restores the original modules with their weights untouched.
+A run's directory (`codetune.rundir.RunDir` owns its layout and the "finished" rule) fills stage by
+stage; a finished run is skipped. The base model is loaded once per experiment and reused: LoRA layers
+are removed after each run (`unload()` without merging), which restores the original modules with their
+weights untouched.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,16 +17,10 @@ from typing import Any
 from codetune import faults
 from codetune.config import ExperimentConfig, RunConfig, RunSpec, dump_yaml, expand_grid
 from codetune.data.records import CodeSample, read_jsonl
+from codetune.io import append_jsonl, atomic_write_text
+from codetune.rundir import RunDir
 
 Log = Callable[[str], None]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 @dataclass
@@ -39,6 +29,16 @@ class _Cache:
 
     models: dict[str, Any] = field(default_factory=dict)
     corpora: dict[tuple, list[CodeSample]] = field(default_factory=dict)
+
+
+@dataclass
+class _Setup:
+    """How one run executes, resolved once: device, precision, threads."""
+
+    device: str
+    precision: str
+    base_weights: str
+    threads: int
 
 
 class Runner:
@@ -52,11 +52,11 @@ class Runner:
         self.specs: list[RunSpec] = expand_grid(exp)
         self._cache = _Cache()
 
-    def run_dir(self, spec: RunSpec) -> Path:
-        return self.exp_dir / spec.dirname
+    def run_dir(self, spec: RunSpec) -> RunDir:
+        return RunDir(self.exp_dir / spec.dirname)
 
     def is_done(self, spec: RunSpec) -> bool:
-        return (self.run_dir(spec) / "metrics.json").is_file()
+        return self.run_dir(spec).is_finished()
 
     def run_all(self) -> list[dict]:
         from codetune.reporting.results import write_results
@@ -65,10 +65,11 @@ class Runner:
         atomic_write_text(self.exp_dir / "experiment.yaml", dump_yaml(self.exp))
         for i, spec in enumerate(self.specs, 1):
             head = f"[{i}/{len(self.specs)}] {spec.label} ({spec.run_id})"
+            self._adopt_legacy(spec)
             if self.is_done(spec):
                 self.log(f"{head}: already finished, skipped")
                 continue
-            self.log(f"{head}: running in {self.run_dir(spec)}")
+            self.log(f"{head}: running in {self.run_dir(spec).path}")
             metrics = self.run_one(spec)
             self.log(
                 f"{head}: BLEU {metrics['BLEU']:.2f}, syntax pass {_fmt(metrics['Syntax_Pass_Rate'])}%, "
@@ -80,154 +81,186 @@ class Runner:
         self._release_models()
         return rows
 
+    def _adopt_legacy(self, spec: RunSpec) -> None:
+        """Take over a run directory named by the id an earlier codetune gave this config.
+
+        Ids used to hash the execution fields too (workers, micro-batch budget, ...); the same config
+        now has another id. Its finished (or half-done) directory is renamed to the new name, so nothing
+        is retrained; its metrics.json keeps the old id as `legacy_run_id`.
+        """
+        legacy_id = spec.config.legacy_run_id()
+        if legacy_id == spec.run_id:
+            return
+        old = RunDir(self.exp_dir / spec.dirname_for(legacy_id))
+        new = self.run_dir(spec)
+        if not old.path.is_dir() or new.path.exists():
+            return
+        old.path.rename(new.path)
+        if new.is_finished():
+            metrics = new.read_metrics()
+            metrics.update(run_id=spec.run_id, legacy_run_id=legacy_id)
+            new.write_metrics(metrics)
+        self.log(f"  adopted {old.name} (the id before execution settings left the hash) as {new.name}")
+
     # ------------------------------------------------------------------------------------------ stages
 
-    def _base_model(self, cfg: RunConfig, device: str, base_weights: str) -> Any:
+    def _base_model(self, cfg: RunConfig, setup: _Setup) -> Any:
         from codetune.models import cast_frozen_linears, load_base
 
-        key = f"{cfg.model.name}@{cfg.model.revision}:{device}:{base_weights}"
+        key = f"{cfg.model.name}@{cfg.model.revision}:{setup.device}:{setup.base_weights}"
         if key not in self._cache.models:
             self._release_models()
             self.log(f"loading model {cfg.model.name}")
-            loaded = load_base(cfg.model, device=device)
-            cast_frozen_linears(loaded.model, base_weights)
+            loaded = load_base(cfg.model, device=setup.device)
+            cast_frozen_linears(loaded.model, setup.base_weights)
             self._cache.models[key] = loaded
         return self._cache.models[key]
 
     def _release_models(self) -> None:
         self._cache.models.clear()
 
-    def _splits(self, cfg: RunConfig, tokenizer: Any, run_dir: Path):
+    def _splits(self, cfg: RunConfig, tokenizer: Any, rd: RunDir) -> tuple[list[CodeSample], list[CodeSample]]:
         from codetune.data.corpus import load_corpus, make_splits, save_splits
-        from codetune.train import count_tokens
+        from codetune.training import count_tokens
 
-        if (run_dir / "train.jsonl").is_file() and (run_dir / "test.jsonl").is_file():
-            return list(read_jsonl(run_dir / "train.jsonl")), list(read_jsonl(run_dir / "test.jsonl")), None
+        if rd.has_splits():
+            return list(read_jsonl(rd.train_split)), list(read_jsonl(rd.test_split))
         key = (cfg.data.language, cfg.data.source)
         if key not in self._cache.corpora:
             self._cache.corpora[key] = load_corpus(cfg.data.language, cfg.data.source)
         splits, _ = make_splits(self._cache.corpora[key], cfg.data, lambda texts: count_tokens(tokenizer, texts))
-        save_splits(splits, run_dir)
-        atomic_write_text(run_dir / "data_counts.json", json.dumps(splits.counts, indent=1))
-        return splits.train, splits.test, splits.counts
+        save_splits(splits, rd.path)
+        rd.write_data_counts(splits.counts)
+        return splits.train, splits.test
+
+    @staticmethod
+    def _setup(cfg: RunConfig) -> _Setup:
+        from codetune.device import pick_device, resolve_base_weights, resolve_precision, set_threads
+
+        threads = set_threads(cfg.threads)
+        device = pick_device(cfg.device)
+        precision = resolve_precision(cfg.train.precision, device)
+        return _Setup(device, precision, resolve_base_weights(cfg.train.base_weights, precision), threads)
 
     def run_one(self, spec: RunSpec) -> dict:
         """Train, generate and evaluate one cell, resuming whatever stage it stopped in."""
         import warnings
 
-        import torch
-
-        from codetune.device import pick_device, resolve_base_weights, resolve_precision, set_threads
         from codetune.evaluation.scoring import score_run
-        from codetune.generate import generate
-        from codetune.models import apply_lora
-        from codetune.train import TrainResult, save_adapter, train
 
         # peft calls a transformers property deprecated in v5; the warning is theirs, not the user's.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         cfg = spec.config
-        run_dir = self.run_dir(spec)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
-        threads = set_threads(cfg.threads)
-        device = pick_device(cfg.device)
-        precision = resolve_precision(cfg.train.precision, device)
-        base_weights = resolve_base_weights(cfg.train.base_weights, precision)
-        loaded = self._base_model(cfg, device, base_weights)
-        tok = loaded.tokenizer
-        train_set, test_set, _ = self._splits(cfg, tok, run_dir)
-
-        adapter_dir = run_dir / "adapter"
-        torch.manual_seed(cfg.seed)  # LoRA init
-        if (adapter_dir / "train_result.json").is_file():
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(loaded.model, str(adapter_dir))
-            tres = TrainResult(**json.loads((adapter_dir / "train_result.json").read_text()))
-            self.log(f"  adapter found, training skipped ({tres.steps} steps)")
-        else:
-            model = apply_lora(loaded.model, cfg.lora)
-            tres = train(
-                model,
-                tok,
-                train_set,
-                cfg,
-                device=device,
-                precision=precision,
-                run_dir=run_dir,
-                progress=self.progress,
-            )
-            save_adapter(model, adapter_dir, tres)
-            shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
-            if tres.resumed_from_step:
-                self.log(f"  resumed training from the checkpoint at step {tres.resumed_from_step}")
-            self.log(
-                f"  trained {tres.steps} steps in {tres.train_time_s:.1f}s ({tres.tokens_per_s:.0f} real tok/s, "
-                f"{precision}, {tres.forward} forward)"
-            )
-            if tres.forward_note:
-                self.log(f"  (not the fused forward: {tres.forward_note})")
+        rd = self.run_dir(spec).create()
+        atomic_write_text(rd.config, dump_yaml(cfg))
+        setup = self._setup(cfg)
+        loaded = self._base_model(cfg, setup)
+        train_set, test_set = self._splits(cfg, loaded.tokenizer, rd)
+        model, tres = self._trained(loaded, cfg, train_set, rd, setup)
         try:
-            gens, gen_time = self._generate(model, tok, cfg, test_set, run_dir, device, precision, generate)
-            metrics = score_run(cfg, spec, test_set, gens, tres, run_dir)
+            gens, gen_time = self._generate(model, loaded.tokenizer, cfg, test_set, rd, setup)
+            metrics = score_run(cfg, spec, test_set, gens, tres, rd.path)
         finally:
             # Remove the LoRA layers (not merged) so the base model serves the next run unchanged.
             loaded.model = model.unload()
         metrics.update(
             gen_time_s=round(gen_time, 3),
-            threads=threads,
-            device=device,
-            precision=precision,
+            threads=setup.threads,
+            device=setup.device,
+            precision=setup.precision,
             model_kind=loaded.kind,
             model_params=loaded.n_params,
+            **_execution_record(cfg),
         )
-        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1))
+        rd.write_metrics(metrics)
         return metrics
 
+    def _trained(self, loaded: Any, cfg: RunConfig, train_set: list[CodeSample], rd: RunDir, setup: _Setup):
+        """The PEFT model with this run's adapter: loaded when training finished before, else trained."""
+        import torch
+
+        from codetune.models import apply_lora
+        from codetune.training import load_train_result, save_adapter, train
+
+        torch.manual_seed(cfg.seed)  # LoRA init
+        if rd.has_adapter():
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(loaded.model, str(rd.adapter))
+            tres = load_train_result(rd.adapter)
+            self.log(f"  adapter found, training skipped ({tres.steps} steps)")
+            return model, tres
+        model = apply_lora(loaded.model, cfg.lora)
+        tres = train(
+            model,
+            loaded.tokenizer,
+            train_set,
+            cfg,
+            device=setup.device,
+            precision=setup.precision,
+            checkpoint_dir=rd.checkpoint,
+            progress=self.progress,
+        )
+        save_adapter(model, rd.adapter, tres)
+        rd.drop_checkpoint()
+        if tres.resumed_from_step:
+            self.log(f"  resumed training from the checkpoint at step {tres.resumed_from_step}")
+        self.log(
+            f"  trained {tres.steps} steps in {tres.train_time_s:.1f}s ({tres.tokens_per_s:.0f} real tok/s, "
+            f"{setup.precision}, {tres.forward} forward)"
+        )
+        if tres.forward_note:
+            self.log(f"  (not the fused forward: {tres.forward_note})")
+        return model, tres
+
     def _generate(
-        self, model, tok, cfg, test_set, run_dir, device, precision, generate
+        self, model: Any, tok: Any, cfg: RunConfig, test_set: list[CodeSample], rd: RunDir, setup: _Setup
     ) -> tuple[list[dict], float]:
         """Generate for every test prompt, appending each finished batch to a partial file (resumable)."""
-        partial = run_dir / "generations.partial.jsonl"
+        from codetune.generate import generate
+
         done: dict[int, list[dict]] = {}
         gen_time = 0.0
-        if partial.is_file():
-            for line in partial.read_text(encoding="utf-8").splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a line cut by a kill: everything after it is redone
-                done.setdefault(rec["index"], []).append(rec)
-                gen_time = max(gen_time, rec.get("_elapsed_s", 0.0))
+        for rec in rd.read_partial_generations():  # a line cut by a kill ends the read: the rest is redone
+            done.setdefault(rec["index"], []).append(rec)
+            gen_time = max(gen_time, rec.get("_elapsed_s", 0.0))
         done = {k: v for k, v in done.items() if len(v) == cfg.generate.n_samples}
         prompts = [s.prompt for s in test_set]
         t0 = time.perf_counter() - gen_time
-        with partial.open("w", encoding="utf-8") as f:
-            for recs in done.values():
-                for rec in recs:
-                    f.write(json.dumps(rec) + "\n")
+        with rd.generations_partial.open("w", encoding="utf-8") as f:
+            append_jsonl(f, [rec for recs in done.values() for rec in recs])
             for batch in generate(
                 model,
                 tok,
                 prompts,
                 cfg.data.language,
                 cfg.generate,
-                device=device,
-                precision=precision,
+                device=setup.device,
+                precision=setup.precision,
                 seed=cfg.seed,
                 skip=set(done),
                 progress=self.progress,
             ):
                 elapsed = time.perf_counter() - t0
-                for g in batch:
-                    rec = {**g.__dict__, "_elapsed_s": elapsed}
-                    done.setdefault(g.index, []).append(rec)
-                    f.write(json.dumps(rec) + "\n")
-                f.flush()
+                recs = [{**g.__dict__, "_elapsed_s": elapsed} for g in batch]
+                for rec in recs:
+                    done.setdefault(rec["index"], []).append(rec)
+                append_jsonl(f, recs)
                 faults.checkpoint("gen_batch")
         gen_time = time.perf_counter() - t0
         gens = [rec for i in range(len(prompts)) for rec in sorted(done[i], key=lambda r: r["sample"])]
         return gens, gen_time
+
+
+def _execution_record(cfg: RunConfig) -> dict[str, Any]:
+    """How the run executed, as results columns: every execution field as set, and the primitive-cache
+    caps in force (environment variables read by torch's CPU matmuls)."""
+    import os
+
+    from codetune.device import CACHE_CAPS
+
+    caps = {f"exec_env_{name.lower()}": os.environ.get(name) for name in CACHE_CAPS}
+    return {**cfg.execution_settings(), **caps}
 
 
 def _fmt(x: Any) -> str:

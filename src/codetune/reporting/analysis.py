@@ -239,7 +239,7 @@ def _results_order(path: Path) -> dict[str, int]:
 
 def _measure(run: Run) -> None:
     """Per-item statistics of every metric the run's records support."""
-    from codetune.evaluation.codebleu import SUPPORTED_LANGUAGES
+    from codetune import languages
     from codetune.evaluation.scoring import stats_of_records
     from codetune.stats.corpus import rate_stats
 
@@ -251,7 +251,7 @@ def _measure(run: Run) -> None:
     item = stats_of_records(recs, lang, run.metrics.get("bleu_tokenize") or "13a")
     run.stats["BLEU"] = item["bleu_stats"]
     run.sentence["BLEU"] = np.array(item["bleu"])
-    if lang in SUPPORTED_LANGUAGES and item["codebleu_stats"] is not None:
+    if lang in languages.names(codebleu=True) and item["codebleu_stats"] is not None:
         run.stats["CodeBLEU"] = item["codebleu_stats"]
         run.sentence["CodeBLEU"] = np.array([_nan(x) for x in item["codebleu"]])
     statuses = [r.get("syntax_status") for r in recs]
