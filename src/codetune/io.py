@@ -50,6 +50,20 @@ def atomic_write_jsonl(path: Path, records: Iterable[dict]) -> int:
 
 
 @contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temp path (same directory, same suffix) to write a file of any kind to, e.g. a PNG by a library;
+    it replaces `path` when the block ends without error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Build a directory under a temp name and swap it in whole when the block ends without error."""
     path = Path(path)

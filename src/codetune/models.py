@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codetune.config import LoraConfig, ModelConfig
 from codetune.errors import ModelLoadError
+from codetune.io import atomic_dir
 from codetune.paths import cache_dir
 
 BUNDLED = {
@@ -81,8 +81,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
 
     if out_dir.is_dir() and (out_dir / "config.json").is_file():
         return out_dir
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
         tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
@@ -92,9 +90,9 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    tmp.replace(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
     return out_dir
 
 
@@ -223,7 +221,7 @@ def cast_frozen_linears(model: Any, dtype_name: str) -> int:
             changed += 1
     if changed:
         # from_pretrained maps the safetensors file; the mapping stays resident while any tensor still
-        # views it (measured: 405 MB of RSS for SmolLM2 after the cast, ~290 MB of it freed weights).
+        # views it, freed weights included.
         # Copy what was not cast into process memory so the mapping, and its pages, go away.
         with torch.no_grad():
             for p in model.parameters():

@@ -15,6 +15,11 @@ from typing import Any
 from codetune.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 
 
+# Beside the run directories, in the experiment's own directory: the experiment as resolved (its grid
+# gives the report its axes). The tables and plots there are written by codetune.reporting.results.
+EXPERIMENT_FILE = "experiment.yaml"
+
+
 class RunDir:
     """One run's directory. Paths are properties; readers and writers go through the methods."""
 

@@ -18,7 +18,7 @@ from codetune import faults
 from codetune.config import ExperimentConfig, RunConfig, RunSpec, dump_yaml, expand_grid
 from codetune.data.records import CodeSample, read_jsonl
 from codetune.io import append_jsonl, atomic_write_text
-from codetune.rundir import RunDir
+from codetune.rundir import EXPERIMENT_FILE, RunDir
 
 Log = Callable[[str], None]
 
@@ -62,7 +62,7 @@ class Runner:
         from codetune.reporting.results import write_results
 
         self.exp_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.exp_dir / "experiment.yaml", dump_yaml(self.exp))
+        atomic_write_text(self.exp_dir / EXPERIMENT_FILE, dump_yaml(self.exp))
         for i, spec in enumerate(self.specs, 1):
             head = f"[{i}/{len(self.specs)}] {spec.label} ({spec.run_id})"
             self._adopt_legacy(spec)

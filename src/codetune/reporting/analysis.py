@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from codetune.errors import CodetuneError
-from codetune.rundir import finished_runs
+from codetune.rundir import EXPERIMENT_FILE, finished_runs
 
 # (key in metrics.json, display name, kind): "corpus" metrics are recombined from statistics,
 # "rate" metrics are percentages of per-item pass flags.
@@ -49,7 +49,6 @@ _METRICS_KEY = {dotted: key for key, dotted in AXES} | {
     "eval.bleu_tokenize": "bleu_tokenize",
     "eval.syntax_level": "syntax_level",
 }
-EXPERIMENT_FILE = "experiment.yaml"  # written by the runner beside the run directories
 
 
 @dataclass(frozen=True)

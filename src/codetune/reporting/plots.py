@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
+
+from codetune.io import atomic_path
 
 _PANELS = [
     ("BLEU", "BLEU"),
@@ -59,11 +60,11 @@ def plot_results(rows: list[dict], out: Path, title: str = "", ci_level: float |
     fig.suptitle(title)
     fig.tight_layout()
     out = Path(out)
-    # codetune.io writes text; a PNG is bytes, so it takes the same temp-file-then-rename route here.
-    tmp = out.with_name(f"{out.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return out
 
 
