@@ -53,9 +53,7 @@ def record(section: str, body: str, argv: list[str] | None = None, path: Path | 
     text = path.read_text(encoding="utf-8") if path.is_file() else _HEADER
     cmd = " ".join(shlex.quote(a) for a in (argv or [])) or "(not given)"
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    block = (
-        f"## {section}\n\n_Measured {stamp} on {machine()}._  \n_Command:_ `{cmd}`\n\n{body.strip()}\n\n"
-    )
+    block = f"## {section}\n\n_Measured {stamp} on {machine()}._  \n_Command:_ `{cmd}`\n\n{body.strip()}\n\n"
     pattern = re.compile(rf"^## {re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
     tmp = path.with_name(path.name + ".tmp")

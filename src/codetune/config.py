@@ -25,7 +25,6 @@ from codetune import languages
 from codetune.errors import ConfigError
 
 
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -577,7 +576,9 @@ def expand_grid(exp: ExperimentConfig) -> list[RunSpec]:
             try:
                 label = exp.label.format_map(_LabelView(cfg))
             except (KeyError, AttributeError, ValueError) as exc:
-                raise ConfigError(f"label template '{exp.label}' is invalid: {exc}", "use fields like {lora.r}")
+                raise ConfigError(
+                    f"label template '{exp.label}' is invalid: {exc}", "use fields like {lora.r}"
+                ) from None
         else:
             label = _default_label(axes)
         rid = cfg.run_id()

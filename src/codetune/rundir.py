@@ -14,9 +14,8 @@ from typing import Any
 
 from codetune.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 
-
 # Beside the run directories, in the experiment's own directory: the experiment as resolved (its grid
-# gives the report its axes). The tables and plots there are written by codetune.reporting.results.
+# gives the report its axes). The tables and plots there are written by the reporting package.
 EXPERIMENT_FILE = "experiment.yaml"
 
 
@@ -133,7 +132,11 @@ class RunDir:
 
 def finished_runs(exp_dir: Path) -> list[RunDir]:
     """Run directories of an experiment that are finished, by directory name."""
-    return sorted(
-        (RunDir(p) for p in Path(exp_dir).iterdir() if p.is_dir() and RunDir(p).is_finished()),
-        key=lambda r: r.name,
-    ) if Path(exp_dir).is_dir() else []
+    return (
+        sorted(
+            (RunDir(p) for p in Path(exp_dir).iterdir() if p.is_dir() and RunDir(p).is_finished()),
+            key=lambda r: r.name,
+        )
+        if Path(exp_dir).is_dir()
+        else []
+    )

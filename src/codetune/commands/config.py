@@ -32,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
             hint = f"did you mean `{close[0]}`?" if close else "run `codetune config --explain` for every key"
             raise ConfigError(f"unknown key `{args.key}`", hint)
         keys = chosen
-    for group, execution in (("Defines the result (hashed into the run id)", False),
-                             ("How a run executes (recorded in its results, not hashed)", True)):
+    for group, execution in (
+        ("Defines the result (hashed into the run id)", False),
+        ("How a run executes (recorded in its results, not hashed)", True),
+    ):
         part = [k for k in keys if k.execution == execution]
         if not part:
             continue

@@ -45,9 +45,7 @@ def measured_speeds(out_root: Path, model: str | None = None) -> Speeds:
         new_tokens = _generated_tokens(metrics_path.parent)
         if m.get("gen_time_s") and new_tokens:
             gen.append(new_tokens / float(m["gen_time_s"]))
-    return Speeds(
-        statistics.median(train) if train else None, statistics.median(gen) if gen else None, len(train)
-    )
+    return Speeds(statistics.median(train) if train else None, statistics.median(gen) if gen else None, len(train))
 
 
 def _generated_tokens(run_dir: Path) -> int:

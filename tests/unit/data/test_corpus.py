@@ -40,7 +40,10 @@ def test_sizes_are_nested_and_test_set_shared():
     mid, _ = make_splits(samples, DataConfig(train_size=150, test_size=40), _lengths)
     big, _ = make_splits(samples, DataConfig(train_size=300, test_size=40), _lengths)
     assert [s.id for s in small.test] == [s.id for s in mid.test] == [s.id for s in big.test]
-    ids = lambda sp: [s.id for s in sp.train]
+
+    def ids(sp):
+        return [s.id for s in sp.train]
+
     assert ids(small) == ids(mid)[:50] and ids(mid) == ids(big)[:150]
     other, _ = make_splits(samples, DataConfig(train_size=50, test_size=40, split_seed=7), _lengths)
     assert [s.id for s in other.test] != [s.id for s in small.test]

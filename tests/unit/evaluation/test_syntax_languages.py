@@ -11,28 +11,28 @@ import pytest
 
 from codetune.evaluation.syntax import open_checker
 
-V, I = "valid", "invalid"
+V, X = "valid", "invalid"
 
 CASES = {
     "python": {
         "valid": ('def add(a, b):\n    """Sum."""\n    return a + b\n', V, V, None),
-        "syntax": ("def add(a, b):\n    return a +\n", I, I, 2),
+        "syntax": ("def add(a, b):\n    return a +\n", X, X, 2),
         "undefined": ("def f():\n    return undefined_name\n", V, V, None),
         "type": ('def f():\n    return 1 + "a"\n', V, V, None),
-        "compile_only": ("def f():\n    x = 1\n    def g():\n        nonlocal y\n", V, I, 4),
+        "compile_only": ("def f():\n    x = 1\n    def g():\n        nonlocal y\n", V, X, 4),
         "method": ("    def m(self):\n        return self.x\n", V, V, None),
     },
     "java": {
         "valid": ("/** Adds. */\npublic static int add(int a, int b) {\n    return a + b;\n}", V, V, None),
-        "syntax": ("int add(int a, int b) {\n    return a + b\n}", I, I, 2),
+        "syntax": ("int add(int a, int b) {\n    return a + b\n}", X, X, 2),
         # A bare constructor is wrapped in a class of its own name (else: "return type required").
-        "constructor": ("/** Makes one. */\n@Deprecated\npublic Point(int x) {\n    this.x = x;\n}", V, I, 4),
+        "constructor": ("/** Makes one. */\n@Deprecated\npublic Point(int x) {\n    this.x = x;\n}", V, X, 4),
         "constructor_ok": ("/** Makes one. */\nPoint() {\n    this(0);\n}\nPoint(int x) {\n}", V, V, None),
-        "undefined": ("int f() {\n    return missing;\n}", V, I, 2),
-        "type": ("int f() {\n    int x = 1;\n    String s = x;\n    return 0;\n}", V, I, 3),
-        "missing_return": ("int f(int a) {\n    if (a > 0) return 1;\n}", V, I, 3),
+        "undefined": ("int f() {\n    return missing;\n}", V, X, 2),
+        "type": ("int f() {\n    int x = 1;\n    String s = x;\n    return 0;\n}", V, X, 3),
+        "missing_return": ("int f(int a) {\n    if (a > 0) return 1;\n}", V, X, 3),
         "unit": ("import java.util.List;\n\npublic class Foo {\n    List<String> names;\n}\n", V, V, None),
-        "unit_bad": ("import java.util.List;\npublic class Foo {\n    Lisst<String> names;\n}\n", V, I, 3),
+        "unit_bad": ("import java.util.List;\npublic class Foo {\n    Lisst<String> names;\n}\n", V, X, 3),
         # javac 17's analyze() hits an internal assertion here; command-line javac reports the missing type.
         "api_crash": (
             (
@@ -40,33 +40,33 @@ CASES = {
                 "        default -> throw new InternalError();\n    };\n}\n"
             ),
             V,
-            I,
+            X,
             1,
         ),
     },
     "javascript": {
         "valid": ("/** Adds. */\nfunction add(a, b) {\n  return a + b;\n}", V, V, None),
-        "syntax": ("function add(a, b) {\n  return a + ;\n}", I, I, 2),
+        "syntax": ("function add(a, b) {\n  return a + ;\n}", X, X, 2),
         "undefined": ("function f() {\n  return missing;\n}", V, V, None),
         "type": ("function f() {\n  return 1 - {};\n}", V, V, None),
-        "early_error": ("function f() {\n  let a = 1;\n  let a = 2;\n}", I, I, 3),
+        "early_error": ("function f() {\n  let a = 1;\n  let a = 2;\n}", X, X, 3),
         "module": ("import fs from 'fs';\nexport const x = 1;\n", V, V, None),
-        "module_bad": ("import fs from 'fs';\n\nexport const x = (;\n", I, I, 3),
+        "module_bad": ("import fs from 'fs';\n\nexport const x = (;\n", X, X, 3),
         "body": ("const y = 2;\nreturn y;\n", V, V, None),
         "method": ("area() {\n  return this.w * this.h;\n}", V, V, None),
     },
     "c": {
         "valid": ("/* Adds. */\nint add(int a, int b) {\n    return a + b;\n}\n", V, V, None),
-        "syntax": ("int add(int a, int b) {\n    return a + b\n}\n", I, I, 2),
-        "undefined": ("int f(void) {\n    return missing;\n}\n", V, I, 2),
-        "type": ('int f(void) {\n    int x = "s";\n    return x;\n}\n', V, I, 2),
-        "undeclared_function": ("int f(void) {\n    return g(1);\n}\n", V, I, 2),
+        "syntax": ("int add(int a, int b) {\n    return a + b\n}\n", X, X, 2),
+        "undefined": ("int f(void) {\n    return missing;\n}\n", V, X, 2),
+        "type": ('int f(void) {\n    int x = "s";\n    return x;\n}\n', V, X, 2),
+        "undeclared_function": ("int f(void) {\n    return g(1);\n}\n", V, X, 2),
     },
     "cpp": {
         "valid": ("#include <vector>\nint f(const std::vector<int>& v) {\n    return v.size();\n}\n", V, V, None),
-        "syntax": ("int add(int a, int b) {\n    return a + b\n}\n", I, I, 2),
-        "undefined": ("int f() {\n    return missing;\n}\n", V, I, 2),
-        "type": ('int f() {\n    int* p = "s";\n    return 0;\n}\n', V, I, 2),
+        "syntax": ("int add(int a, int b) {\n    return a + b\n}\n", X, X, 2),
+        "undefined": ("int f() {\n    return missing;\n}\n", V, X, 2),
+        "type": ('int f() {\n    int* p = "s";\n    return 0;\n}\n', V, X, 2),
     },
 }
 
