@@ -570,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed-steps",
         type=int,
         default=2,
-        help="seed-style optimizer steps (32 texts padded to 512 each; ~2 min a step at 36 tok/s)",
+        help="seed-style optimizer steps (32 texts padded to 512 each: slow)",
     )
     p.add_argument("--gen-samples", type=int, default=16, help="generation prompts (held-out test texts)")
     p.add_argument("--max-new-tokens", type=int, default=50, help="max new tokens per sample, both pipelines")

@@ -137,7 +137,7 @@ class TrainConfig(_Strict):
     )
     fused: Literal["auto", "on", "off"] = _exec(
         "auto",
-        description="fused training forward for Llama models with LoRA on q/k/v/o (codetune.fused: the same "
+        description="fused training forward for Llama models with LoRA on q/k/v/o (codetune.training.fused: the same "
         "function in fewer, larger ops); 'auto' = where supported, 'on' = error where not",
     )
     compile: bool = _exec(

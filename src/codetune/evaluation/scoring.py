@@ -130,7 +130,7 @@ def _train_fields(tres: Any) -> dict[str, Any]:
     return {
         "train_time_s": round(tres.train_time_s, 3),
         "train_tokens_per_s": round(tres.tokens_per_s, 2),
-        "train_forward": tres.forward,  # fused (codetune.fused), fused+compile or peft
+        "train_forward": tres.forward,  # fused (codetune.training.fused), fused+compile or peft
         "train_workers": tres.workers,  # data-parallel threads (train.workers, resolved)
         "train_steps": tres.steps,
         "final_loss": round(tres.losses[-1], 5) if tres.losses else None,

@@ -244,12 +244,15 @@ def test_dropped_lora_a_matches_the_composite(dtype, k):
     ref_gx, ref_ga = torch.autograd.grad(ref, (x, a), g)
     got = _lora_a(x, a, words.clone(), threshold)
     got_gx, got_ga = torch.autograd.grad(got, (x, a), g)
-    assert torch.equal(got, ref) and torch.equal(got_ga, ref_ga)
+    assert torch.equal(got, ref)
+    # The gradient of a is the same product summed in the BLAS's own order, which on some CPUs differs
+    # from the composite's by an ulp in fp32 (bit-equal on AMX machines); the input gradient up to rounding.
+    assert torch.allclose(got_ga, ref_ga, rtol=1e-6, atol=1e-6)
     tol = 1e-6 if dtype == torch.float32 else 2**-7
     assert got_gx.dtype == dtype and torch.allclose(got_gx.float(), ref_gx.float(), rtol=tol, atol=tol)
     # an input without gradient (the first layer's): the same gradient for a
     (only_ga,) = torch.autograd.grad(_lora_a(x.detach(), a, words.clone(), threshold), a, g)
-    assert torch.equal(only_ga, ref_ga)
+    assert torch.equal(only_ga, got_ga)
     # without masks: the plain products
     plain = _lora_a(x, a, None, threshold)
     assert torch.equal(plain, torch.matmul(x, a.transpose(1, 2)))
