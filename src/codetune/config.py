@@ -237,14 +237,15 @@ class RunConfig(_Strict):
         return _hash(d)
 
     def execution_settings(self) -> dict[str, Any]:
-        """`exec_<section>_<field>` -> value of every execution field, for a results row."""
+        """`setting_<section>_<field>` -> value of every execution field, for a results row (`exec_*` columns
+        are execution statuses of generated code)."""
         dumped = self.model_dump(mode="json")
         out = {}
         for key in execution_keys():
             cur: Any = dumped
             for part in key.split("."):
                 cur = cur[part]
-            out["exec_" + key.replace(".", "_")] = cur
+            out["setting_" + key.replace(".", "_")] = cur
         return out
 
 

@@ -101,8 +101,10 @@ def test_run_writes_results_and_skips_finished_runs(tmp_path, tiny_model_dir, so
     speed = ["train.workers=1", "train.compile=true", "threads=1", "train.micro_batch_tokens=64"]
     assert main(["run", str(exp), *speed, "--out", str(out), "--no-progress"]) == 0
     assert capsys.readouterr().err.count("already finished, skipped") == 2
-    # ... and each row records the execution settings it ran with.
-    assert rows[0]["exec_train_micro_batch_tokens"] == "1536" and "exec_env_lru_cache_capacity" in rows[0]
+    # ... and each row records the execution settings it ran with, which the report takes in its stride.
+    assert rows[0]["setting_train_micro_batch_tokens"] == "1536" and "setting_env_lru_cache_capacity" in rows[0]
+    assert main(["report", str(exp_dir)]) == 0
+    assert "Error taxonomy" in (exp_dir / "report.md").read_text()
 
     # A run directory named by the id an earlier codetune computed is adopted, not retrained.
     from codetune.config import expand_grid, load_experiment

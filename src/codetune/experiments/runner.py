@@ -259,7 +259,7 @@ def _execution_record(cfg: RunConfig) -> dict[str, Any]:
 
     from codetune.device import CACHE_CAPS
 
-    caps = {f"exec_env_{name.lower()}": os.environ.get(name) for name in CACHE_CAPS}
+    caps = {f"setting_env_{name.lower()}": os.environ.get(name) for name in CACHE_CAPS}
     return {**cfg.execution_settings(), **caps}
 
 
