@@ -233,7 +233,11 @@ def _comparisons_section(comparisons: list[Comparison], level: Level) -> list[tu
 
 def _errors_section(configs: list[Config]) -> list[tuple]:
     keys = ["syntax_valid", "syntax_invalid", "syntax_unavailable"]
-    exec_keys = sorted({k for c in configs for r in c.runs for k in r.metrics if k.startswith("exec_")})
+    from codetune.evaluation.programs import STATUSES
+
+    # The execution-status counts scoring writes (error_taxonomy): exec_<status> and exec_missing.
+    known = {f"exec_{s}" for s in (*STATUSES, "missing")}
+    exec_keys = sorted({k for c in configs for r in c.runs for k in r.metrics if k in known})
     header = ["Configuration"] + keys + exec_keys
     rows = []
     for c in configs:
