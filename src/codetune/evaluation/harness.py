@@ -103,6 +103,30 @@ def evaluate_one(task: Task, completion: str, *, index: int = 0, limits: Limits 
     return base
 
 
+def _jobs(tasks: Sequence[Task], samples: Sequence[dict]) -> list[tuple[Task, str, int]]:
+    """(task, completion, sample index) of each sample, checked; a BenchmarkError names the bad one."""
+    by_id = {t.task_id: t for t in tasks}
+    jobs = []
+    for i, s in enumerate(samples):
+        if (
+            not isinstance(s, dict)
+            or not isinstance(s.get("task_id"), str)
+            or not isinstance(s.get("completion"), str)
+        ):
+            raise BenchmarkError(
+                f"sample {i + 1} needs string fields `task_id` and `completion`",
+                'write one {"task_id": ..., "completion": ...} object per line',
+            )
+        if s["task_id"] not in by_id:
+            some = ", ".join(list(by_id)[:3])
+            raise BenchmarkError(
+                f"sample {i + 1}: task '{s['task_id']}' is not in the benchmark",
+                f"check --benchmark/--lang (its ids look like {some})",
+            )
+        jobs.append((by_id[s["task_id"]], s["completion"], i))
+    return jobs
+
+
 def evaluate_samples(
     tasks: Sequence[Task],
     samples: Sequence[dict],
@@ -125,26 +149,8 @@ def evaluate_samples(
     Raises:
         BenchmarkError: a sample without `task_id`/`completion`, or for a task not in `tasks`.
     """
-    by_id = {t.task_id: t for t in tasks}
     limits = limits or Limits(wall_s=timeout_s, cpu_s=timeout_s)
-    jobs = []
-    for i, s in enumerate(samples):
-        if (
-            not isinstance(s, dict)
-            or not isinstance(s.get("task_id"), str)
-            or not isinstance(s.get("completion"), str)
-        ):
-            raise BenchmarkError(
-                f"sample {i + 1} needs string fields `task_id` and `completion`",
-                'write one {"task_id": ..., "completion": ...} object per line',
-            )
-        if s["task_id"] not in by_id:
-            some = ", ".join(list(by_id)[:3])
-            raise BenchmarkError(
-                f"sample {i + 1}: task '{s['task_id']}' is not in the benchmark",
-                f"check --benchmark/--lang (its ids look like {some})",
-            )
-        jobs.append((by_id[s["task_id"]], s["completion"], i))
+    jobs = _jobs(tasks, samples)
     if not jobs:
         return []
     sandbox.isolation()  # probe once, before the threads start

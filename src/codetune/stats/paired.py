@@ -51,33 +51,7 @@ def paired_bootstrap(
         dict with ``diff`` (A - B on all items), ``ci_low``, ``ci_high``, ``p_value``, ``n``.
     """
     check_n_boot_alpha(n_boot, alpha)
-    if metric_fn is None:
-        a = as_1d_float(a_items, "a_items")
-        b = as_1d_float(b_items, "b_items")
-        if a.size != b.size:
-            raise ConfigError(
-                f"paired inputs differ in length: {a.size} vs {b.size}",
-                hint="score both configurations on the same test items",
-            )
-        d_items = a - b
-        observed = float(d_items.mean())
-        idx = resample_indices(a.size, n_boot, seed)
-        draws = d_items[idx].mean(axis=1)
-    else:
-        a_list, b_list = list(a_items), list(b_items)
-        if len(a_list) != len(b_list) or not a_list:
-            raise ConfigError(
-                f"paired inputs must be non-empty and equal in length: {len(a_list)} vs {len(b_list)}",
-                hint="score both configurations on the same test items",
-            )
-        observed = float(metric_fn(a_list)) - float(metric_fn(b_list))
-        idx = resample_indices(len(a_list), n_boot, seed)
-        draws = np.array(
-            [
-                float(metric_fn([a_list[i] for i in row])) - float(metric_fn([b_list[i] for i in row]))
-                for row in idx
-            ]
-        )
+    observed, draws, n = _paired_draws(a_items, b_items, metric_fn, n_boot, seed)
     low, high = percentile_interval(draws, alpha)
     # Tolerance so that an exactly-zero observed difference gives p = 1, not a float-noise artefact.
     tol = 1e-12 * max(1.0, abs(observed))
@@ -88,8 +62,41 @@ def paired_bootstrap(
         "ci_low": low,
         "ci_high": high,
         "p_value": float(min(1.0, p_value)),
-        "n": int(idx.shape[1]),
+        "n": n,
     }
+
+
+def _paired_draws(
+    a_items: Sequence[Any] | np.ndarray,
+    b_items: Sequence[Any] | np.ndarray,
+    metric_fn: Callable[[list[Any]], float] | None,
+    n_boot: int,
+    seed: int,
+) -> tuple[float, np.ndarray, int]:
+    """The observed A - B, its `n_boot` paired replicates (one index draw for both) and the item count."""
+    if metric_fn is None:
+        a = as_1d_float(a_items, "a_items")
+        b = as_1d_float(b_items, "b_items")
+        if a.size != b.size:
+            raise ConfigError(
+                f"paired inputs differ in length: {a.size} vs {b.size}",
+                hint="score both configurations on the same test items",
+            )
+        d_items = a - b
+        idx = resample_indices(a.size, n_boot, seed)
+        return float(d_items.mean()), d_items[idx].mean(axis=1), int(idx.shape[1])
+    a_list, b_list = list(a_items), list(b_items)
+    if len(a_list) != len(b_list) or not a_list:
+        raise ConfigError(
+            f"paired inputs must be non-empty and equal in length: {len(a_list)} vs {len(b_list)}",
+            hint="score both configurations on the same test items",
+        )
+    observed = float(metric_fn(a_list)) - float(metric_fn(b_list))
+    idx = resample_indices(len(a_list), n_boot, seed)
+    draws = np.array(
+        [float(metric_fn([a_list[i] for i in row])) - float(metric_fn([b_list[i] for i in row])) for row in idx]
+    )
+    return observed, draws, int(idx.shape[1])
 
 
 def paired_permutation_test(

@@ -52,6 +52,14 @@ def n_items_mcnemar(delta: float, discordance: float, alpha: float = 0.05, power
     return num**2 / delta**2
 
 
+def _check_baseline(baseline_rate: float) -> None:
+    if not 0.0 < baseline_rate < 1.0:
+        raise ConfigError(
+            f"`baseline_rate` must be in (0, 1), got {baseline_rate!r}",
+            hint="pass the observed pass rate of the baseline configuration",
+        )
+
+
 def minimum_detectable_effect(
     n_items: int,
     baseline_rate: float,
@@ -86,11 +94,7 @@ def minimum_detectable_effect(
         ``math.inf`` if even the largest possible effect is not detectable at this size.
     """
     _check_power(n_items, alpha, power)
-    if not 0.0 < baseline_rate < 1.0:
-        raise ConfigError(
-            f"`baseline_rate` must be in (0, 1), got {baseline_rate!r}",
-            hint="pass the observed pass rate of the baseline configuration",
-        )
+    _check_baseline(baseline_rate)
     if paired:
         psi = 2 * baseline_rate * (1 - baseline_rate) if discordance is None else float(discordance)
         if not 0.0 < psi <= 1.0:
