@@ -66,6 +66,17 @@ def paired_bootstrap(
     }
 
 
+def _paired_arrays(a: Any, b: Any, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item values of A and B as float arrays of one length (a ConfigError otherwise)."""
+    a_arr, b_arr = as_1d_float(a, name_a), as_1d_float(b, name_b)
+    if a_arr.size != b_arr.size:
+        raise ConfigError(
+            f"paired inputs differ in length: {a_arr.size} vs {b_arr.size}",
+            hint="score both configurations on the same test items",
+        )
+    return a_arr, b_arr
+
+
 def _paired_draws(
     a_items: Sequence[Any] | np.ndarray,
     b_items: Sequence[Any] | np.ndarray,
@@ -75,13 +86,7 @@ def _paired_draws(
 ) -> tuple[float, np.ndarray, int]:
     """The observed A - B, its `n_boot` paired replicates (one index draw for both) and the item count."""
     if metric_fn is None:
-        a = as_1d_float(a_items, "a_items")
-        b = as_1d_float(b_items, "b_items")
-        if a.size != b.size:
-            raise ConfigError(
-                f"paired inputs differ in length: {a.size} vs {b.size}",
-                hint="score both configurations on the same test items",
-            )
+        a, b = _paired_arrays(a_items, b_items, "a_items", "b_items")
         d_items = a - b
         idx = resample_indices(a.size, n_boot, seed)
         return float(d_items.mean()), d_items[idx].mean(axis=1), int(idx.shape[1])
@@ -125,13 +130,7 @@ def paired_permutation_test(
     Returns:
         The two-sided p-value in (0, 1].
     """
-    a_arr = as_1d_float(a, "a")
-    b_arr = as_1d_float(b, "b")
-    if a_arr.size != b_arr.size:
-        raise ConfigError(
-            f"paired inputs differ in length: {a_arr.size} vs {b_arr.size}",
-            hint="score both configurations on the same test items",
-        )
+    a_arr, b_arr = _paired_arrays(a, b, "a", "b")
     if not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
         raise ConfigError(f"`n_perm` must be a positive integer, got {n_perm!r}", hint="use e.g. n_perm=10000")
     d = a_arr - b_arr
