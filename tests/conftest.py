@@ -126,3 +126,43 @@ def _isolated_cache(tmp_path, monkeypatch):
 def make_tree():
     """The tiny-source-tree builder, for fixtures with a wider scope than `source_tree`."""
     return make_source_tree
+
+
+TINY_TASKS = [
+    ("add", "a, b", "Return the sum of a and b.", "    return a + b\n", "assert candidate(2, 3) == 5"),
+    (
+        "clamp",
+        "x, lo, hi",
+        "Clamp x into [lo, hi].",
+        "    return max(lo, min(x, hi))\n",
+        "assert candidate(5, 0, 3) == 3",
+    ),
+    ("double", "x", "Twice x.", "    return 2 * x\n", "assert candidate(4) == 8"),
+]
+
+
+def write_tiny_benchmark(path: Path) -> Path:
+    """A HumanEval-format file of three short Python tasks (prompt, canonical solution, test, entry point)."""
+    import json
+
+    lines = []
+    for i, (name, args, doc, body, check) in enumerate(TINY_TASKS):
+        lines.append(
+            json.dumps(
+                {
+                    "task_id": f"HumanEval/{i}",
+                    "prompt": f'def {name}({args}):\n    """{doc}"""\n',
+                    "canonical_solution": body,
+                    "test": f"def check(candidate):\n    {check}\n",
+                    "entry_point": name,
+                }
+            )
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_benchmark(tmp_path_factory) -> Path:
+    """Three HumanEval-format Python tasks in a file: a benchmark small enough for end-to-end runs."""
+    return write_tiny_benchmark(tmp_path_factory.mktemp("bench") / "tiny_humaneval.jsonl")

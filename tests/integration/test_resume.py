@@ -20,6 +20,7 @@ base:
   data: {{language: python, source: "{source}", train_size: 16, test_size: 6, max_tokens: 200}}
   train: {{epochs: 2, lr: 1.0e-3, batch_size: 4, checkpoint_every: 2}}
   generate: {{max_new_tokens: 16, batch_size: 2}}
+  eval: {{benchmark: "{benchmark}", benchmark_max_new_tokens: 16}}
 grid:
   lora.r: [2, 4]
 """
@@ -43,15 +44,16 @@ def _outcome(exp_dir):
         d = exp_dir / r["run_dir"]
         gens = [json.loads(x)["completion"] for x in (d / "generations.jsonl").read_text().splitlines()]
         loss = json.loads((d / "metrics.json").read_text())["loss_curve"]
-        per_run[r["Configuration"]] = (gens, loss, r["BLEU"], r["Syntax_Pass_Rate"])
+        bench = [json.loads(x)["completion"] for x in (d / "benchmark" / "samples.jsonl").read_text().splitlines()]
+        per_run[r["Configuration"]] = (gens + bench, loss, r["BLEU"], r["Syntax_Pass_Rate"], r["pass@1"])
     return rows, per_run
 
 
 @pytest.fixture(scope="module")
-def exp_file(tmp_path_factory, tiny_model_dir, make_tree):
+def exp_file(tmp_path_factory, tiny_model_dir, make_tree, tiny_benchmark):
     root = tmp_path_factory.mktemp("resume")
     f = root / "resume.yaml"
-    f.write_text(EXP.format(model=tiny_model_dir, source=make_tree(root / "pkg")))
+    f.write_text(EXP.format(model=tiny_model_dir, source=make_tree(root / "pkg"), benchmark=tiny_benchmark))
     return f
 
 
@@ -63,7 +65,7 @@ def reference(exp_file, tmp_path_factory):
     return _outcome(out / "resume")
 
 
-@pytest.mark.parametrize("kill_at", ["train_step:3", "gen_batch:2", "run_done:1", "train_step:9"])
+@pytest.mark.parametrize("kill_at", ["train_step:3", "gen_batch:2", "bench_batch:2", "run_done:1", "train_step:9"])
 def test_sigkill_then_rerun_gives_the_uninterrupted_result(exp_file, tmp_path, reference, kill_at):
     out = tmp_path / "killed"
     p = _run(exp_file, out, {"CODETUNE_KILL_AT": kill_at})
@@ -71,17 +73,17 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_result(exp_file, tmp_path, r
     exp_dir = out / "resume"
     if (exp_dir / "results.csv").exists():  # a killed run never leaves a half-written table
         with (exp_dir / "results.csv").open() as f:
-            assert len(list(csv.DictReader(f))) <= 1
+            assert len(list(csv.DictReader(f))) <= len(list(exp_dir.glob("*/metrics.json")))
     p = _run(exp_file, out)
     assert p.returncode == 0, p.stderr
     rows, per_run = _outcome(exp_dir)
     _, ref_runs = reference
-    assert [r["Configuration"] for r in rows] == ["Rank 2", "Rank 4"]  # no duplicates, none missing
-    for label, (gens, loss, bleu, syn) in per_run.items():
-        ref_gens, ref_loss, ref_bleu, ref_syn = ref_runs[label]
+    assert [r["Configuration"] for r in rows] == ["Base model", "Rank 2", "Rank 4"]  # no duplicates, none missing
+    for label, (gens, loss, bleu, syn, pass1) in per_run.items():
+        ref_gens, ref_loss, ref_bleu, ref_syn, ref_pass1 = ref_runs[label]
         assert gens == ref_gens
         assert loss == pytest.approx(ref_loss, rel=1e-4)
-        assert (bleu, syn) == (ref_bleu, ref_syn)
+        assert (bleu, syn, pass1) == (ref_bleu, ref_syn, ref_pass1)
     if kill_at.startswith("train_step"):
         assert "resumed" in p.stderr or "skipped" in p.stderr
 
@@ -102,7 +104,7 @@ def test_external_sigkill_during_training(exp_file, tmp_path, reference):
     p = _run(exp_file, out)
     assert p.returncode == 0, p.stderr
     rows, per_run = _outcome(out / "resume")
-    assert [r["Configuration"] for r in rows] == ["Rank 2", "Rank 4"]
+    assert [r["Configuration"] for r in rows] == ["Base model", "Rank 2", "Rank 4"]
     for label, (gens, loss, *_rest) in per_run.items():
         assert gens == reference[1][label][0]
         assert loss == pytest.approx(reference[1][label][1], rel=1e-4)

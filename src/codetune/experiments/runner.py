@@ -8,7 +8,6 @@ weights untouched.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from codetune import faults
 from codetune.config import ExperimentConfig, RunConfig, RunSpec, dump_yaml, expand_grid
 from codetune.data.records import CodeSample, read_jsonl
-from codetune.io import append_jsonl, atomic_write_text
+from codetune.io import atomic_write_text
 from codetune.rundir import EXPERIMENT_FILE, RunDir
 
 Log = Callable[[str], None]
@@ -29,6 +28,7 @@ class _Cache:
 
     models: dict[str, Any] = field(default_factory=dict)
     corpora: dict[tuple, list[CodeSample]] = field(default_factory=dict)
+    benchmarks: dict[tuple, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,18 +63,16 @@ class Runner:
 
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.exp_dir / EXPERIMENT_FILE, dump_yaml(self.exp))
+        self._resolve_benchmarks()
         for i, spec in enumerate(self.specs, 1):
             head = f"[{i}/{len(self.specs)}] {spec.label} ({spec.run_id})"
             self._adopt_legacy(spec)
-            if self.is_done(spec):
+            if self.is_done(spec) and not self._lacks_benchmark(spec):
                 self.log(f"{head}: already finished, skipped")
                 continue
             self.log(f"{head}: running in {self.run_dir(spec).path}")
             metrics = self.run_one(spec)
-            self.log(
-                f"{head}: BLEU {metrics['BLEU']:.2f}, syntax pass {_fmt(metrics['Syntax_Pass_Rate'])}%, "
-                f"train {metrics['train_tokens_per_s']:.0f} tok/s"
-            )
+            self.log(f"{head}: {_headline(metrics)}")
             write_results(self.exp_dir, self.specs)
             faults.checkpoint("run_done")
         rows = write_results(self.exp_dir, self.specs)
@@ -88,19 +86,40 @@ class Runner:
         now has another id. Its finished (or half-done) directory is renamed to the new name, so nothing
         is retrained; its metrics.json keeps the old id as `legacy_run_id`.
         """
-        legacy_id = spec.config.legacy_run_id()
-        if legacy_id == spec.run_id:
-            return
-        old = RunDir(self.exp_dir / spec.dirname_for(legacy_id))
         new = self.run_dir(spec)
-        if not old.path.is_dir() or new.path.exists():
+        for legacy_id in spec.config.legacy_run_ids():
+            old = RunDir(self.exp_dir / spec.dirname_for(legacy_id))
+            if legacy_id == spec.run_id or not old.path.is_dir() or new.path.exists():
+                continue
+            old.path.rename(new.path)
+            if new.is_finished():
+                metrics = new.read_metrics()
+                metrics.update(run_id=spec.run_id, legacy_run_id=legacy_id)
+                new.write_metrics(metrics)
+            self.log(f"  adopted {old.name} (the id an earlier codetune gave this config) as {new.name}")
             return
-        old.path.rename(new.path)
-        if new.is_finished():
-            metrics = new.read_metrics()
-            metrics.update(run_id=spec.run_id, legacy_run_id=legacy_id)
-            new.write_metrics(metrics)
-        self.log(f"  adopted {old.name} (the id before execution settings left the hash) as {new.name}")
+
+    def _resolve_benchmarks(self) -> None:
+        """Load each run's benchmark once, before anything trains: an explicit benchmark that cannot be
+        loaded stops here; `auto` whose default is unavailable says so once and runs without it."""
+        from codetune.experiments.benchmark import resolve_benchmark
+
+        for spec in self.specs:
+            e = spec.config.eval
+            key = (e.benchmark, spec.config.data.language, e.benchmark_limit)
+            if key not in self._cache.benchmarks:
+                bench = resolve_benchmark(*key)
+                self._cache.benchmarks[key] = bench
+                if bench.note and e.benchmark != "none":
+                    self.log(f"benchmark for {key[1]}: {bench.note}; pass@1 is recorded as unavailable")
+
+    def _benchmark_of(self, cfg: RunConfig) -> Any:
+        return self._cache.benchmarks[(cfg.eval.benchmark, cfg.data.language, cfg.eval.benchmark_limit)]
+
+    def _lacks_benchmark(self, spec: RunSpec) -> bool:
+        """A run finished by a codetune without benchmark execution (adopted): only that stage is left."""
+        rd = self.run_dir(spec)
+        return rd.is_finished() and "benchmark" not in rd.read_metrics()
 
     # ------------------------------------------------------------------------------------------ stages
 
@@ -143,7 +162,8 @@ class Runner:
         return _Setup(device, precision, resolve_base_weights(cfg.train.base_weights, precision), threads)
 
     def run_one(self, spec: RunSpec) -> dict:
-        """Train, generate and evaluate one cell, resuming whatever stage it stopped in."""
+        """Train, generate, score and execute one cell on its benchmark, resuming whatever stage it
+        stopped in (a finished run without the benchmark stage gets only that stage)."""
         import warnings
 
         from codetune.evaluation.scoring import score_run
@@ -158,13 +178,18 @@ class Runner:
         train_set, test_set = self._splits(cfg, loaded.tokenizer, rd)
         model, tres = self._trained(loaded, cfg, train_set, rd, setup)
         try:
-            gens, gen_time = self._generate(model, loaded.tokenizer, cfg, test_set, rd, setup)
-            metrics = score_run(cfg, spec, test_set, gens, tres, rd.path)
+            if rd.is_finished():  # adopted from an earlier codetune: keep what it measured
+                metrics = rd.read_metrics()
+            else:
+                gens, gen_time = self._generate(model, loaded.tokenizer, cfg, test_set, rd, setup)
+                metrics = score_run(cfg, spec, test_set, gens, tres, rd.path)
+                metrics["gen_time_s"] = round(gen_time, 3)
+            metrics.update(self._run_benchmark(model, loaded.tokenizer, cfg, rd, setup))
         finally:
-            # Remove the LoRA layers (not merged) so the base model serves the next run unchanged.
-            loaded.model = model.unload()
+            if not cfg.baseline:  # remove the LoRA layers (not merged): the base model serves the next run
+                loaded.model = model.unload()
         metrics.update(
-            gen_time_s=round(gen_time, 3),
+            baseline=cfg.baseline,
             threads=setup.threads,
             device=setup.device,
             precision=setup.precision,
@@ -175,6 +200,43 @@ class Runner:
         rd.write_metrics(metrics)
         return metrics
 
+    def _run_benchmark(self, model: Any, tok: Any, cfg: RunConfig, rd: RunDir, setup: _Setup) -> dict:
+        """Generate on the run's benchmark and execute the samples (both resume); its results columns."""
+        from codetune.experiments.benchmark import benchmark_metrics, execute_samples, generate_samples
+
+        bench = self._benchmark_of(cfg)
+        n = cfg.generate.n_samples
+        if not bench.available:
+            return benchmark_metrics(bench, None, n)
+        gen_cfg = cfg.generate.model_copy(update={"max_new_tokens": cfg.eval.benchmark_max_new_tokens})
+        self.log(f"  benchmark {bench.name}: {len(bench.tasks)} tasks x {n} sample(s)")
+        samples, gen_s = generate_samples(
+            model,
+            tok,
+            bench.tasks,
+            gen_cfg,
+            rd.benchmark,
+            device=setup.device,
+            precision=setup.precision,
+            seed=cfg.seed,
+            progress=self.progress,
+        )
+        summary = execute_samples(
+            bench.tasks,
+            samples,
+            rd.benchmark,
+            ks=benchmark_ks(n),
+            timeout_s=cfg.eval.benchmark_timeout_s,
+            ci_level=cfg.eval.ci_level,
+            n_boot=cfg.eval.n_boot,
+            progress=self.progress,
+            extra={"benchmark": bench.name, "gen_time_s": round(gen_s, 3)},
+        )
+        out = benchmark_metrics(bench, summary, n)
+        out["benchmark_gen_time_s"] = summary.get("gen_time_s")
+        out["benchmark_new_tokens"] = sum(int(s.get("n_new_tokens") or 0) for s in samples)
+        return out
+
     def _trained(self, loaded: Any, cfg: RunConfig, train_set: list[CodeSample], rd: RunDir, setup: _Setup):
         """The PEFT model with this run's adapter: loaded when training finished before, else trained."""
         import torch
@@ -182,6 +244,10 @@ class Runner:
         from codetune.models import apply_lora
         from codetune.training import load_train_result, save_adapter, train
 
+        if cfg.baseline:
+            from codetune.training import TrainResult
+
+            return loaded.model, TrainResult(steps=0, epochs=0.0, precision=setup.precision, device=setup.device)
         torch.manual_seed(cfg.seed)  # LoRA init
         if rd.has_adapter():
             from peft import PeftModel
@@ -217,39 +283,44 @@ class Runner:
         self, model: Any, tok: Any, cfg: RunConfig, test_set: list[CodeSample], rd: RunDir, setup: _Setup
     ) -> tuple[list[dict], float]:
         """Generate for every test prompt, appending each finished batch to a partial file (resumable)."""
-        from codetune.generate import generate
+        from codetune.experiments.benchmark import generate_resumable
 
-        done: dict[int, list[dict]] = {}
-        gen_time = 0.0
-        for rec in rd.read_partial_generations():  # a line cut by a kill ends the read: the rest is redone
-            done.setdefault(rec["index"], []).append(rec)
-            gen_time = max(gen_time, rec.get("_elapsed_s", 0.0))
-        done = {k: v for k, v in done.items() if len(v) == cfg.generate.n_samples}
         prompts = [s.prompt for s in test_set]
-        t0 = time.perf_counter() - gen_time
-        with rd.generations_partial.open("w", encoding="utf-8") as f:
-            append_jsonl(f, [rec for recs in done.values() for rec in recs])
-            for batch in generate(
-                model,
-                tok,
-                prompts,
-                cfg.data.language,
-                cfg.generate,
-                device=setup.device,
-                precision=setup.precision,
-                seed=cfg.seed,
-                skip=set(done),
-                progress=self.progress,
-            ):
-                elapsed = time.perf_counter() - t0
-                recs = [{**g.__dict__, "_elapsed_s": elapsed} for g in batch]
-                for rec in recs:
-                    done.setdefault(rec["index"], []).append(rec)
-                append_jsonl(f, recs)
-                faults.checkpoint("gen_batch")
-        gen_time = time.perf_counter() - t0
+        done, gen_time = generate_resumable(
+            model,
+            tok,
+            prompts,
+            cfg.data.language,
+            cfg.generate,
+            rd.generations_partial,
+            rd.read_partial_generations(),  # a line cut by a kill ends the read: the rest is redone
+            device=setup.device,
+            precision=setup.precision,
+            seed=cfg.seed,
+            progress=self.progress,
+        )
         gens = [rec for i in range(len(prompts)) for rec in sorted(done[i], key=lambda r: r["sample"])]
         return gens, gen_time
+
+
+def benchmark_ks(n_samples: int) -> tuple[int, ...]:
+    """The k of pass@k a run reports: 1, and 10 / 100 where a task has more samples than that."""
+    return (1, *(k for k in (10, 100) if n_samples > k))
+
+
+def _headline(metrics: dict) -> str:
+    """One line of what a run measured."""
+    parts = [f"BLEU {metrics['BLEU']:.2f}", f"syntax pass {_fmt(metrics['Syntax_Pass_Rate'])}%"]
+    if metrics.get("pass@1") is not None:
+        parts.append(
+            f"{metrics['benchmark']} pass@1 {metrics['pass@1']:.1f}% "
+            f"[{_fmt(metrics.get('pass@1_ci_low'))}, {_fmt(metrics.get('pass@1_ci_high'))}]"
+        )
+    elif metrics.get("benchmark_note"):
+        parts.append(f"pass@1 n/a ({metrics['benchmark_note']})")
+    if not metrics.get("baseline"):
+        parts.append(f"train {metrics.get('train_tokens_per_s') or 0:.0f} tok/s")
+    return ", ".join(parts)
 
 
 def _execution_record(cfg: RunConfig) -> dict[str, Any]:
