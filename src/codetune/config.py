@@ -318,6 +318,11 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="after")
     def _check_grid(self) -> ExperimentConfig:
         problems = []
+        if self.base.baseline or "baseline" in self.grid or "base.baseline" in self.grid:
+            problems.append(
+                "`base.baseline` marks the base-model run codetune adds itself; set the experiment's "
+                "`baseline: true` (or baseline=true) instead"
+            )
         for key, values in self.grid.items():
             if key.removeprefix("base.") in execution_keys():
                 problems.append(
@@ -556,7 +561,8 @@ def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> Ex
     """Resolve a preset or YAML file plus `key=value` overrides into a validated experiment.
 
     An override on a grid axis replaces the axis; a list value for a scalar field makes a new axis;
-    `name=...`, `label=...` set experiment fields. Every problem is collected and raised at once.
+    `name=...`, `label=...`, `baseline=...` set experiment fields. Every problem is collected and raised
+    at once.
     """
     raw = load_raw(name_or_path)
     raw.setdefault("base", {})
@@ -565,7 +571,7 @@ def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> Ex
     for item in overrides or []:
         try:
             key, value = parse_override(item)
-            if key in ("name", "description", "label"):
+            if key in ("name", "description", "label", "baseline"):
                 raw[key] = value
                 continue
             key = key.removeprefix("base.")

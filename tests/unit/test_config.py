@@ -17,7 +17,7 @@ def test_presets_mirror_the_study():
     assert rank.base.data.train_size == 200
     assert load_experiment("scale").grid == {"data.train_size": [50, 150, 300]}
     assert load_experiment("lang").grid == {"data.language": ["python", "java", "javascript"]}
-    assert [s.label for s in expand_grid(rank)] == ["Rank 4", "Rank 16", "Rank 64"]
+    assert [s.label for s in expand_grid(rank)] == ["Base model", "Rank 4", "Rank 16", "Rank 64"]
 
 
 def test_overrides_set_values_and_make_axes():
@@ -28,7 +28,9 @@ def test_overrides_set_values_and_make_axes():
     assert exp.base.train.lr == 1e-3 and exp.base.lora.r == 8
     assert exp.base.lora.target_modules == ["q_proj", "v_proj"]
     specs = expand_grid(exp)
-    assert len(specs) == 3 and len({s.run_id for s in specs}) == 3
+    assert len(specs) == 4 and len({s.run_id for s in specs}) == 4
+    # Greedy generation ignores the seed: the three seeds share one base-model run.
+    assert [s.label for s in specs].count("Base model") == 1
 
 
 def test_run_id_is_stable_and_ignores_thread_count():
@@ -106,16 +108,57 @@ def test_execution_fields_leave_the_run_id_alone():
     assert "train.lr" not in execution_keys() and "seed" not in execution_keys()
 
 
-def test_legacy_run_id_is_the_old_formula():
+def test_legacy_run_ids_are_the_old_formulas():
     import hashlib
     import json
 
-    cfg = expand_grid(load_experiment("quick"))[0].config
+    from codetune.config import execution_keys
+
+    def digest(d):
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+    cfg = expand_grid(load_experiment("quick", ["eval.benchmark_limit=5"]))[1].config
     d = cfg.model_dump(mode="json")
-    d.pop("threads")
-    d["train"].pop("checkpoint_every")
-    assert cfg.legacy_run_id() == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
-    assert cfg.legacy_run_id() != cfg.run_id()
+    # Before benchmark execution: no eval.benchmark* fields, no `baseline` (whatever they are set to now).
+    d.pop("baseline")
+    for key in ("benchmark", "benchmark_limit", "benchmark_max_new_tokens", "benchmark_timeout_s"):
+        d["eval"].pop(key)
+    before_exec_split = json.loads(json.dumps(d))
+    d["threads"] = None  # popped below with every execution key
+    for key in execution_keys():
+        *parents, leaf = key.split(".")
+        cur = d
+        for part in parents:
+            cur = cur[part]
+        cur.pop(leaf)
+    before_exec_split.pop("threads")
+    before_exec_split["train"].pop("checkpoint_every")
+    assert cfg.legacy_run_ids() == [digest(d), digest(before_exec_split)]
+    assert cfg.run_id() not in cfg.legacy_run_ids()
+    # The rank preset's first cell: the id its directory had before #17 (measured on that code).
+    assert expand_grid(load_experiment("rank"))[1].config.legacy_run_ids()[0] == "502e6aa349"
+
+
+def test_base_model_runs_one_per_test_set():
+    from codetune.config import RunConfig
+
+    specs = expand_grid(load_experiment("lang"))
+    base = [s for s in specs if s.config.baseline]
+    assert [s.label for s in base] == ["Base model (python)", "Base model (java)", "Base model (javascript)"]
+    for b in base:
+        assert b.config.lora == RunConfig().lora and b.config.train.epochs == RunConfig().train.epochs
+        assert b.config.legacy_run_ids() == []
+    # The same test set and generation settings give the same base run, whatever the adapters vary.
+    rank_base = expand_grid(load_experiment("rank"))[0]
+    assert rank_base.config.baseline and rank_base.run_id == base[0].run_id
+    scale = expand_grid(load_experiment("scale"))
+    assert sum(s.config.baseline for s in scale) == 1
+    # Sampling uses the seed, so each seed gets its own base run; what generation does changes it too.
+    sampled = expand_grid(load_experiment("quick", ["seed=[0,1]", "generate.n_samples=3"]))
+    assert sum(s.config.baseline for s in sampled) == 2
+    other = expand_grid(load_experiment("quick", ["generate.max_new_tokens=10"]))[0]
+    assert other.run_id != expand_grid(load_experiment("quick"))[0].run_id
+    assert expand_grid(load_experiment("quick", ["baseline=false"]))[0].label == "Rank 4"
 
 
 def test_an_execution_field_cannot_be_a_grid_axis():

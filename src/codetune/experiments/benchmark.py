@@ -68,8 +68,11 @@ def resolve_benchmark(setting: str, language: str, limit: int | None = None) -> 
     if chosen is None:
         return Benchmark(None, None, f"no benchmark covers {language} (eval.benchmark=auto)")
     name = f"{HUB}:{language}" if chosen == HUB else (chosen if chosen == "humaneval" else Path(chosen).name)
+    # A file says its language in its task ids (a Python-trained model may be run on HumanEval-X Java);
+    # a directory or the hub holds one file per language: the run's.
+    lang = None if Path(chosen).expanduser().is_file() else language
     try:
-        tasks = load_tasks(chosen, language)
+        tasks = load_tasks(chosen, lang)
     except BenchmarkError as exc:
         if not auto:
             raise

@@ -19,6 +19,8 @@ from codetune.rundir import RunDir
 # and the share of the max_new_tokens cap a generation uses before it stops at the function's end.
 MEAN_TOKENS_PER_SAMPLE = 120.0
 GEN_SHARE_OF_CAP = 0.6
+# Tasks of a benchmark named by its setting, for planning (a file's count is known once it is loaded).
+HUMANEVAL_TASKS = 164
 
 
 @dataclass
@@ -42,9 +44,10 @@ def measured_speeds(out_root: Path, model: str | None = None) -> Speeds:
             continue
         if m.get("train_tokens_per_s"):
             train.append(float(m["train_tokens_per_s"]))
-        new_tokens = _generated_tokens(metrics_path.parent)
-        if m.get("gen_time_s") and new_tokens:
-            gen.append(new_tokens / float(m["gen_time_s"]))
+        new_tokens = _generated_tokens(metrics_path.parent) + int(m.get("benchmark_new_tokens") or 0)
+        seconds = float(m.get("gen_time_s") or 0) + float(m.get("benchmark_gen_time_s") or 0)
+        if seconds and new_tokens:
+            gen.append(new_tokens / seconds)
     return Speeds(statistics.median(train) if train else None, statistics.median(gen) if gen else None, len(train))
 
 
@@ -56,9 +59,19 @@ def _generated_tokens(run_dir: Path) -> int:
 
 
 def _sizes(c: RunConfig) -> tuple[float, float]:
-    train_tok = c.data.train_size * MEAN_TOKENS_PER_SAMPLE * c.train.epochs
+    train_tok = 0.0 if c.baseline else c.data.train_size * MEAN_TOKENS_PER_SAMPLE * c.train.epochs
     gen_tok = c.data.test_size * c.generate.n_samples * c.generate.max_new_tokens * GEN_SHARE_OF_CAP
+    tasks = _benchmark_tasks(c)
+    gen_tok += tasks * c.generate.n_samples * c.eval.benchmark_max_new_tokens * GEN_SHARE_OF_CAP
     return train_tok, gen_tok
+
+
+def _benchmark_tasks(c: RunConfig) -> int:
+    """Planning count of the run's benchmark tasks: HumanEval's for the bundled default, else a guess of
+    the same size (HumanEval-X and HumanEval+ have HumanEval's 164 problems)."""
+    if c.eval.benchmark == "none":
+        return 0
+    return min(HUMANEVAL_TASKS, c.eval.benchmark_limit or HUMANEVAL_TASKS)
 
 
 def describe_plan(exp: ExperimentConfig, out_root: Path) -> str:
@@ -75,8 +88,12 @@ def describe_plan(exp: ExperimentConfig, out_root: Path) -> str:
             total += est
             cost = f", ~{est / 60:.1f} min"
         done = RunDir(Path(out_root) / exp.name / s.dirname).is_finished()
+        what = "no training" if c.baseline else f"train {c.data.train_size} x {c.train.epochs:g} ep"
+        bench = f", benchmark {c.eval.benchmark}" + (
+            f"[:{c.eval.benchmark_limit}]" if c.eval.benchmark_limit else ""
+        )
         lines.append(
-            f"  {s.run_id}  {s.label:<24} train {c.data.train_size} x {c.train.epochs:g} ep, test {c.data.test_size}"
+            f"  {s.run_id}  {s.label:<24} {what}, test {c.data.test_size}{bench}"
             f"  ~{train_tok / 1000:.0f}k train tokens{cost}{'  [done]' if done else ''}"
         )
     if timed:
