@@ -157,6 +157,14 @@ def _jobs(tasks: Sequence[Task], samples: Sequence[dict]) -> list[tuple[Task, st
     return jobs
 
 
+def _expected_outputs(jobs, limits: Limits, workers: int, progress: bool) -> dict:
+    """HumanEval+'s expected outputs for the tasks of `jobs` that have plus tests ({} when none has)."""
+    plus_tasks = list({t.task_id: t for t, _, _ in jobs if t.plus is not None}.values())
+    if not plus_tasks:
+        return {}
+    return humaneval_plus.expected_outputs(plus_tasks, limits=limits, workers=workers, progress=progress)
+
+
 def evaluate_samples(
     tasks: Sequence[Task],
     samples: Sequence[dict],
@@ -189,12 +197,7 @@ def evaluate_samples(
         return []
     sandbox.isolation()  # probe once, before the threads start
     workers = workers or _default_workers()
-    plus_tasks = list({t.task_id: t for t, _, _ in jobs if t.plus is not None}.values())
-    expected = (
-        humaneval_plus.expected_outputs(plus_tasks, limits=limits, workers=workers, progress=progress)
-        if plus_tasks
-        else {}
-    )
+    expected = _expected_outputs(jobs, limits, workers, progress)
     bar = None
     if progress:
         from tqdm import tqdm

@@ -11,12 +11,15 @@ EvalPlus added (`plus_input`). The plus verdict of a sample:
    benchmark file, so a second evaluation does not recompute them.
 2. The sample (`prompt + completion`) runs the same way, each input under a time limit of
    max(1 s, 4 x the canonical's seconds) and the whole run under min(60 s, their sum) + 2 s, plus twice
-   the canonical run's wall time for loading and encoding (EvalPlus's defaults and rule); an input that
-   runs past its limit makes the sample a timeout. As for the base tests, it passes only when the runner
-   reached its end and printed the end-of-run token (see `programs`), so exiting early never passes.
+   the canonical run's wall time for loading and encoding (EvalPlus's defaults and rule), and never under
+   the harness's own timeout; an input that runs past its limit makes the sample a timeout. As for the
+   base tests, it passes only when the runner reached its end and printed the end-of-run token (see
+   `programs`), so exiting early never passes. The solution's prints are discarded and reading stdin
+   fails, as in EvalPlus; an exception it raises is a runtime error.
 3. Its results are compared with the expected ones as EvalPlus compares them: `out == exp`; when not
    equal and the task has an `atol` (or, with atol 0, the expected result is a float or a non-empty
-   list/tuple of floats, when 1e-6 is used) the two must have the same type and length and be close
+   list/tuple of floats, when 1e-6 is used, decided per input: EvalPlus keeps the 1e-6 for the task's
+   later inputs once one float result appeared) the two must have the same type and length and be close
    (|out - exp| <= atol + 1e-7 * |exp| element-wise, as numpy.allclose); `find_zero` (HumanEval/32)
    passes when |poly(xs, out)| <= atol. A list is never equal to a tuple (as in Python). Results larger
    than a few KiB are compared by a digest of a form in which `==`-equal values are equal (1 == 1.0,
