@@ -145,7 +145,8 @@ def _summary_line(summary: dict, out) -> str:
             name = key if section == "pass@k" else f"{key} (plus)"
             parts.append(f"{name}={value:.4f} ({100 * value:.1f}%{where})")
     counts = ", ".join(f"{k}={v}" for k, v in summary["status_counts"].items() if v)
-    extra = ""
+    failing = {k: v for k, v in (summary.get("category_counts") or {}).items() if v and k != "passed"}
+    extra = ("; not passing: " + ", ".join(f"{k}={v}" for k, v in failing.items())) if failing else ""
     if "base_pass_plus_fail" in summary:
-        extra = f"; {summary['base_pass_plus_fail']} pass the base tests but fail the plus tests"
+        extra += f"; {summary['base_pass_plus_fail']} pass the base tests but fail the plus tests"
     return f"{summary['n_tasks']} tasks, {summary['n_samples']} samples: {', '.join(parts)} ({counts}){extra}; results in {out}"
