@@ -83,6 +83,7 @@ def test_html_report_renders_in_headless_chromium(experiment):
         browser.close()
     assert errors == []
     assert all(u.startswith(("file:", "data:")) for u in requests), requests  # nothing fetched from outside
-    assert n_tables == 4 and headline_rows == 3  # headline, runs, comparisons, errors
-    assert len(images) == 2 and all(ok and w > 100 and h > 100 for ok, w, h in images)
+    # headline, runs, Pareto-optimal configurations, comparisons, benchmark taxonomy, corpus syntax counts
+    assert n_tables == 6 and headline_rows == 3
+    assert len(images) == 3 and all(ok and w > 100 and h > 100 for ok, w, h in images)  # results, stubs, cost
     assert opened and completion_visible and n_samples == 3 * 16

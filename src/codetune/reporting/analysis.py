@@ -1,11 +1,18 @@
-"""Load an experiment's finished runs and compare its configurations with the right test for each metric.
+"""Load an experiment's finished runs: per-item statistics, configurations, axes and interval settings.
 
 Every metric is handled as additive per-item statistics plus a `combine` function (corpus BLEU and
 CodeBLEU pool n-gram counts; a pass rate pools passes and attempts), so one bootstrap serves them all:
 paired when two configurations were scored on the same items, independent otherwise (a language
 axis has a test set per language). Runs of one configuration that differ only in seed are pooled per
-item (statistics summed over seeds), so a resample draws whole items with all their seeds.
-Pass/fail metrics of a single seed also get the exact test: McNemar when paired, Fisher when not.
+item (statistics summed over seeds), so a resample draws whole items with all their seeds. The tests
+between configurations are in `codetune.reporting.comparison`.
+
+Two item sets: BLEU, CodeBLEU, syntax and stub rate are per corpus test item (generations.jsonl);
+pass@1 is per benchmark task (benchmark/results.jsonl, see `codetune.reporting.benchmark`), so two runs
+are paired on pass@1 when they ran the same tasks. With several samples per task a task's statistic is
+its pass rate, and only the bootstrap applies (no McNemar). Base-model rows (`baseline: true`) are
+configurations too, listed first; they are compared with the others in `codetune.reporting.baseline`,
+not along the grid's axes.
 
 The per-item statistics are the ones scoring wrote into generations.jsonl (recomputed from the text, by
 the same rule, for runs written before they were). The experiment's axes are the keys of its grid
@@ -16,7 +23,6 @@ confidence level and bootstrap size are those the runs recorded (`ci_level`, `n_
 from __future__ import annotations
 
 import csv
-import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from codetune.errors import CodetuneError
+from codetune.reporting.benchmark import Benchmark, load_benchmark
 from codetune.rundir import EXPERIMENT_FILE, finished_runs
 
 # (key in metrics.json, display name, kind): "corpus" metrics are recombined from statistics,
@@ -35,6 +42,8 @@ METRICS = (
     ("Syntax_Pass_Rate", "Syntax pass %", "rate"),
     ("pass@1", "pass@1 %", "rate"),
 )
+# Metrics whose items are benchmark tasks, not corpus test items.
+TASK_METRICS = ("pass@1",)
 # The axes of an experiment without experiment.yaml: (metrics.json key, dotted config key).
 AXES = (("lora_r", "lora.r"), ("train_size", "data.train_size"), ("language", "data.language"))
 # Dotted config keys that metrics.json also records, for runs without a config.yaml.
@@ -80,10 +89,22 @@ class Run:
     item_ids: list[str] = field(default_factory=list)
     stats: dict[str, np.ndarray | None] = field(default_factory=dict)  # metric -> (n_items, k)
     sentence: dict[str, np.ndarray | None] = field(default_factory=dict)  # metric -> (n_items,)
+    bench: Benchmark | None = None  # the benchmark stage (pass@1 per task)
 
     @property
     def label(self) -> str:
         return str(self.metrics.get("Configuration", self.dirname))
+
+    @property
+    def baseline(self) -> bool:
+        """A base-model row: no adapter, the same test items and benchmark (metrics.json `baseline`)."""
+        return bool(self.metrics.get("baseline")) or bool((self.config or {}).get("baseline"))
+
+    def ids(self, metric: str) -> list[str]:
+        """The ids of the items `metric` is measured on: benchmark tasks for pass@1, else corpus items."""
+        if metric in TASK_METRICS:
+            return list(self.bench.task_ids) if self.bench is not None else []
+        return self.item_ids
 
     @property
     def seed(self) -> Any:
@@ -121,6 +142,16 @@ class Config:
     def seeds(self) -> list[Any]:
         return [r.seed for r in self.runs]
 
+    @property
+    def baseline(self) -> bool:
+        return all(r.baseline for r in self.runs)
+
+    def pass_note(self) -> str | None:
+        """Why pass@1 is not measured for this configuration (its runs' notes, distinct); None when it is."""
+        notes = [r.bench.note if r.bench is not None else "no benchmark stage" for r in self.runs]
+        notes = [n for n in dict.fromkeys(notes) if n]
+        return "; ".join(notes) if notes and all(r.metrics.get("pass@1") is None for r in self.runs) else None
+
 
 @dataclass
 class Experiment:
@@ -134,14 +165,28 @@ class Experiment:
     levels: list[Level]  # every distinct recorded level, in run order (more than one is reported)
 
     @property
+    def bases(self) -> list[Config]:
+        """The base-model configurations (one per test set)."""
+        return [c for c in self.configs if c.baseline]
+
+    @property
+    def trained(self) -> list[Config]:
+        """The configurations with an adapter: the grid's cells."""
+        return [c for c in self.configs if not c.baseline]
+
+    @property
     def axes(self) -> list[str]:
-        return varying_axes(self.configs, self.grid)
+        return varying_axes(self.trained, self.grid)
 
 
-def load_experiment(exp_dir: Path) -> Experiment:
-    """The finished runs of `exp_dir` with its grid and recorded interval settings (see `load_runs`)."""
+def load_experiment(exp_dir: Path, dirnames: list[str] | None = None) -> Experiment:
+    """The finished runs of `exp_dir` (only `dirnames` when given) with its grid and interval settings.
+
+    Raises:
+        CodetuneError: see `load_runs`.
+    """
     exp_dir = Path(exp_dir)
-    runs = load_runs(exp_dir)
+    runs = load_runs(exp_dir, dirnames)
     levels = list(dict.fromkeys(r.level for r in runs))
     return Experiment(exp_dir.name, runs, group_configs(runs), read_grid(exp_dir), levels[0], levels)
 
@@ -158,8 +203,8 @@ def combine_for(metric: str):
     return rate_combine
 
 
-def load_runs(exp_dir: Path) -> list[Run]:
-    """Every finished run directory (one with metrics.json), in results.csv order where it exists.
+def load_runs(exp_dir: Path, dirnames: list[str] | None = None) -> list[Run]:
+    """Every finished run directory (one with metrics.json; of `dirnames` when given), in results.csv order.
 
     Raises:
         CodetuneError: `exp_dir` is missing or holds no finished run.
@@ -169,7 +214,7 @@ def load_runs(exp_dir: Path) -> list[Run]:
         raise CodetuneError(
             f"no experiment directory {str(exp_dir)!r}", "pass runs/<experiment>, as written by `codetune run`"
         )
-    dirs = finished_runs(exp_dir)
+    dirs = [d for d in finished_runs(exp_dir) if dirnames is None or d.name in dirnames]
     if not dirs:
         raise CodetuneError(
             f"no finished runs in {str(exp_dir)!r} (no <run>/metrics.json)",
@@ -179,7 +224,9 @@ def load_runs(exp_dir: Path) -> list[Run]:
     dirs.sort(key=lambda d: (order.get(d.name, len(order)), d.name))
     runs = []
     for rd in dirs:
-        run = Run(rd.name, rd.read_metrics(), rd.read_generations(), config=_read_yaml(rd.config))
+        metrics = rd.read_metrics()
+        run = Run(rd.name, metrics, rd.read_generations(), config=_read_yaml(rd.config))
+        run.bench = load_benchmark(rd, metrics)
         _measure(run)
         runs.append(run)
     return runs
@@ -212,11 +259,13 @@ def _read_yaml(path: Path) -> dict | None:
 
 
 def group_configs(runs: list[Run]) -> list[Config]:
-    """Runs grouped by Configuration label (seeds of one configuration together), first-seen order."""
+    """Runs grouped by Configuration label (seeds of one configuration together), base-model rows first,
+    then first-seen order."""
     groups: dict[str, list[Run]] = {}
     for r in runs:
         groups.setdefault(r.label, []).append(r)
-    return [Config(label, sorted(rs, key=lambda r: (r.seed is None, r.seed))) for label, rs in groups.items()]
+    configs = [Config(label, sorted(rs, key=lambda r: (r.seed is None, r.seed))) for label, rs in groups.items()]
+    return sorted(configs, key=lambda c: not c.baseline)
 
 
 def varying_axes(configs: list[Config], grid: dict[str, list[Any]] | None = None) -> list[str]:
@@ -244,6 +293,8 @@ def _measure(run: Run) -> None:
 
     recs = run.records
     run.item_ids = [str(r.get("id", r.get("index"))) for r in recs]
+    if run.bench is not None:
+        run.stats["pass@1"] = run.bench.pass_stats()
     if not recs:
         return
     lang = run.metrics.get("language")
@@ -256,9 +307,6 @@ def _measure(run: Run) -> None:
     statuses = [r.get("syntax_status") for r in recs]
     if statuses and all(s in ("valid", "invalid") for s in statuses):
         run.stats["Syntax_Pass_Rate"] = rate_stats([s == "valid" for s in statuses])
-    execs = [r.get("exec_status") for r in recs]
-    if execs and all(s not in (None, "unavailable") for s in execs):
-        run.stats["pass@1"] = rate_stats([s == "passed" for s in execs])
     trivial = [r.get("trivial") for r in recs]
     if trivial and all(t is not None for t in trivial):
         run.stats["trivial_rate"] = rate_stats([bool(t) for t in trivial])
@@ -274,7 +322,7 @@ def pooled_stats(config: Config, metric: str, seeds: list[Any] | None = None) ->
     mats = [r.stats.get(metric) for r in runs]
     if not runs or any(m is None for m in mats):
         return None
-    if any(r.item_ids != runs[0].item_ids for r in runs):
+    if any(r.ids(metric) != runs[0].ids(metric) for r in runs):
         return mats[0]  # seeds tested on different items cannot be pooled per item; use the first
     return np.sum(mats, axis=0)
 
@@ -305,136 +353,17 @@ def config_value(config: Config, metric: str, level: Level | None = None) -> dic
     return out
 
 
-@dataclass
-class Comparison:
-    """A − B on one metric, tested at significance level `alpha`."""
-
-    a: str
-    b: str
-    metric: str
-    diff: float
-    ci: tuple[float, float]
-    p_value: float
-    test: str
-    n: int
-    paired: bool
-    mde: float | None
-    effect: str = ""
-    alpha: float = 0.05
-
-    @property
-    def significant(self) -> bool:
-        return self.p_value < self.alpha
-
-
-def compare(a: Config, b: Config, metric: str, level: Level | None = None) -> Comparison | None:
-    """Test A − B on `metric` at `level`; None when either lacks the metric's per-item data."""
-    from codetune.stats.corpus import paired_bootstrap_stats
-
-    level = level or Level()
-    common = [s for s in a.seeds() if s in b.seeds()]
-    seeds = common or None
-    sa, sb = pooled_stats(a, metric, seeds), pooled_stats(b, metric, seeds)
-    if sa is None or sb is None:
-        return None
-    ra = next(r for r in a.runs if seeds is None or r.seed in seeds)
-    rb = next(r for r in b.runs if seeds is None or r.seed in seeds)
-    paired = ra.item_ids == rb.item_ids and sa.shape == sb.shape
-    res = paired_bootstrap_stats(
-        sa, sb, combine_for(metric), n_boot=level.n_boot, alpha=level.alpha, paired=paired
-    )
-    if res is None:
-        return None
-    test = ("paired" if paired else "unpaired") + " bootstrap"
-    ci = (res["ci_low"], res["ci_high"])
-    cmp = Comparison(
-        a.label,
-        b.label,
-        metric,
-        res["diff"],
-        ci,
-        res["p_value"],
-        test,
-        int(sa.shape[0]),
-        paired,
-        None,
-        "",
-        level.alpha,
-    )
-    k = len(seeds) if seeds else 1
-    if metric in ("BLEU", "CodeBLEU"):
-        _continuous_effect(cmp, ra, rb, metric)
-    else:
-        _binary_test(cmp, ra, rb, metric, single_seed=k == 1)
-    if k > 1:
-        cmp.test += f", items pooled over {k} seeds"
-    return cmp
-
-
-def _continuous_effect(cmp: Comparison, ra: Run, rb: Run, metric: str) -> None:
-    from codetune.stats.power import minimum_detectable_effect_continuous
-
-    xa, xb = ra.sentence.get(metric), rb.sentence.get(metric)
-    if xa is None or xb is None or np.isnan(xa).any() or np.isnan(xb).any() or cmp.n < 2:
-        return
-    if cmp.paired:
-        d = xa - xb
-        sd = float(d.std(ddof=1))
-        cmp.effect = f"d_z={d.mean() / sd:+.2f}" if sd > 0 else ""
-    else:
-        sd = math.sqrt(float(xa.var(ddof=1)) + float(xb.var(ddof=1)))
-        pooled = sd / math.sqrt(2)
-        cmp.effect = f"d={(xa.mean() - xb.mean()) / pooled:+.2f}" if pooled > 0 else ""
-    # Sentence-level spread as the proxy for the corpus metric's: an approximation, said in the report.
-    cmp.mde = minimum_detectable_effect_continuous(cmp.n, sd, alpha=cmp.alpha) if sd > 0 else None
-
-
-def _binary_test(cmp: Comparison, ra: Run, rb: Run, metric: str, single_seed: bool) -> None:
-    from scipy import stats as sps
-
-    from codetune.stats.paired import mcnemar_exact
-    from codetune.stats.power import minimum_detectable_effect
-
-    fa, fb = ra.stats[metric][:, 0].astype(bool), rb.stats[metric][:, 0].astype(bool)
-    pa, pb = fa.mean(), fb.mean()
-    cmp.effect = f"h={2 * math.asin(math.sqrt(pa)) - 2 * math.asin(math.sqrt(pb)):+.2f}"
-    n = len(fb)
-    # MDE of the test-set size: the two-proportion formula (conservative for a paired design, and it
-    # needs no guess of the discordance) at the pair's mean rate, on its smaller side because a
-    # decrease from p is an increase from 1 - p.
-    mid = (float(pa) + float(pb)) / 2.0
-    base = min(max(min(mid, 1.0 - mid), 0.5 / n), 0.5)
-    cmp.mde = 100.0 * minimum_detectable_effect(n, base, alpha=cmp.alpha, paired=False)
-    if cmp.paired:
-        mc = mcnemar_exact(fa, fb)
-        if single_seed:
-            cmp.p_value, cmp.test = mc["p_value"], "exact McNemar"
-            cmp.effect += f", discordant {mc['b10']}/{mc['b01']}"
-    else:
-        if single_seed:
-            table = [[int(fa.sum()), int((~fa).sum())], [int(fb.sum()), int((~fb).sum())]]
-            cmp.p_value, cmp.test = float(sps.fisher_exact(table).pvalue), "Fisher exact"
-
-
-def all_comparisons(configs: list[Config], metrics: list[str], level: Level | None = None) -> list[Comparison]:
-    """Every pair of configurations on every metric they both have."""
-    out = []
-    for a, b in itertools.combinations(configs, 2):
-        for m in metrics:
-            c = compare(a, b, m, level)
-            if c is not None:
-                out.append(c)
-    return out
-
-
 def item_correlation(
     runs: list[Run], x_key: str, flag_metric: str, ci_level: float = 0.95
 ) -> dict[str, Any] | None:
     """Point-biserial correlation of a per-item number (sentence metric or record field) with a pass flag.
 
     Items of all runs are pooled (an item appears once per run), so treat the p-value as approximate.
+    Corpus items only: pass@1's tasks are another item set (see `benchmark.bleu_vs_pass`).
     """
     from scipy import stats as sps
+
+    assert flag_metric not in TASK_METRICS, "per-task flags do not align with corpus items"
 
     xs, ys = [], []
     for r in runs:

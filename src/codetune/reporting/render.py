@@ -45,7 +45,8 @@ def _gen_fields(rec: dict) -> list[str]:
 
 
 def render_markdown(blocks: list[tuple]) -> str:
-    """Markdown: headings, paragraphs, pipe tables; images point to the HTML report (kept self-contained)."""
+    """Markdown: headings, paragraphs, pipe tables; images are links to their files beside the report
+    (("img", alt, b64, file)) or point to report.html, which embeds every one."""
     out: list[str] = []
     for block in blocks:
         kind = block[0]
@@ -59,7 +60,11 @@ def render_markdown(blocks: list[tuple]) -> str:
             out.append("|" + "---|" * len(header))
             out += ["| " + " | ".join(_cell_md(c) for c in row) + " |" for row in rows]
         elif kind == "img":
-            out.append(f"_Figure: {block[1]} (embedded in report.html)._")
+            # A figure written beside the report is linked; the others live only in report.html.
+            if len(block) > 3:
+                out.append(f"![{block[1]}]({block[3]})")
+            else:
+                out.append(f"_Figure: {block[1]} (embedded in report.html)._")
         elif kind == "gens":
             run = block[1]
             out.append(f"**{run.dirname}** ({run.label}): {len(run.records)} items")

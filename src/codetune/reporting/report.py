@@ -3,9 +3,11 @@
 The report is built as a list of blocks (headings, paragraphs, tables, images, generations) and then
 rendered twice (`codetune.reporting.render`). Findings are worded by one function,
 `codetune.reporting.wording.describe`, so a difference the test does not support is never stated as a
-finding. Intervals and significance follow the level the runs recorded (`ci_level`, `n_boot`). The seed
-study's research questions (`codetune.reporting.study`) are included only when the experiment varies one
-of their axes.
+finding. Intervals and significance follow the level the runs recorded (`ci_level`, `n_boot`). Every
+configuration is set against its base-model row (`codetune.reporting.baseline`) and against what it cost
+(`codetune.reporting.cost`, whose figure is written beside the report as cost.png). pass@1 comes from each
+run's benchmark stage; a run without one says why pass@1 was not measured. The seed study's research
+questions (`codetune.reporting.study`) are included only when the experiment varies one of their axes.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ from pathlib import Path
 from codetune.io import atomic_write_text
 from codetune.reporting.analysis import (
     METRICS,
-    Comparison,
     Config,
     Experiment,
     Level,
-    all_comparisons,
     config_value,
     group_configs,
     load_experiment,
 )
+from codetune.reporting.baseline import base_differences, base_section, plot_annotations
+from codetune.reporting.benchmark import CATEGORIES, FAILURES, plus_summary, taxonomy
+from codetune.reporting.comparison import Comparison, all_comparisons
+from codetune.reporting.cost import cost_section, plot_cost
 from codetune.reporting.study import study_section
 from codetune.reporting.wording import (
     NAMES,
@@ -58,7 +62,8 @@ def write_report(exp_dir: Path) -> tuple[Path, Path]:
 
 
 def build_report(exp_dir: Path) -> list[tuple]:
-    """The report as blocks: ("h1"|"h2"|"h3"|"p", text), ("table", header, rows), ("img", alt, b64), ("gens", run).
+    """The report as blocks: ("h1"|"h2"|"h3"|"p", text), ("table", header, rows), ("img", alt, b64[, file]),
+    ("gens", run). Writes the cost figure, cost.png, into `exp_dir` (report.md links it).
 
     Raises:
         CodetuneError: no finished run in `exp_dir`.
@@ -67,13 +72,19 @@ def build_report(exp_dir: Path) -> list[tuple]:
     runs, configs, level = exp.runs, exp.configs, exp.level
     present = [m for m, _, _ in METRICS if any(r.metrics.get(m) not in (None, "") for r in runs)]
     multi_seed = any(len(c.runs) > 1 for c in configs)
-    comparisons = all_comparisons(configs, present + ["trivial_rate"], level)
+    # Base rows are compared with the cells in their own section, not pairwise along the grid.
+    comparisons = all_comparisons(exp.trained, present + ["trivial_rate"], level)
+    diffs = base_differences(exp, level)
     b: list[tuple] = [("h1", f"Experiment report: {Path(exp_dir).name}"), ("p", _summary(exp, multi_seed))]
     b += _headline(configs, present, multi_seed, level)
+    b += base_section(exp, diffs, level)
     b += _runs_table(runs)
-    b += _plots(runs, level)
+    b += _plots(runs, level, plot_annotations(diffs))
+    png = plot_cost(exp, Path(exp_dir) / "cost.png", level)
+    b += cost_section(exp, level, png, None if png is None else _b64(png))
     b += _comparisons_section(comparisons, level)
     b += _errors_section(configs)
+    b += _plus_section(configs, level)
     b += _axes_section(exp, comparisons, present)
     b += study_section(exp, comparisons)
     b.append(("h2", "Generations"))
@@ -98,6 +109,18 @@ def _summary(exp: Experiment, multi_seed: bool) -> str:
             f" The runs recorded different interval settings ({recorded}): each run's own intervals are at "
             f"its level; the report's tests use the first, {exp.level.percent} with {exp.level.n_boot} resamples."
         )
+    benches = [
+        f"{r.bench.name} ({len(r.bench.task_ids)} tasks, {r.bench.samples_per_task} sample(s) per task)"
+        for r in exp.runs
+        if r.bench is not None and r.bench.measured and r.bench.task_ids
+    ]
+    if benches:
+        text += (
+            f" pass@1 is over benchmark tasks ({', '.join(dict.fromkeys(benches))}), a different item set from "
+            "the corpus test items that BLEU, CodeBLEU and syntax are measured on; its intervals resample tasks."
+        )
+    if exp.bases:
+        text += f" Base-model rows: {', '.join(c.label for c in exp.bases)}."
     return text
 
 
@@ -107,12 +130,13 @@ def _summary(exp: Experiment, multi_seed: bool) -> str:
 
 
 def _headline(configs: list[Config], present: list[str], multi_seed: bool, level: Level) -> list[tuple]:
+    present = present if "pass@1" in present else [*present, "pass@1"]  # "not measured" is an answer too
     header = ["Configuration", "runs", "n_test"] + [NAMES[m] for m in present]
     header += ["stub rate %", "gen cyclomatic", "ref cyclomatic", "gen nloc", "ref nloc"]
     rows = []
     for c in configs:
         row = [c.label, str(len(c.runs)), str(c.runs[0].metrics.get("n_test", len(c.runs[0].records)))]
-        row += [fmt_value(config_value(c, m, level)) for m in present]
+        row += [_headline_value(c, m, level) for m in present]
         row.append(fmt_value(config_value(c, "trivial_rate", level)))
         for key in ("mean_gen_cyclomatic", "mean_ref_cyclomatic", "mean_gen_nloc", "mean_ref_nloc"):
             vals = [float(r.metrics[key]) for r in c.runs if r.metrics.get(key) is not None]
@@ -121,14 +145,24 @@ def _headline(configs: list[Config], present: list[str], multi_seed: bool, level
     note = f"value [{level.percent} CI]" + (
         "; mean ± sd over seeds [CI over items, seeds pooled]" if multi_seed else ""
     )
-    return [
+    out = [
         ("h2", "Headline"),
         (
             "p",
-            note + ". Complexity is of prompt + body, so generated and reference functions share the signature.",
+            note + ". Complexity is of prompt + body, so generated and reference functions share the signature."
+            " Base-model rows (no adapter) first.",
         ),
         ("table", header, rows),
     ]
+    notes = [f"{c.label}: {n}" for c in configs if (n := c.pass_note())]
+    if notes:
+        out.append(("p", "pass@1 not measured (never counted as 0) for " + "; ".join(notes) + "."))
+    return out
+
+
+def _headline_value(c: Config, metric: str, level: Level) -> str:
+    v = config_value(c, metric, level)
+    return "not measured" if v is None and metric == "pass@1" else fmt_value(v)
 
 
 def _runs_table(runs) -> list[tuple]:
@@ -138,19 +172,26 @@ def _runs_table(runs) -> list[tuple]:
         row = [r.dirname, r.label, str(r.seed)]
         for m in ("BLEU", "CodeBLEU", "Syntax_Pass_Rate", "pass@1"):
             v, lo, hi = (r.metrics.get(k) for k in (m, f"{m}_ci_low", f"{m}_ci_high"))
-            row.append("n/a" if v is None else fmt(float(v)) + ("" if lo is None else f" [{fmt(lo)}, {fmt(hi)}]"))
+            missing = "not measured" if m == "pass@1" else "n/a"
+            row.append(
+                missing if v is None else fmt(float(v)) + ("" if lo is None else f" [{fmt(lo)}, {fmt(hi)}]")
+            )
         rows.append(row)
     return [("h2", "Runs"), ("table", header, rows)]
 
 
-def _plots(runs, level: Level) -> list[tuple]:
+def _plots(runs, level: Level, deltas: dict) -> list[tuple]:
     from codetune.reporting.plots import plot_results
 
     rows = [dict(r.metrics) for r in runs]
     out = [("h2", "Plots")]
     with tempfile.TemporaryDirectory() as tmp:
         png = plot_results(
-            rows, Path(tmp) / "results.png", title=f"metrics with {level.percent} CIs", ci_level=level.ci_level
+            rows,
+            Path(tmp) / "results.png",
+            title=f"metrics with {level.percent} CIs",
+            ci_level=level.ci_level,
+            deltas=deltas or None,
         )
         out.append(("img", f"Metrics per configuration with {level.percent} confidence intervals", _b64(png)))
         png = _plot_stubs(runs, Path(tmp) / "stubs.png", level)
@@ -232,18 +273,61 @@ def _comparisons_section(comparisons: list[Comparison], level: Level) -> list[tu
 
 
 def _errors_section(configs: list[Config]) -> list[tuple]:
-    keys = ["syntax_valid", "syntax_invalid", "syntax_unavailable"]
-    from codetune.evaluation.programs import STATUSES
-
-    # The execution-status counts scoring writes (error_taxonomy): exec_<status> and exec_missing.
-    known = {f"exec_{s}" for s in (*STATUSES, "missing")}
-    exec_keys = sorted({k for c in configs for r in c.runs for k in r.metrics if k in known})
-    header = ["Configuration"] + keys + exec_keys
+    """The benchmark's error taxonomy (non-passing samples by category) and the corpus syntax counts."""
+    header = ["Configuration", "samples", "passed", *FAILURES, "source"]
     rows = []
     for c in configs:
-        rows.append([c.label] + [str(sum(int(r.metrics.get(k) or 0) for r in c.runs)) for k in keys + exec_keys])
-    note = "Counts summed over seeds." + ("" if exec_keys else " No execution statuses (pass@k) in these runs.")
-    return [("h2", "Error taxonomy"), ("p", note), ("table", header, rows)]
+        tax = taxonomy([r.bench for r in c.runs], [r.metrics for r in c.runs])
+        if tax is None:
+            why = c.pass_note() or "no per-sample categories (results.jsonl) or cat_* counts"
+            rows.append([c.label] + ["n/a"] * (len(CATEGORIES) + 1) + [f"not executed: {why}"])
+            continue
+        counts, source = tax
+        rows.append([c.label, str(sum(counts.values()))] + [str(counts[k]) for k in CATEGORIES] + [source])
+    keys = ["syntax_valid", "syntax_invalid", "syntax_unavailable"]
+    syntax = [[c.label] + [str(sum(int(r.metrics.get(k) or 0) for r in c.runs)) for k in keys] for c in configs]
+    return [
+        ("h2", "Error taxonomy"),
+        (
+            "p",
+            "Benchmark samples per outcome, summed over seeds: every sample that did not pass is one of syntax "
+            "error, compile error, runtime error, wrong answer (ran, failed the tests), timeout, resource limit, "
+            "or unavailable (could not be executed here; never a pass or a fail).",
+        ),
+        ("table", header, rows),
+        ("p", "Syntax checks of the corpus completions (the checker's statuses), summed over seeds."),
+        ("table", ["Configuration", *keys], syntax),
+    ]
+
+
+def _plus_section(configs: list[Config], level: Level) -> list[tuple]:
+    """HumanEval+: base-test and plus-test pass@1 side by side, and what passes only the base tests."""
+    rows = []
+    for c in configs:
+        plus = plus_summary([r.bench for r in c.runs], [r.metrics for r in c.runs])
+        if plus is None:
+            continue
+        value = fmt(plus["value"]) + (
+            "" if plus["ci"] is None else f" [{fmt(plus['ci'][0])}, {fmt(plus['ci'][1])}]"
+        )
+        rows.append([c.label, _headline_value(c, "pass@1", level), value, str(plus["base_pass_plus_fail"])])
+    if not rows:
+        return []
+    header = [
+        "Configuration",
+        f"pass@1 % base tests [{level.percent} CI]",
+        "pass@1 % HumanEval+",
+        "pass base, fail plus",
+    ]
+    return [
+        ("h2", "HumanEval+"),
+        (
+            "p",
+            "pass@1 on the benchmark's own tests and with EvalPlus's extra inputs (a sample passes HumanEval+ when "
+            "it passes both); the last column counts samples that pass the base tests but fail the extra ones.",
+        ),
+        ("table", header, rows),
+    ]
 
 
 def _axes_section(exp: Experiment, comparisons: list[Comparison], present: list[str]) -> list[tuple]:
@@ -261,7 +345,7 @@ def _axes_section(exp: Experiment, comparisons: list[Comparison], present: list[
     metrics = present + ["trivial_rate"]
     for axis in exp.axes:
         out.append(("h3", f"Along {axis}"))
-        for ordered in _along(exp.configs, axis, exp.axes):
+        for ordered in _along(exp.trained, axis, exp.axes):
             out.append(("p", " → ".join(f"{c.label} ({axis}={c.axis_value(axis)})" for c in ordered) + "."))
             out += [("p", text) for m in metrics if (text := values_line(ordered, m, exp.level))]
             steps, _ = adjacent(ordered, comparisons, metrics)

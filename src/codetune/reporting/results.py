@@ -1,9 +1,11 @@
-"""Experiment tables: results.csv (the study's first columns, then provenance) and a long-format table."""
+"""Experiment tables: results.csv (the study's first columns, the headline metrics, then provenance), a
+long-format table, and results.png (with each configuration's paired difference from its base row)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,30 @@ from codetune.rundir import RunDir
 SEED_COLUMNS = ["BLEU", "Syntax_Pass_Rate", "Configuration"]
 # Per-run lists and bulky fields stay in metrics.json, out of the table.
 _NOT_IN_TABLE = {"loss_curve"}
-METRIC_COLUMNS = ("BLEU", "Syntax_Pass_Rate", "pass@1", "CodeBLEU")
+METRIC_COLUMNS = ("BLEU", "Syntax_Pass_Rate", "pass@1", "CodeBLEU", "pass@1_plus")
+# After the seed columns, in this order where present: the headline metrics with their intervals, then
+# what the benchmark was; then pass@k (k > 1), the execution-status and taxonomy counts, then the rest.
+_LEADING = (
+    "baseline",
+    "pass@1",
+    "pass@1_ci_low",
+    "pass@1_ci_high",
+    "BLEU_ci_low",
+    "BLEU_ci_high",
+    "CodeBLEU",
+    "CodeBLEU_ci_low",
+    "CodeBLEU_ci_high",
+    "Syntax_Pass_Rate_ci_low",
+    "Syntax_Pass_Rate_ci_high",
+    "pass@1_plus",
+    "pass@1_plus_ci_low",
+    "pass@1_plus_ci_high",
+    "benchmark",
+    "benchmark_tasks",
+    "benchmark_samples_per_task",
+    "benchmark_note",
+    "benchmark_base_pass_plus_fail",
+)
 
 
 def _atomic_csv(path: Path, header: list[str], rows: list[dict]) -> None:
@@ -43,12 +68,7 @@ def write_results(exp_dir: Path, specs: list[Any]) -> list[dict]:
     rows = collect_rows(exp_dir, specs)
     if not rows:
         return rows
-    header = list(SEED_COLUMNS)
-    for r in rows:
-        for k in r:
-            if k not in header and k not in _NOT_IN_TABLE:
-                header.append(k)
-    _atomic_csv(exp_dir / "results.csv", header, rows)
+    _atomic_csv(exp_dir / "results.csv", results_header(rows), rows)
     long_rows = []
     for r in rows:
         for metric in METRIC_COLUMNS:
@@ -72,5 +92,40 @@ def write_results(exp_dir: Path, specs: list[Any]) -> list[dict]:
     )
     from codetune.reporting.plots import plot_results
 
-    plot_results(rows, exp_dir / "results.png", title=exp_dir.name)
+    plot_results(rows, exp_dir / "results.png", title=exp_dir.name, deltas=_base_deltas(exp_dir, rows))
     return rows
+
+
+def results_header(rows: list[dict]) -> list[str]:
+    """results.csv's columns: seed columns, `_LEADING`, pass@k, exec_*/cat_* counts, then first-seen order."""
+    from codetune.evaluation.programs import STATUSES
+    from codetune.reporting.benchmark import CATEGORIES
+
+    seen = list(dict.fromkeys(k for r in rows for k in r if k not in _NOT_IN_TABLE))
+    passk = sorted((k for k in seen if re.match(r"pass@\d", k) and k not in _LEADING), key=_passk_order)
+    counts = [f"exec_{s}" for s in (*STATUSES, "missing")] + [f"cat_{c}" for c in CATEGORIES]
+    order = [*SEED_COLUMNS, *_LEADING, *passk, *counts]
+    header = [k for k in order if k in seen or k in SEED_COLUMNS]
+    return header + [k for k in seen if k not in header]
+
+
+def _passk_order(key: str) -> tuple:
+    """pass@10, its low and high bound, then pass@100, ..."""
+    k, rest = re.match(r"pass@(\d+)(.*)", key).groups()
+    return int(k), {"": 0, "_ci_low": 1, "_ci_high": 2}.get(rest, 3), rest
+
+
+def _base_deltas(exp_dir: Path, rows: list[dict]) -> dict | None:
+    """Each configuration's paired difference from its base row, for results.png; None without base rows."""
+    from codetune.errors import CodetuneError
+    from codetune.reporting.analysis import load_experiment
+    from codetune.reporting.baseline import base_differences, plot_annotations
+
+    if not any(r.get("baseline") for r in rows):
+        return None
+    try:
+        exp = load_experiment(exp_dir, [r["run_dir"] for r in rows])
+    except CodetuneError:
+        # An unreadable run file is the report's to name; the table and the bars are written regardless.
+        return None
+    return plot_annotations(base_differences(exp))

@@ -2,14 +2,19 @@
 
 An optional part of the report: `study_section` returns blocks only when the experiment varies one of
 the study's axes (LoRA rank, training-set size, language). Every answer is worded through `describe`,
-so a difference is a finding only where its test is significant at the recorded level.
+so a difference is a finding only where its test is significant at the recorded level. Functional
+correctness is pass@1 on the benchmark where the runs measured it (per benchmark task), and syntax
+validity on the corpus items besides. The base-model rows are not on any axis; RQ2 counts them among
+the configurations whose BLEU and pass@1 it sets side by side.
 """
 
 from __future__ import annotations
 
 import math
 
-from codetune.reporting.analysis import Comparison, Config, Experiment, Level, config_value, item_correlation
+from codetune.reporting.analysis import Config, Experiment, Level, config_value, item_correlation
+from codetune.reporting.benchmark import bleu_vs_pass, taxonomy
+from codetune.reporting.comparison import Comparison
 from codetune.reporting.wording import (
     NAMES,
     adjacent,
@@ -65,14 +70,17 @@ def study_section(exp: Experiment, comparisons: list[Comparison]) -> list[tuple]
         if axis not in axes:
             out.append(("p", f"Not addressed by this experiment (it has no {axis} axis)."))
             continue
-        ordered = sorted(exp.configs, key=lambda c: sort_key(c.axis_value(axis)))
-        answer = _ANSWERS[rq](ordered, exp.runs, comparisons, axis, exp.level)
+        ordered = sorted(exp.trained, key=lambda c: sort_key(c.axis_value(axis)))
+        if rq == "RQ2":
+            ordered = exp.bases + ordered
+        runs = [r for c in ordered for r in c.runs]
+        answer = _ANSWERS[rq](ordered, runs, comparisons, axis, exp.level)
         out += [("p", text) for text in answer]
     return out
 
 
 def _functional_metrics(runs) -> list[str]:
-    return [m for m in ("Syntax_Pass_Rate", "pass@1") if any(r.stats.get(m) is not None for r in runs)]
+    return [m for m in ("pass@1", "Syntax_Pass_Rate") if any(r.stats.get(m) is not None for r in runs)]
 
 
 def _rq1(ordered, runs, comparisons, axis, level: Level = _DEFAULT) -> list[str]:
@@ -132,38 +140,84 @@ def _rq1(ordered, runs, comparisons, axis, level: Level = _DEFAULT) -> list[str]
 
 
 def _rq2(ordered, runs, comparisons, axis, level: Level = _DEFAULT) -> list[str]:
-    out = []
-    for flag in _functional_metrics(runs):
-        corr = item_correlation(runs, "BLEU", flag, level.ci_level)
-        name = NAMES[flag]
+    """Per benchmark task: sentence BLEU against pass/fail per configuration; across configurations: corpus
+    BLEU against pass@1; and, on the corpus items, BLEU against syntax validity."""
+    out, found = [], []
+    for c in ordered:
+        res = bleu_vs_pass([r.bench for r in c.runs if r.bench is not None], level.alpha)
+        out.append(_bleu_pass_line(c, res))
+        if res["status"] == "ok":
+            found.append(res)
+    out += _across(ordered, "pass@1", "corpus BLEU", level)
+    if any(r.stats.get("Syntax_Pass_Rate") is not None for r in runs):
+        corr = item_correlation(runs, "BLEU", "Syntax_Pass_Rate", level.ci_level)
         if corr is None:
-            out.append(f"Per item, BLEU vs {name}: undefined (one of them is constant).")
-            continue
-        verdict = _correlation_verdict(corr, level)
-        out.append(
-            f"Per item, sentence BLEU vs {name} (point-biserial): r={corr['r']:+.2f} "
-            f"[{corr['ci'][0]:+.2f}, {corr['ci'][1]:+.2f}], {p_eq(corr['p_value'])}; {verdict} "
-            "(items pooled over runs, so p is approximate)."
-        )
-        pairs = [(config_value(c, "BLEU", level), config_value(c, flag, level)) for c in ordered]
-        pairs = [(x["value"], y["value"]) for x, y in pairs if x and y]
-        if len(pairs) >= 3:
-            rho, p = spearman_exact([p[0] for p in pairs], [p[1] for p in pairs])
-            out.append(
-                f"Across configurations, Spearman ρ(BLEU, {name}) = {_fmt_rho(rho)} over "
-                f"{len(pairs)} configurations, exact permutation {p_eq(p)}"
-                + (
-                    ""
-                    if p < level.alpha
-                    else f"; not significant at this sample size ({len(pairs)} configurations)"
-                )
-                + "."
-            )
+            out.append("On the corpus test items, BLEU vs syntax validity: undefined (one of them is constant).")
         else:
-            out.append(f"Across configurations: only {len(pairs)} points, too few for a correlation.")
-    if not out:
+            out.append(
+                "On the corpus test items (which have no tests), sentence BLEU vs syntax validity "
+                f"(point-biserial): r={corr['r']:+.2f} [{corr['ci'][0]:+.2f}, {corr['ci'][1]:+.2f}], "
+                f"{p_eq(corr['p_value'])}; {_correlation_verdict(corr, level)} (items pooled over runs, so p "
+                "is approximate)."
+            )
+        out += _across(ordered, "Syntax_Pass_Rate", "BLEU", level)
+    if found:
+        sig = [f for f in found if f["significant"] and f["r"] > 0]
+        out.append(
+            f"Answer: per benchmark task, BLEU tracks pass/fail (significant positive correlation) in {len(sig)} "
+            f"of the {len(found)} configurations whose samples could be correlated"
+            + ("." if sig else "; elsewhere the data do not show it at this sample size.")
+        )
+    elif not any(r.stats.get(m) is not None for r in runs for m in ("pass@1", "Syntax_Pass_Rate")):
         out.append("No functional measure (syntax or pass@1) was measured, so the question cannot be answered.")
     return out
+
+
+def _bleu_pass_line(c: Config, res: dict) -> str:
+    status = res["status"]
+    if status == "not_measured":
+        return f"{c.label}: pass@1 not measured ({c.pass_note() or 'no benchmark results'}), so BLEU cannot be set against it."
+    if status == "no_bleu":
+        return (
+            f"{c.label}: the benchmark results carry no per-sample BLEU (`bleu_stats` in results.jsonl), so BLEU "
+            "cannot be set against pass/fail per task."
+        )
+    if status == "constant":
+        what = "passed" if res["n_fail"] == 0 else "failed" if res["n_pass"] == 0 else "had the same BLEU"
+        return f"{c.label}: every one of its {res['n']} benchmark samples {what}: the correlation is undefined."
+    caveat = (
+        " (samples of one task are not independent, so p is approximate)" if res["per_task_samples"] > 1 else ""
+    )
+    verdict = (
+        "significant" if res["significant"] else f"not significant at this sample size (n={res['n']} samples)"
+    )
+    return (
+        f"{c.label}: per benchmark sample, sentence BLEU against the canonical solution vs pass/fail "
+        f"(point-biserial): r={res['r']:+.2f}, {p_eq(res['p_value'])} over {res['n']} samples of "
+        f"{res['n_tasks']} tasks{caveat}; mean BLEU {fmt(res['pass_bleu'])} for the {res['n_pass']} passing vs "
+        f"{fmt(res['fail_bleu'])} for the {res['n_fail']} failing samples; {verdict}."
+    )
+
+
+def _across(ordered, flag: str, bleu_name: str, level: Level) -> list[str]:
+    """Spearman's rho between BLEU and `flag` over configurations, with its exact permutation p."""
+    name = NAMES[flag]
+    pairs = [(config_value(c, "BLEU", level), config_value(c, flag, level)) for c in ordered]
+    pairs = [(x["value"], y["value"]) for x, y in pairs if x and y]
+    if not pairs:
+        return []
+    if len(pairs) < 3:
+        return [
+            f"Across configurations ({bleu_name} vs {name}): only {len(pairs)} points, too few for a correlation."
+        ]
+    rho, p = spearman_exact([q[0] for q in pairs], [q[1] for q in pairs])
+    if math.isnan(rho):
+        return [f"Across configurations ({bleu_name} vs {name}): undefined (one of them is the same everywhere)."]
+    caveat = "" if p < level.alpha else f"; not significant at this sample size ({len(pairs)} configurations)"
+    return [
+        f"Across configurations, Spearman ρ({bleu_name}, {name}) = {_fmt_rho(rho)} over {len(pairs)} "
+        f"configurations, exact permutation {p_eq(p)}{caveat}."
+    ]
 
 
 def spearman_exact(x: list[float], y: list[float]) -> tuple[float, float]:
@@ -175,6 +229,8 @@ def spearman_exact(x: list[float], y: list[float]) -> tuple[float, float]:
 
     from scipy import stats as sps
 
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return math.nan, math.nan  # a constant side: rho is undefined
     rho = float(sps.spearmanr(x, y).statistic)
     if math.isnan(rho) or len(x) > 8:
         return rho, float("nan") if math.isnan(rho) else float(sps.spearmanr(x, y).pvalue)
@@ -263,9 +319,24 @@ def _rq5(ordered, runs, comparisons, axis, level: Level = _DEFAULT) -> list[str]
         if corr is not None:
             verdict = "significant" if corr["p_value"] < level.alpha else "not significant at this sample size"
             out.append(f"Stubs vs syntax pass: r={corr['r']:+.2f}, {p_eq(corr['p_value'])}; {verdict}.")
+    out += _benchmark_syntax_errors(ordered)
     if not out:
         out.append("Syntax was not measured, so the coupling cannot be examined.")
     return out
+
+
+def _benchmark_syntax_errors(ordered: list[Config]) -> list[str]:
+    """Syntax errors among each configuration's non-passing benchmark samples (the error taxonomy)."""
+    parts = []
+    for c in ordered:
+        tax = taxonomy([r.bench for r in c.runs if r.bench is not None], [r.metrics for r in c.runs])
+        if tax is not None and len([r for r in c.runs if r.bench is not None]) == len(c.runs):
+            counts = tax[0]
+            failing = sum(v for k, v in counts.items() if k != "passed")
+            parts.append(f"{c.label} {counts['syntax_error']} of {failing}")
+    if not parts:
+        return []
+    return ["On the benchmark, syntax errors among the non-passing samples: " + "; ".join(parts) + "."]
 
 
 def _rq6(ordered, runs, comparisons, axis, level: Level = _DEFAULT) -> list[str]:

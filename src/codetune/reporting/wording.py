@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from codetune.reporting.analysis import METRICS, Comparison, Config, Level, config_value
+from codetune.reporting.analysis import METRICS, Config, Level, config_value
+from codetune.reporting.comparison import Comparison
 
 NAMES = {key: name for key, name, _ in METRICS} | {"trivial_rate": "stub rate %"}
 
@@ -85,6 +86,7 @@ def lookup(comparisons, a: str, b: str, metric: str) -> Comparison | None:
                 c.mde,
                 flip_effect(c.effect),
                 c.alpha,
+                None if c.discordant is None else (c.discordant[1], c.discordant[0]),
             )
     return None
 

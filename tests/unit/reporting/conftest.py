@@ -18,3 +18,13 @@ def load_fabricate():
 @pytest.fixture(scope="session")
 def fabricate():
     return load_fabricate()
+
+
+@pytest.fixture(scope="session")
+def base_exp(tmp_path_factory, fabricate):
+    """`_fabricate.base_experiment`, built once, with its report written (treat it as read-only)."""
+    from codetune.reporting.report import write_report
+
+    exp = fabricate.base_experiment(tmp_path_factory.mktemp("base") / "rank")
+    write_report(exp)
+    return exp

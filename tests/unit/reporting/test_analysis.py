@@ -155,7 +155,7 @@ def test_a_p_between_the_levels_is_significant_only_at_90(tmp_path, fabricate):
         ("Rank 16", ["good"] * 8, {"lora": {"r": 16}}),
     ]
     exp = fabricate.make_experiment(tmp_path / "p", runs, grid={"lora.r": [4, 16]}, ci_level=0.9)
-    from codetune.reporting.analysis import compare
+    from codetune.reporting.comparison import compare
 
     a, b = load_experiment(exp).configs
     c90, c95 = compare(a, b, "trivial_rate", Level(0.9, 200)), compare(a, b, "trivial_rate", Level(0.95, 200))

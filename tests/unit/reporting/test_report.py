@@ -7,7 +7,8 @@ import re
 import pytest
 
 from codetune.errors import CodetuneError
-from codetune.reporting.analysis import compare, group_configs, load_runs
+from codetune.reporting.analysis import group_configs, load_runs
+from codetune.reporting.comparison import compare
 from codetune.reporting.report import write_report
 from codetune.reporting.study import spearman_exact
 from codetune.reporting.wording import describe
@@ -71,7 +72,7 @@ def test_rq_answers_follow_the_axis(rank_report):
 def test_html_is_self_contained_and_escaped(rank_report):
     _, html = rank_report
     assert "http://" not in html and "https://" not in html and "<script" not in html
-    assert html.count('src="data:image/png;base64,') == 2
+    assert html.count('src="data:image/png;base64,') == 3  # results, stubs, cost
     assert html.count('<details class="sample">') == 72  # 3 runs x 24 items
     assert "return (a -" in html and "if a &gt; b:" in html  # code is escaped, not interpreted
 
@@ -118,7 +119,7 @@ def test_no_finished_runs_is_a_codetune_error(tmp_path):
 
 
 def _cmp(a, b, metric, diff, p):
-    from codetune.reporting.analysis import Comparison
+    from codetune.reporting.comparison import Comparison
 
     return Comparison(a, b, metric, diff, (diff - 0.2, diff + 0.2), p, "paired bootstrap", 100, True, 0.5)
 
