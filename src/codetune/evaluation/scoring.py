@@ -4,9 +4,10 @@ Per sample: sentence BLEU and CodeBLEU, syntax status, whether the completion is
 the complexity of the generated and the reference function (prompt + body, so both include the same
 signature), and the item's BLEU and CodeBLEU sufficient statistics (`bleu_stats`, `codebleu_stats`), so
 a report recombines and resamples them without re-running the metrics. Per run: corpus BLEU and CodeBLEU,
-syntax pass rate, pass@1 when the generations carry execution statuses, each with a percentile bootstrap
-interval over test items (`<metric>_ci_low`/`<metric>_ci_high`), the stub rate, mean complexities and an
-error taxonomy; `ci_level` and `n_boot` record how the intervals were drawn.
+syntax pass rate, each with a percentile bootstrap interval over test items (`<metric>_ci_low`/
+`<metric>_ci_high`), the stub rate, mean complexities and the syntax counts; `ci_level` and `n_boot`
+record how the intervals were drawn. Corpus functions have no tests: pass@1 comes from the run's
+benchmark (`codetune.experiments.benchmark`).
 """
 
 from __future__ import annotations
@@ -60,12 +61,11 @@ def score_run(
         **run_uncertainty(records, item, syntax_rate, cfg.eval.n_boot, cfg.eval.ci_level, seed=cfg.seed),
         "n_train": rd.count_train_items(),
         "n_test": len(records),
-        **_train_fields(tres),
+        **train_fields(tres),
         **_config_fields(cfg),
         "syntax_valid": n_valid,
         "syntax_invalid": n_invalid,
         "syntax_unavailable": n_unavail,
-        **error_taxonomy(records),
         "stopped_at_function_end": sum(r["stop"] == "function_end" for r in records),
         "toolchain": toolchain_version(cfg.data.language),
         **{f"version_{k.replace('-', '_')}": v for k, v in package_versions().items()},
@@ -120,15 +120,15 @@ def _record(g: dict, s: CodeSample, res: Any, item: dict[str, Any], i: int) -> d
         "trivial": item["trivial"][i],
         **{k: item[k][i] for k in COMPLEXITY_KEYS},
     }
-    # Execution verdicts (pass@k harness), when the generation stage attached them.
-    if g.get("exec_status") is not None:
-        rec["exec_status"] = g["exec_status"]
     return rec
 
 
-def _train_fields(tres: Any) -> dict[str, Any]:
+def train_fields(tres: Any) -> dict[str, Any]:
+    """What training cost and did, as results columns (the cost plot's x axes among them)."""
     return {
         "train_time_s": round(tres.train_time_s, 3),
+        "train_tokens": tres.real_tokens,  # non-padding tokens processed over all epochs
+        "trainable_params": tres.trainable_params,
         "train_tokens_per_s": round(tres.tokens_per_s, 2),
         "train_forward": tres.forward,  # fused (codetune.training.fused), fused+compile or peft
         "train_workers": tres.workers,  # data-parallel threads (train.workers, resolved)
@@ -245,7 +245,7 @@ def run_uncertainty(
     ci_level: float,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Corpus CodeBLEU, pass@1, stub rate, mean complexities, and bootstrap intervals of every headline metric."""
+    """Corpus CodeBLEU, stub rate, mean complexities, and bootstrap intervals of every headline metric."""
     alpha = 1.0 - ci_level
     out: dict[str, Any] = {}
     if not records:
@@ -271,11 +271,6 @@ def run_uncertainty(
     if syntax_rate is not None:
         checked = [100.0 * (r["syntax_status"] == "valid") for r in records if r["syntax_status"] != "unavailable"]
         put_ci("Syntax_Pass_Rate", bootstrap_ci(checked, n_boot=n_boot, alpha=alpha, seed=seed))
-    executed = [r["exec_status"] for r in records if r.get("exec_status") not in (None, "unavailable")]
-    if executed and len(executed) == len(records):
-        passed = [100.0 * (s == "passed") for s in executed]
-        out["pass@1"] = round(sum(passed) / len(passed), 4)
-        put_ci("pass@1", bootstrap_ci(passed, n_boot=n_boot, alpha=alpha, seed=seed))
     trivial = [t for t in item["trivial"] if t is not None]
     out["trivial_rate"] = None if not trivial else round(100.0 * sum(trivial) / len(trivial), 4)
     if trivial:
@@ -283,21 +278,6 @@ def run_uncertainty(
     for key in COMPLEXITY_KEYS:
         vals = [v for v in item[key] if v is not None]
         out[f"mean_{key}"] = round(sum(vals) / len(vals), 4) if vals else None
-    return out
-
-
-def error_taxonomy(records: list[dict]) -> dict[str, int]:
-    """Counts per failure kind: syntax (valid/invalid/unavailable) and, when executed, each harness status.
-
-    Keys are flat (`exec_<status>`) so they are columns of results.csv.
-    """
-    from codetune.evaluation.programs import STATUSES
-
-    out: dict[str, int] = {}
-    if any(r.get("exec_status") is not None for r in records):
-        for status in STATUSES:
-            out[f"exec_{status}"] = sum(r.get("exec_status") == status for r in records)
-        out["exec_missing"] = sum(r.get("exec_status") is None for r in records)
     return out
 
 

@@ -166,7 +166,7 @@ class Runner:
         stopped in (a finished run without the benchmark stage gets only that stage)."""
         import warnings
 
-        from codetune.evaluation.scoring import score_run
+        from codetune.evaluation.scoring import score_run, train_fields
 
         # peft calls a transformers property deprecated in v5; the warning is theirs, not the user's.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -179,7 +179,7 @@ class Runner:
         model, tres = self._trained(loaded, cfg, train_set, rd, setup)
         try:
             if rd.is_finished():  # adopted from an earlier codetune: keep what it measured
-                metrics = rd.read_metrics()
+                metrics = {**rd.read_metrics(), **train_fields(tres)}
             else:
                 gens, gen_time = self._generate(model, loaded.tokenizer, cfg, test_set, rd, setup)
                 metrics = score_run(cfg, spec, test_set, gens, tres, rd.path)
@@ -188,6 +188,8 @@ class Runner:
         finally:
             if not cfg.baseline:  # remove the LoRA layers (not merged): the base model serves the next run
                 loaded.model = model.unload()
+        if cfg.baseline:  # nothing was trained: no training examples, no adapter to describe
+            metrics.update(n_train=0, train_size=0, lora_r=None, lora_alpha=None, lora_dropout=None, epochs=0)
         metrics.update(
             baseline=cfg.baseline,
             threads=setup.threads,

@@ -17,7 +17,7 @@ REF = "    if a > b:\n        return a\n    return b\n"
 COMPLETIONS = [REF, "    pass\n", "    return (a +\n", "    return a if a > b else b\n"]
 
 
-def _score(tmp_path, completions, exec_statuses=None, n_boot=300, ci_level=0.95):
+def _score(tmp_path, completions, n_boot=300, ci_level=0.95):
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = RunConfig.model_validate({"eval": {"n_boot": n_boot, "ci_level": ci_level}})
     spec = RunSpec(run_id="r1", label="Rank 16", axes={}, config=cfg)
@@ -38,9 +38,16 @@ def _score(tmp_path, completions, exec_statuses=None, n_boot=300, ci_level=0.95)
         {"index": i, "sample": 0, "completion": c, "stop": "function_end", "n_new_tokens": 3}
         for i, c in enumerate(completions)
     ]
-    for g, s in zip(gens, exec_statuses or []):
-        g["exec_status"] = s
-    tres = SimpleNamespace(train_time_s=1.0, tokens_per_s=10.0, steps=1, losses=[1.0], forward="peft", workers=1)
+    tres = SimpleNamespace(
+        train_time_s=1.0,
+        tokens_per_s=10.0,
+        steps=1,
+        losses=[1.0],
+        forward="peft",
+        workers=1,
+        real_tokens=12,
+        trainable_params=64,
+    )
     metrics = score_run(cfg, spec, test, gens, tres, tmp_path)
     records = [json.loads(x) for x in (tmp_path / "generations.jsonl").read_text().splitlines()]
     return metrics, records
@@ -69,13 +76,6 @@ def test_run_metrics_and_intervals(tmp_path):
     assert 0 < m["CodeBLEU"] < 100
     assert m["mean_ref_cyclomatic"] == 2 and m["mean_gen_cyclomatic"] == pytest.approx(1.5)
     assert "pass@1" not in m and not any(k.startswith("exec_") for k in m)
-
-
-def test_exec_statuses_give_pass_at_1_and_taxonomy(tmp_path):
-    m, recs = _score(tmp_path, COMPLETIONS, ["passed", "failed", "compile_error", "passed"])
-    assert m["pass@1"] == 50.0 and m["pass@1_ci_low"] <= 50.0 <= m["pass@1_ci_high"]
-    assert (m["exec_passed"], m["exec_failed"], m["exec_compile_error"], m["exec_timeout"]) == (2, 1, 1, 0)
-    assert recs[2]["exec_status"] == "compile_error"
 
 
 def test_unmeasured_syntax_rate_has_no_interval(tmp_path, monkeypatch):
