@@ -7,9 +7,11 @@ import argparse
 NAME = "report"
 HELP = (
     "Summarise an experiment directory (runs/<experiment>): headline metrics with confidence intervals at the "
-    "level the runs recorded (eval.ci_level), pairwise tests between configurations and along each grid axis, "
-    "plots, answers to the seed study's research questions when it varies their axes, and every generation; "
-    "writes report.md and report.html there."
+    "level the runs recorded (eval.ci_level), each configuration against the base model (McNemar on the "
+    "benchmark's per-task pass/fail, paired bootstrap on BLEU/CodeBLEU), pairwise tests between configurations "
+    "and along each grid axis, the benchmark's error taxonomy, pass@1 against training cost with its Pareto "
+    "front (cost.png), plots, answers to the seed study's research questions when it varies their axes, and "
+    "every generation; writes report.md and report.html there."
 )
 
 
