@@ -1,8 +1,14 @@
-"""Batched generation with a KV cache: length-sorted, left-padded batches that stop per sample at the
-end of the function (by the language's stop rule in `codetune.stopping`) or at `max_new_tokens`."""
+"""Generation that stops per sample at the end of the function (by the language's stop rule in
+`codetune.stopping`), at EOS or at `max_new_tokens`.
+
+`generate` runs `codetune.decoding`'s loop (a full batch of rows, each refilled with the next prompt as
+it finishes, over the preallocated cache of `codetune.kv_cache`); for a model that loop cannot drive, HF
+`generate` in fixed left-padded batches. Both yield the same `Generation` records.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +16,8 @@ from typing import Any
 
 from codetune import stopping
 from codetune.config import GenerateConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,36 +110,61 @@ def generate(
     skip: set[int] | None = None,
     progress: bool = True,
 ) -> Iterator[list[Generation]]:
-    """Yield the generations of each batch as it finishes (so callers can persist and resume).
+    """Yield the generations of each prompt as soon as all its samples are done (so callers can persist them
+    and resume with `skip`, the prompt indices already generated).
 
-    Prompts are sorted by token length (longest first) so each batch pads little; `skip` holds prompt
-    indices already generated. Greedy when cfg.n_samples == 1, else temperature / top-p sampling.
+    Greedy when cfg.n_samples == 1, else temperature / top-p sampling. `cfg.batch_size` rows decode
+    together and a finished row takes the next prompt (`codetune.decoding`); a model that loop cannot
+    drive runs through HF `generate` in fixed batches instead (`decoding.unsupported` says why).
+    Results do not depend on `skip` nor, when greedy, on the batch width (up to floating-point ties).
     """
     from tqdm.auto import tqdm
 
     prompts, trimmed = _trim_newlines(prompts)
-    todo = _longest_first(tokenizer, prompts, skip or set())
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
+    todo, ids = _longest_first(tokenizer, prompts, skip or set())
     bar = tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if progress else True, leave=False)
     try:
         with bf16_decoding(model, enabled=precision == "bf16" and cfg.cast_once):
-            for start in range(0, len(todo), cfg.batch_size):
-                idx = todo[start : start + cfg.batch_size]
-                batch_prompts = [prompts[i] for i in idx]
-                new = _decode_batch(
-                    model, tokenizer, batch_prompts, language, cfg, device, precision, seed, idx[0]
-                )
-                results = []
-                for row in range(new.shape[0]):
-                    p = row // cfg.n_samples
-                    gen = _finish(tokenizer, new[row].tolist(), language, batch_prompts[p], trimmed[idx[p]])
-                    results.append(Generation(index=idx[p], sample=row % cfg.n_samples, **gen))
-                bar.update(len(idx))
-                yield results
+            for index, samples in _decode(
+                model, tokenizer, prompts, todo, ids, language, cfg, device, precision, seed
+            ):
+                bar.update(1)
+                yield [
+                    Generation(
+                        index=index, sample=s, **_finish(tokenizer, new, language, prompts[index], trimmed[index])
+                    )
+                    for s, new in enumerate(samples)
+                ]
     finally:
-        tokenizer.padding_side = old_side
         bar.close()
+
+
+def _decode(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    todo: list[int],
+    ids: dict[int, list[int]],
+    language: str,
+    cfg: GenerateConfig,
+    device: str,
+    precision: str,
+    seed: int,
+) -> Iterator[tuple[int, list[list[int]]]]:
+    """(prompt index, each sample's new token ids) as prompts finish: the refill loop, or HF `generate` for
+    a model the loop cannot drive."""
+    from codetune import decoding
+
+    capacity = max((len(ids[i]) for i in todo), default=0) + cfg.max_new_tokens
+    why = decoding.unsupported(model, capacity)
+    if why is None:
+        loop = decoding.Decoder(
+            model, tokenizer, prompts, ids, todo, language, cfg, device=device, precision=precision, seed=seed
+        )
+        yield from loop.run()
+        return
+    log.info("generating through HF generate in fixed batches: %s", why)
+    yield from _generate_hf(model, tokenizer, prompts, todo, language, cfg, device, precision, seed)
 
 
 def _trim_newlines(prompts: list[str]) -> tuple[list[str], list[bool]]:
@@ -145,12 +178,41 @@ def _trim_newlines(prompts: list[str]) -> tuple[list[str], list[bool]]:
     return [p[:-1] if t else p for p, t in zip(prompts, trimmed)], trimmed
 
 
-def _longest_first(tokenizer: Any, prompts: list[str], skip: set[int]) -> list[int]:
-    """Indices of the prompts still to generate, by token length, longest first (batches pad little)."""
+def _longest_first(tokenizer: Any, prompts: list[str], skip: set[int]) -> tuple[list[int], dict[int, list[int]]]:
+    """Indices of the prompts still to generate, by token length, longest first (batches pad little), and
+    their token ids."""
     todo = [i for i in range(len(prompts)) if i not in skip]
-    lengths = {i: n for i, n in zip(todo, (len(x) for x in tokenizer([prompts[i] for i in todo])["input_ids"]))}
-    todo.sort(key=lambda i: -lengths[i])
-    return todo
+    ids = dict(zip(todo, tokenizer([prompts[i] for i in todo])["input_ids"])) if todo else {}
+    todo.sort(key=lambda i: -len(ids[i]))
+    return todo, ids
+
+
+def _generate_hf(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    todo: list[int],
+    language: str,
+    cfg: GenerateConfig,
+    device: str,
+    precision: str,
+    seed: int,
+) -> Iterator[tuple[int, list[list[int]]]]:
+    """The fallback: fixed, left-padded, length-sorted batches through HF `generate`; yields (prompt index,
+    each sample's new token ids) per prompt, a batch at a time."""
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        for start in range(0, len(todo), cfg.batch_size):
+            idx = todo[start : start + cfg.batch_size]
+            new = _decode_batch(
+                model, tokenizer, [prompts[i] for i in idx], language, cfg, device, precision, seed, idx[0]
+            )
+            rows = new.tolist()  # (prompts x n_samples) rows, padded after their end (`_finish` cuts)
+            for p, index in enumerate(idx):
+                yield index, rows[p * cfg.n_samples : (p + 1) * cfg.n_samples]
+    finally:
+        tokenizer.padding_side = old_side
 
 
 def _decode_batch(
