@@ -158,8 +158,19 @@ def _decode(
     capacity = max((len(ids[i]) for i in todo), default=0) + cfg.max_new_tokens
     why = decoding.unsupported(model, capacity)
     if why is None:
+        # Shortest prompts first: rows then share a step with rows of similar lengths, so less of the
+        # attention runs over masked columns (a step attends up to its longest row).
         loop = decoding.Decoder(
-            model, tokenizer, prompts, ids, todo, language, cfg, device=device, precision=precision, seed=seed
+            model,
+            tokenizer,
+            prompts,
+            ids,
+            todo[::-1],
+            language,
+            cfg,
+            device=device,
+            precision=precision,
+            seed=seed,
         )
         yield from loop.run()
         return
