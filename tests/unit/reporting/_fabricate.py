@@ -188,11 +188,15 @@ def make_run(
         losses=[] if baseline else [2.0, 1.5, 1.2, 1.1],
         forward="none" if baseline else "fused",
         workers=2,
+        real_tokens=0,
+        trainable_params=0,
     )
     from codetune.evaluation.scoring import score_run
 
     metrics = score_run(cfg, spec, items, gens, tres, run_dir)
     metrics["baseline"] = baseline
+    for key in ("train_tokens", "trainable_params"):  # as a run recorded before they were: `cost` sets them
+        metrics.pop(key, None)
     if baseline:
         metrics |= {"train_time_s": 0.0, "trainable_params": 0, "train_size": 0, "n_train": 0, "train_tokens": 0}
     metrics |= cost or {}
