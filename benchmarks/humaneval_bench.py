@@ -307,6 +307,11 @@ def report(res: dict) -> list[str]:
         f"a width-{o['width']} step needs {1000 * b['step_compute_s']:.0f} ms at the probe's GFLOP/s, the run's "
         f"tokens {b['compute_bound_s']:.1f}s (decoding alone {b['decode_compute_bound_s']:.1f}s)"
     )
+    if o["n_tasks"] <= o["width"]:
+        lines.append(
+            f"note: {o['n_tasks']} tasks <= width {o['width']}: no row is refilled, and the rows that run to the cap "
+            "finish alone; the full benchmark keeps the batch full for most of its steps"
+        )
     lines += _targets(res)
     return lines
 
