@@ -178,8 +178,8 @@ class GenerateConfig(_Strict):
     batch_size: int = _exec(
         32,
         ge=1,
-        description="prompts generated together (length-sorted, left-padded; decoding streams every "
-        "weight once a step, so wider batches are cheaper per sample)",
+        description="rows decoded together; a row that finishes takes the next prompt (a step streams every "
+        "weight once, so wider batches are cheaper per sample)",
     )
     cast_once: bool = _exec(
         True,
