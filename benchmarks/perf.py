@@ -664,8 +664,7 @@ def record_results(lines: list[str], argv: list[str], path: str | None = None) -
     spec = importlib.util.spec_from_file_location("results_md", Path(__file__).with_name("results_md.py"))
     results_md = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(results_md)  # type: ignore[union-attr]
-    body = "```text\n" + "\n".join(lines) + "\n```"
-    return results_md.record("perf", body, argv=["benchmarks/perf.py", *argv], path=Path(path) if path else None)
+    return results_md.record_printed("perf", "benchmarks/perf.py", lines, argv, path)
 
 
 if __name__ == "__main__":

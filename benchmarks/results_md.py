@@ -60,3 +60,9 @@ def record(section: str, body: str, argv: list[str] | None = None, path: Path | 
     tmp.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def record_printed(section: str, script: str, lines: list[str], argv: list[str], path: str | None = None) -> Path:
+    """A benchmark's printed report, as printed, as its section (`script` and `argv` name the command)."""
+    body = "```text\n" + "\n".join(lines) + "\n```"
+    return record(section, body, argv=[script, *argv], path=Path(path) if path else None)
