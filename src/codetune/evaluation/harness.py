@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import threading
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 
 from codetune import languages
@@ -173,6 +174,8 @@ def evaluate_samples(
     timeout_s: float = 10.0,
     limits: Limits | None = None,
     progress: bool = False,
+    on_result: Callable[[ExecResult], None] | None = None,
+    done: Mapping[int, ExecResult] | None = None,
 ) -> list[ExecResult]:
     """Evaluate samples (`{"task_id", "completion"}` dicts, several per task allowed) in parallel.
 
@@ -184,45 +187,86 @@ def evaluate_samples(
         limits: full resource limits; overrides `timeout_s`. A HumanEval+ task's plus run derives its
             time limits from the canonical solution's times instead (see `humaneval_plus`).
         progress: show a tqdm bar on stderr.
+        on_result: called with each new result as soon as it is done (in completion order, not input
+            order), one call at a time (under a lock, so it need not be thread-safe). An exception it
+            raises stops the evaluation (samples not started are not run) and propagates.
+        done: results already known, by sample index (e.g. read back from results.jsonl on a resume):
+            those samples are not run again, their results are returned in place, and `on_result` is not
+            called for them.
 
     HumanEval+ tasks: their expected outputs are computed (or read from the cache) first, then every
     sample also gets its plus verdict (`plus_status`, `plus_category`, `plus_detail`).
 
     Raises:
-        BenchmarkError: a sample without `task_id`/`completion`, or for a task not in `tasks`.
+        BenchmarkError: a sample without `task_id`/`completion`, or for a task not in `tasks`, or a `done`
+            result whose index or task does not match the samples.
     """
     limits = limits or Limits(wall_s=timeout_s, cpu_s=timeout_s)
     jobs = _jobs(tasks, samples)
-    if not jobs:
-        return []
-    sandbox.isolation()  # probe once, before the threads start
-    workers = workers or _default_workers()
+    results: list[ExecResult | None] = [None] * len(jobs)
+    for i, r in _known(jobs, done or {}).items():
+        results[i] = r
+    jobs = [j for j in jobs if results[j[2]] is None]
+    if jobs:
+        sandbox.isolation()  # probe once, before the threads start
+        _run_jobs(jobs, results, limits, workers or _default_workers(), progress, on_result)
+    return results  # type: ignore[return-value]
+
+
+def _known(jobs, done: Mapping[int, ExecResult]) -> dict[int, ExecResult]:
+    """`done`, checked against the samples (same index range, same task)."""
+    for i, r in done.items():
+        if not 0 <= i < len(jobs) or r.task_id != jobs[i][0].task_id:
+            where = (
+                f"sample {i + 1} is for task '{jobs[i][0].task_id}'" if 0 <= i < len(jobs) else "no such sample"
+            )
+            raise BenchmarkError(
+                f"a known result (index {i}, task '{r.task_id}') does not match the samples: {where}",
+                "evaluate the samples the results were made from, or delete the stale results",
+            )
+    return dict(done)
+
+
+def _run_jobs(jobs, results: list, limits: Limits, workers: int, progress: bool, on_result) -> None:
     expected = _expected_outputs(jobs, limits, workers, progress)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(jobs), desc="executing", unit="sample", file=sys.stderr)
-    results: list[ExecResult | None] = [None] * len(jobs)
+    lock, stop = threading.Lock(), threading.Event()
 
-    def work(job):
-        task, completion, i = job
+    def judge(task: Task, completion: str, i: int) -> ExecResult:
         r = evaluate_one(task, completion, index=i, limits=limits)
         if task.plus is not None:
             v = humaneval_plus.evaluate_plus(task, completion, expected[task.task_id], limits)
             r.plus_status, r.plus_category, r.plus_detail, r.plus_wall_s = v.status, v.category, v.detail, v.wall_s
-        if bar is not None:
-            bar.update(1)
         return r
 
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for r in pool.map(work, jobs):
+    def work(job) -> None:
+        if stop.is_set():  # an earlier sample or on_result failed: start nothing new
+            return
+        try:
+            r = judge(*job)
+            with lock:
                 results[r.index] = r
+                if bar is not None:
+                    bar.update(1)
+                if on_result is not None:
+                    on_result(r)
+        except BaseException:
+            stop.set()
+            raise
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        for fut in as_completed([pool.submit(work, j) for j in jobs]):
+            fut.result()  # re-raises what a worker (or on_result) raised
     finally:
+        # On an error, samples not started are dropped; running ones finish (a sandboxed run is bounded).
+        pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
-    return results  # type: ignore[return-value]
 
 
 def _counts(values, names) -> dict[str, int]:
