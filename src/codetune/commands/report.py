@@ -20,8 +20,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from codetune.reporting.report import write_report
+    from pathlib import Path
 
+    from codetune.reporting.report import write_report
+    from codetune.rundir import check_writable_dir
+
+    exp_dir = Path(args.experiment_dir)
+    if exp_dir.is_dir():  # a missing one (or a file) is the report's to name (with the command that makes it)
+        # Before the analysis: report.md, report.html and cost.png go into the experiment directory.
+        check_writable_dir(
+            exp_dir,
+            "experiment directory",
+            "the report is written into it (report.md, report.html, cost.png): make it writable, or copy it "
+            "somewhere writable and report on the copy",
+        )
     md, html = write_report(args.experiment_dir)
     print(f"wrote {md}")
     print(f"wrote {html}")

@@ -42,5 +42,7 @@ def run(args: argparse.Namespace) -> int:
     runner = Runner(exp, Path(args.out), progress=not args.no_progress, log=log)
     rows = runner.run_all()
     exp_dir = runner.exp_dir
-    print(f"results: {exp_dir / 'results.csv'} ({len(rows)} runs), plot: {exp_dir / 'results.png'}")
+    outside = sum(not r.get("in_grid", True) for r in rows)
+    kept = f", {outside} of them finished earlier outside this grid (in_grid False)" if outside else ""
+    print(f"results: {exp_dir / 'results.csv'} ({len(rows)} runs{kept}), plot: {exp_dir / 'results.png'}")
     return 0

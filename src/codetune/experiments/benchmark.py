@@ -16,7 +16,7 @@ from typing import Any
 
 from codetune import faults, languages
 from codetune.config import GenerateConfig
-from codetune.errors import BenchmarkError
+from codetune.errors import BenchmarkError, CodetuneError
 from codetune.io import append_jsonl
 from codetune.rundir import BenchmarkDir
 
@@ -211,22 +211,58 @@ def execute_samples(
     n_boot: int = 1000,
     progress: bool = True,
     extra: dict | None = None,
+    verdict_mode: str | None = None,
+    log: Log | None = None,
 ) -> dict:
     """Run the samples in the sandbox; write bdir/results.jsonl and bdir/summary.json (kept when present).
+
+    Each verdict is appended to bdir/results.partial.jsonl as its sample finishes, so a killed execution
+    loses at most the samples that were running: rerun, it judges only the samples without a verdict
+    there (one made for the same task, prompt, tests, completion, time limit and verdict mode).
 
     Each result line is the harness's verdict plus the sample index among its task's samples, its token
     count and the BLEU statistics of its completion against the task's canonical solution (what RQ2
     correlates with passing). The summary adds percent pass@k with a bootstrap CI over tasks.
+    `verdict_mode` (auto, data, assert) goes to the harness; None means auto, its default.
     """
     if bdir.is_executed():
         return bdir.read_summary()
     from codetune.evaluation.harness import evaluate_samples, summarize
     from codetune.evaluation.uncertainty import bleu_item_stats
 
-    t0 = time.perf_counter()
-    results = evaluate_samples(tasks, samples, workers=workers, timeout_s=timeout_s, progress=progress)
-    exec_seconds = time.perf_counter() - t0
     by_id = {t.task_id: t for t in tasks}
+    keys = [_exec_key(by_id.get(s.get("task_id")), s, timeout_s, verdict_mode) for s in samples]
+    done, elapsed = _resumable_results(bdir, keys)
+    if done and log is not None:
+        todo = len(samples) - len(done)
+        log(f"  execution resumes: {len(done)} of {len(samples)} samples already judged, {todo} to run")
+    t0 = time.perf_counter() - elapsed
+    mode = {} if verdict_mode in (None, "auto") else {"verdict_mode": verdict_mode}  # auto: the harness's default
+    bdir.path.mkdir(parents=True, exist_ok=True)
+    with bdir.results_partial.open("w", encoding="utf-8") as f:
+        append_jsonl(f, [_partial_row(r, keys[i], elapsed) for i, r in done.items()])
+
+        def on_result(r: Any) -> None:
+            try:
+                append_jsonl(f, [_partial_row(r, keys[r.index], time.perf_counter() - t0)])
+            except OSError as exc:
+                raise CodetuneError(
+                    f"cannot append to {bdir.results_partial}: {exc.strerror or exc}",
+                    "free space or choose another --out; rerun to resume",
+                ) from None
+            faults.checkpoint("exec_sample")
+
+        results = evaluate_samples(
+            tasks,
+            samples,
+            workers=workers,
+            timeout_s=timeout_s,
+            progress=progress,
+            on_result=on_result,
+            done=done,
+            **mode,
+        )
+    exec_seconds = time.perf_counter() - t0
     refs = [by_id[s["task_id"]].canonical_solution for s in samples]
     bleu, _ = bleu_item_stats([s["completion"] for s in samples], refs)
     rows = []
@@ -240,10 +276,53 @@ def execute_samples(
     summary.update(extra or {})
     summary["timeout_s"] = timeout_s
     summary["exec_seconds"] = round(exec_seconds, 3)
+    summary["exec_resumed"] = len(done)  # verdicts an earlier, killed execution had already appended
     summary["pass_ci"] = _pass_cis(summary, ci_level, n_boot)
     summary["ci_level"] = ci_level
     bdir.write_results(rows, summary)
     return summary
+
+
+def _exec_key(task: Any, sample: dict, timeout_s: float, verdict_mode: str | None) -> str:
+    """What a verdict depends on, hashed: a partial verdict is reused only for the same key."""
+    import hashlib
+    import json
+
+    parts = [
+        sample.get("task_id"),
+        sample.get("completion"),
+        getattr(task, "prompt", None),
+        getattr(task, "test", None),
+        timeout_s,
+        verdict_mode or "auto",
+    ]
+    return hashlib.sha256(json.dumps(parts, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def _partial_row(r: Any, key: str, elapsed_s: float) -> dict:
+    return {**r.to_dict(), "_key": key, "_elapsed_s": round(elapsed_s, 3)}
+
+
+def _resumable_results(bdir: BenchmarkDir, keys: list[str]) -> tuple[dict[int, Any], float]:
+    """The verdicts of bdir/results.partial.jsonl that still hold (same index and key), by sample index,
+    and the execution seconds spent so far; rows that do not fit (other samples, settings) are dropped."""
+    import dataclasses
+
+    from codetune.evaluation.harness import ExecResult
+
+    names = {f.name for f in dataclasses.fields(ExecResult)}
+    done: dict[int, Any] = {}
+    elapsed = 0.0
+    for row in bdir.read_partial_results():
+        i = row.get("index")
+        if not isinstance(i, int) or not 0 <= i < len(keys) or row.get("_key") != keys[i]:
+            continue
+        try:
+            done[i] = ExecResult(**{k: v for k, v in row.items() if k in names})
+        except TypeError:  # a row written by another codetune version: judge that sample again
+            continue
+        elapsed = max(elapsed, float(row.get("_elapsed_s") or 0.0))
+    return done, elapsed
 
 
 def _pass_cis(summary: dict, ci_level: float, n_boot: int) -> dict[str, list[float]]:

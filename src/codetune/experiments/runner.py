@@ -17,7 +17,7 @@ from codetune import faults
 from codetune.config import ExperimentConfig, RunConfig, RunSpec, dump_yaml, expand_grid
 from codetune.data.records import CodeSample, read_jsonl
 from codetune.io import atomic_write_text
-from codetune.rundir import EXPERIMENT_FILE, RunDir
+from codetune.rundir import EXPERIMENT_FILE, RunDir, run_lock, tables_lock, try_lock, wait_lock
 
 Log = Callable[[str], None]
 
@@ -59,25 +59,52 @@ class Runner:
         return self.run_dir(spec).is_finished()
 
     def run_all(self) -> list[dict]:
-        from codetune.reporting.results import write_results
+        """Run every unfinished cell; rewrite the tables after each. A cell another live process holds
+        (its lock under `.locks/`) is skipped with one line; rerun once that process is done."""
+        from codetune.rundir import check_writable_dir
 
+        # Before anything loads or trains: a run that cannot write its results is work thrown away.
+        check_writable_dir(
+            self.exp_dir, "experiment directory", "choose a writable --out (results go to OUT/<experiment name>/)"
+        )
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.exp_dir / EXPERIMENT_FILE, dump_yaml(self.exp))
         self._resolve_benchmarks()
+        held = 0
         for i, spec in enumerate(self.specs, 1):
             head = f"[{i}/{len(self.specs)}] {spec.label} ({spec.run_id})"
-            self._adopt_legacy(spec)
-            if self.is_done(spec) and not self._lacks_benchmark(spec):
-                self.log(f"{head}: already finished, skipped")
-                continue
-            self.log(f"{head}: running in {self.run_dir(spec).path}")
-            metrics = self.run_one(spec)
-            self.log(f"{head}: {_headline(metrics)}")
-            write_results(self.exp_dir, self.specs)
-            faults.checkpoint("run_done")
-        rows = write_results(self.exp_dir, self.specs)
+            with try_lock(run_lock(self.exp_dir, spec.dirname)) as mine:
+                if not mine:
+                    held += 1
+                    self.log(
+                        f"{head}: another codetune process is running it, skipped (rerun when that one is done)"
+                    )
+                    continue
+                self._run_cell(spec, head)
+        rows = self._write_tables()
+        if held:
+            self.log(f"{held} run(s) left to the other process; their rows appear once it has finished them")
         self._release_models()
         return rows
+
+    def _run_cell(self, spec: RunSpec, head: str) -> None:
+        """One cell, under its lock: adopted, skipped when finished, else run (resuming its stage)."""
+        self._adopt_legacy(spec)
+        if self.is_done(spec) and not self._lacks_benchmark(spec):
+            self.log(f"{head}: already finished, skipped")
+            return
+        self.log(f"{head}: running in {self.run_dir(spec).path}")
+        metrics = self.run_one(spec)
+        self.log(f"{head}: {_headline(metrics)}")
+        self._write_tables()
+        faults.checkpoint("run_done")
+
+    def _write_tables(self) -> list[dict]:
+        """results.csv and its plot from every finished run, one process at a time."""
+        from codetune.reporting.results import write_results
+
+        with wait_lock(tables_lock(self.exp_dir)):
+            return write_results(self.exp_dir, self.specs)
 
     def _adopt_legacy(self, spec: RunSpec) -> None:
         """Take over a run directory named by the id an earlier codetune gave this config.

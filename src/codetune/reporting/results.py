@@ -1,5 +1,9 @@
 """Experiment tables: results.csv (the study's first columns, the headline metrics, then provenance), a
-long-format table, and results.png (with each configuration's paired difference from its base row)."""
+long-format table, and results.png (with each configuration's paired difference from its base row).
+
+They hold every finished run of the experiment directory: a rerun with a narrower grid keeps the runs it
+no longer lists, after the grid's, with `in_grid` False (and "(not in grid)" after their label in the plot).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from codetune.io import atomic_write_text
-from codetune.rundir import RunDir
+from codetune.rundir import RunDir, finished_runs
 
 SEED_COLUMNS = ["BLEU", "Syntax_Pass_Rate", "Configuration"]
 # Per-run lists and bulky fields stay in metrics.json, out of the table.
@@ -51,14 +55,19 @@ def _atomic_csv(path: Path, header: list[str], rows: list[dict]) -> None:
 
 
 def collect_rows(exp_dir: Path, specs: list[Any]) -> list[dict]:
-    """metrics.json of every finished run, in grid order (unfinished runs are absent, never partial)."""
+    """metrics.json of every finished run: the grid's in grid order, then the experiment directory's other
+    finished runs by name (`in_grid` False: an earlier, wider grid made them). Unfinished runs are absent,
+    never partial."""
     rows = []
+    listed = set()
     for spec in specs:
+        listed.add(spec.dirname)
         rd = RunDir(Path(exp_dir) / spec.dirname)
         if rd.is_finished():
-            row = rd.read_metrics()
-            row["run_dir"] = spec.dirname
-            rows.append(row)
+            rows.append({**rd.read_metrics(), "run_dir": spec.dirname, "in_grid": True})
+    for rd in finished_runs(exp_dir):
+        if rd.name not in listed:
+            rows.append({**rd.read_metrics(), "run_dir": rd.name, "in_grid": False})
     return rows
 
 
@@ -83,16 +92,19 @@ def write_results(exp_dir: Path, specs: list[Any]) -> list[dict]:
                         "ci_low": r.get(f"{metric}_ci_low"),
                         "ci_high": r.get(f"{metric}_ci_high"),
                         "n_test": r.get("n_test"),
+                        "in_grid": r["in_grid"],
                     }
                 )
     _atomic_csv(
         exp_dir / "results_long.csv",
-        ["run_id", "Configuration", "seed", "metric", "value", "ci_low", "ci_high", "n_test"],
+        ["run_id", "Configuration", "seed", "metric", "value", "ci_low", "ci_high", "n_test", "in_grid"],
         long_rows,
     )
     from codetune.reporting.plots import plot_results
 
-    plot_results(rows, exp_dir / "results.png", title=exp_dir.name, deltas=_base_deltas(exp_dir, rows))
+    # Out-of-grid runs get bars of their own: a label the grid still uses may now mean other settings.
+    bars = [r if r["in_grid"] else {**r, "Configuration": f"{r['Configuration']} (not in grid)"} for r in rows]
+    plot_results(bars, exp_dir / "results.png", title=exp_dir.name, deltas=_base_deltas(exp_dir, rows))
     return rows
 
 
