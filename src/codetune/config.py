@@ -7,6 +7,7 @@ run configs whose id is the hash of the resolved config, so an identical run is 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import functools
@@ -14,20 +15,47 @@ import hashlib
 import itertools
 import json
 import re
+import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from codetune import languages
-from codetune.errors import ConfigError
+from codetune.errors import CodetuneError, ConfigError
+from codetune.io import parse_yaml, read_text
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `train.epochs=inf` or `nan` is a config error, not a run that never ends.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true as 1: `lora.r=true` would train rank 1.
+        kind = _number_kind(cls.model_fields[info.field_name].annotation) if info.field_name else None
+        if isinstance(v, bool) and kind:
+            raise ValueError(f"{kind} is needed here, not true/false")
+        return v
+
+
+def _number_kind(ann: Any) -> str | None:
+    """ "a whole number" for an int field, "a number" for a float one (also `| None`), else None."""
+    args = typing.get_args(ann) or (ann,)
+    return "a number" if float in args else "a whole number" if int in args else None
 
 
 # Fields that say how a run is executed, not what it computes: they are recorded in every result row
@@ -237,6 +265,14 @@ class RunConfig(_Strict):
         "generation settings (the experiment's `baseline` switch adds one such run)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _model_shorthand(cls, data: Any) -> Any:
+        # `model: gpt2` (or model=gpt2) is short for `model: {name: gpt2}`.
+        if isinstance(data, dict) and isinstance(data.get("model"), str):
+            data = {**data, "model": {"name": data["model"]}}
+        return data
+
     def run_id(self) -> str:
         """Stable id: hash of what defines the result (the execution fields, `execution_keys()`, excluded).
 
@@ -338,7 +374,7 @@ class ExperimentConfig(_Strict):
                 try:
                     _set_dotted(self.base.model_dump(), key, v, validate=True)
                 except ConfigError as exc:
-                    problems.append(f"grid axis `{key}`: {exc.message}")
+                    problems.append(f"grid axis `{key}`: {exc.message.removeprefix(f'`{key}`: ')}")
                     break
         if problems:
             raise ValueError("; ".join(problems))
@@ -458,6 +494,8 @@ def _set_dotted(d: dict, key: str, value: Any, *, validate: bool = False) -> dic
 
 
 def _format_validation(exc: ValidationError, prefix: str = "") -> str:
+    """pydantic's errors as one readable line: each names its key, says what is wrong and, for a short
+    value, what was given."""
     msgs = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"])
@@ -465,9 +503,24 @@ def _format_validation(exc: ValidationError, prefix: str = "") -> str:
         if err["type"] == "extra_forbidden":
             parent = loc.rsplit(".", 1)[0] if "." in loc else ""
             msgs.append(f"unknown key `{loc}` ({_suggest_for_loc(loc, parent)})")
-        else:
-            msgs.append(f"`{loc}`: {err['msg']} (got {err.get('input')!r})")
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        if not loc:  # a check of the whole config (the grid's): its message names its keys
+            msgs.append(msg)
+            continue
+        got = _short_value(err.get("input"))
+        msgs.append(f"`{loc}`: {msg}" + (f" (got {got})" if got else ""))
     return "; ".join(msgs)
+
+
+def _short_value(value: Any, limit: int = 40) -> str:
+    """A scalar's repr, cut to `limit` characters; "" for a mapping or list (the key already says which)."""
+    if isinstance(value, (dict, list, tuple, BaseModel)):
+        return ""
+    if value is None or isinstance(value, bool):  # as the YAML or key=value said it
+        return {None: "null", True: "true", False: "false"}[value]
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _suggest_for_loc(loc: str, parent: str) -> str:
@@ -500,11 +553,19 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("codetune.presets").iterdir() if p.name.endswith(".yaml"))
 
 
-def _read_yaml(text: str, where: str) -> dict:
+@contextlib.contextmanager
+def _as_config_error() -> Iterator[None]:
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where} is not valid YAML: {exc}", "fix the YAML syntax") from None
+        yield
+    except CodetuneError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(exc.message, exc.hint) from None
+
+
+def _read_yaml(text: str, where: str) -> dict:
+    with _as_config_error():
+        data = parse_yaml(text, where, "fix the YAML syntax there") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping of keys to values", "see `codetune run --help`")
     return data
@@ -516,7 +577,9 @@ def load_raw(name_or_path: str) -> dict:
     if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise ConfigError(f"config file '{name_or_path}' does not exist", "check the path")
-        data = _read_yaml(path.read_text(), f"config file '{name_or_path}'")
+        with _as_config_error():
+            text = read_text(path, "config file", "pass an experiment YAML file saved as UTF-8 text")
+        data = _read_yaml(text, f"config file {name_or_path}")
         base_preset = data.pop("preset", None)
         if base_preset:
             data = _deep_merge(load_raw(str(base_preset)), data)
@@ -548,6 +611,25 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def _shorthand(key: str, value: Any) -> str:
+    """`model=NAME` (a string, or a list of them for an axis) is short for `model.name=NAME`."""
+    values = value if isinstance(value, list) else [value]
+    return "model.name" if key == "model" and values and all(isinstance(v, str) for v in values) else key
+
+
+def _check_not_a_section(key: str, value: Any) -> None:
+    """A section given a single value (`lora=8`): say which keys it has instead of pydantic's dict message."""
+    model: Any = RunConfig
+    for part in key.split("."):
+        model = model.model_fields[part].annotation
+    if isinstance(model, type) and issubclass(model, BaseModel) and not isinstance(value, dict):
+        fields = list(model.model_fields)
+        raise ConfigError(
+            f"`{key}` is a section, not a value",
+            f"set one of its keys, e.g. {key}.{fields[0]}=... (keys: {', '.join(fields)})",
+        )
+
+
 def _is_list_field(key: str) -> bool:
     model: type[BaseModel] = RunConfig
     parts = key.split(".")
@@ -574,8 +656,9 @@ def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> Ex
             if key in ("name", "description", "label", "baseline"):
                 raw[key] = value
                 continue
-            key = key.removeprefix("base.")
+            key = _shorthand(key.removeprefix("base."), value)
             _set_dotted({}, key, None)  # validates the path
+            _check_not_a_section(key, value)
             if isinstance(value, list) and not (
                 _is_list_field(key) and not any(isinstance(v, list) for v in value)
             ):
@@ -585,6 +668,8 @@ def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> Ex
                 _set_dotted(raw["base"], key, value)
         except ConfigError as exc:
             problems.append(str(exc))
+    if isinstance(raw["grid"], dict):
+        raw["grid"] = {_shorthand(k, v): v for k, v in raw["grid"].items()}
     for key in list(raw["grid"]):
         try:
             _set_dotted({}, key, None)

@@ -188,3 +188,67 @@ def test_config_explain_prints_every_key(capsys):
     assert "train.workers: int = 0" in one and "train.lr:" not in one
     assert main(["config", "train.wokers"]) == 2
     assert "did you mean `train.workers`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["lora.r=true", "seed=false", "train.batch_size=true", "eval.benchmark_limit=true", "lora.alpha=true"],
+)
+def test_a_boolean_is_not_a_number(override):
+    # pydantic's lax mode reads true as 1: lora.r=true trained rank 1.
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"`base\.{key}`: a (whole )?number is needed here, not true/false"):
+        load_experiment("quick", [override])
+
+
+@pytest.mark.parametrize("value", ["inf", ".inf", "nan", "-inf"])
+def test_infinite_or_nan_floats_are_rejected(value):
+    with pytest.raises(ConfigError, match=r"`base\.train\.epochs`: Input should be a finite number"):
+        load_experiment("quick", [f"train.epochs={value}"])
+    with pytest.raises(ConfigError, match=r"`base\.eval\.benchmark_timeout_s`: Input should be a finite"):
+        load_experiment("quick", [f"eval.benchmark_timeout_s={value}"])
+
+
+def test_model_shorthand_for_model_name(tmp_path):
+    exp = load_experiment("quick", ["model=/some/model"])
+    assert exp.base.model.name == "/some/model"
+    grid = load_experiment("quick", ["model=[gpt2, /some/model]"])
+    assert grid.grid["model.name"] == ["gpt2", "/some/model"] and "model" not in grid.grid
+    f = tmp_path / "e.yaml"
+    f.write_text("name: e\nbase: {model: gpt2}\ngrid: {model: [gpt2, x]}\n")
+    exp = load_experiment(str(f))
+    assert exp.base.model.name == "gpt2" and exp.grid == {"model.name": ["gpt2", "x"]}
+    assert [s.config.model.name for s in expand_grid(exp) if not s.config.baseline] == ["gpt2", "x"]
+
+
+def test_a_section_given_one_value_names_its_keys():
+    with pytest.raises(
+        ConfigError, match=r"`lora` is a section, not a value; set one of its keys, e\.g\. lora\.r="
+    ):
+        load_experiment("quick", ["lora=8"])
+
+
+def test_validation_errors_are_one_short_line(tmp_path):
+    f = tmp_path / "g.yaml"
+    f.write_text("name: g\nbase: {lora: {alpha: 4}}\ngrid:\n  lora.r: [0, 4]\n")
+    with pytest.raises(ConfigError) as info:
+        load_experiment(str(f))
+    msg = str(info.value)
+    # The grid check's message, without pydantic's "Value error, " and the whole config as "(got {...})".
+    assert msg.startswith("invalid config: grid axis `lora.r`: Input should be greater than or equal to 1 (got 0)")
+    assert "{" not in msg and "Value error" not in msg and "\n" not in msg
+    with pytest.raises(ConfigError) as info:
+        load_experiment("quick", ["model.name=" + "x" * 300, "lora.dropout=" + "9" * 200])
+    assert len(str(info.value)) < 200 and "..." in str(info.value)
+
+
+def test_malformed_and_binary_yaml_files_are_one_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: x\nbase:\n  lora: {r: [1\n")
+    with pytest.raises(ConfigError) as info:
+        load_experiment(str(f))
+    assert "\n" not in str(info.value)
+    assert f"config file {f}:4:1: not valid YAML: expected ',' or ']'" in str(info.value)
+    f.write_bytes(b"name: x\n\xff\xfe: 1\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:2:1: not UTF-8 text \(byte 0xff"):
+        load_experiment(str(f))

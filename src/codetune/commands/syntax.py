@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from codetune.errors import CodetuneError
+
 NAME = "syntax"
 HELP = (
     "Check code snippets for syntax validity with the language's real toolchain: reads JSONL lines "
@@ -30,13 +32,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+FORMAT_HINT = 'each line must be {"id": ..., "code": "..."}'
+
+
 def _read(path: str) -> list[tuple[object, str]]:
     from codetune.errors import DataError
+    from codetune.io import decode_text
 
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path!r}: {exc.strerror}", "pass an existing JSONL file") from exc
+    try:
+        text = decode_text(data, "standard input" if path == "-" else path, FORMAT_HINT)
+    except CodetuneError as exc:
+        raise DataError(exc.message, exc.hint) from None
     items = []
     for n, raw in enumerate(text.split("\n"), 1):  # not splitlines(): a JSON string may hold U+2028
         if not raw.strip():
@@ -44,12 +54,12 @@ def _read(path: str) -> list[tuple[object, str]]:
         try:
             rec = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path}:{n}: not JSON ({exc.msg})", 'each line must be {"id": ..., "code": "..."}'
-            ) from None
+            raise DataError(f"{path}:{n}: not JSON ({exc.msg})", FORMAT_HINT) from None
         if not isinstance(rec, dict) or not isinstance(rec.get("code"), str):
-            raise DataError(f"{path}:{n}: no string field `code`", 'each line must be {"id": ..., "code": "..."}')
+            raise DataError(f"{path}:{n}: no string field `code`", FORMAT_HINT)
         items.append((rec.get("id", n), rec["code"]))
+    if not items:
+        raise DataError(f"{path} holds no snippets, so there is nothing to check", FORMAT_HINT)
     return items
 
 

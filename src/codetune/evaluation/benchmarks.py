@@ -12,7 +12,6 @@ every sample on those inputs (see `humaneval_plus`).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import re
@@ -119,15 +118,15 @@ def _entry_point(rec: dict, lang: str) -> str:
     return names[-1]
 
 
-def read_jsonl_records(path: Path, what: str = "benchmark file", hint: str = "check the path") -> list[dict]:
-    """JSON objects of a .jsonl or .jsonl.gz file; a BenchmarkError naming the file and line otherwise."""
-    path = Path(path)
+def read_jsonl_records(
+    path: Path, what: str = "benchmark file", hint: str = "pass a HumanEval-format .jsonl[.gz] file"
+) -> list[dict]:
+    """JSON objects of a .jsonl or .jsonl.gz file; a BenchmarkError naming the file (and line) otherwise:
+    unreadable, not UTF-8, a line that is not JSON or not an object (a file holding one JSON array)."""
     try:
-        return list(iter_jsonl(path))
-    except CodetuneError as exc:  # a line that is not JSON: the message names the file and line
+        return list(iter_jsonl(Path(path), what=what, hint=hint))
+    except CodetuneError as exc:
         raise BenchmarkError(exc.message, exc.hint) from None
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise BenchmarkError(f"cannot read {what} {path}: {exc}", hint) from None
 
 
 def tasks_from_records(rows: list[dict], language: str | None, source: str) -> list[Task]:

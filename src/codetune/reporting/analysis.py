@@ -22,8 +22,10 @@ confidence level and bootstrap size are those the runs recorded (`ci_level`, `n_
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,9 +226,19 @@ def load_runs(exp_dir: Path, dirnames: list[str] | None = None) -> list[Run]:
     dirs.sort(key=lambda d: (order.get(d.name, len(order)), d.name))
     runs = []
     for rd in dirs:
-        metrics = rd.read_metrics()
-        run = Run(rd.name, metrics, rd.read_generations(), config=_read_yaml(rd.config))
-        run.bench = load_benchmark(rd, metrics)
+        # A damaged file stops the report (one line naming it): skipping it would change the items the
+        # configurations are compared on. Each hint says what brings the file back.
+        redo = f"the run is redone from its adapter on the next `codetune run` of {exp_dir.name}"
+        with _hint(f"delete {rd.metrics}: {redo}"):
+            metrics = rd.read_metrics()
+        with _hint(f"delete {rd.generations} and {rd.metrics}: {redo}"):
+            generations = rd.read_generations()
+        config = _read_yaml(
+            rd.config, "run config", f"delete it: the report then reads the run's settings from {rd.metrics}"
+        )
+        run = Run(rd.name, metrics, generations, config=config)
+        with _hint(f"delete {rd.benchmark.path} and {rd.metrics}: {redo}"):
+            run.bench = load_benchmark(rd, metrics)
         _measure(run)
         runs.append(run)
     return runs
@@ -234,7 +246,7 @@ def load_runs(exp_dir: Path, dirnames: list[str] | None = None) -> list[Run]:
 
 def read_grid(exp_dir: Path) -> dict[str, list[Any]] | None:
     """The `grid` of the experiment's experiment.yaml ({} for none), or None when there is no such file."""
-    data = _read_yaml(Path(exp_dir) / EXPERIMENT_FILE)
+    data = _read_yaml(Path(exp_dir) / EXPERIMENT_FILE, "experiment file")
     if data is None:
         return None
     grid = data.get("grid") or {}
@@ -246,16 +258,22 @@ def read_grid(exp_dir: Path) -> dict[str, list[Any]] | None:
     return grid
 
 
-def _read_yaml(path: Path) -> dict | None:
-    import yaml
+def _read_yaml(path: Path, what: str, hint: str = "rerun the experiment to rewrite it") -> dict | None:
+    from codetune.io import read_yaml
 
     if not path.is_file():
         return None
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CodetuneError(f"cannot read {path}: {exc}", "rerun the experiment to rewrite it") from None
+    data = read_yaml(path, what, hint)
     return data if isinstance(data, dict) else {}
+
+
+@contextlib.contextmanager
+def _hint(hint: str) -> Iterator[None]:
+    """A CodetuneError raised in the block gets `hint` (what brings that file back) instead of its own."""
+    try:
+        yield
+    except CodetuneError as exc:
+        raise CodetuneError(exc.message, hint) from None
 
 
 def group_configs(runs: list[Run]) -> list[Config]:

@@ -1,12 +1,13 @@
 """Step checkpoints that resume bit for bit: adapter, optimizer, scheduler, torch's RNG and the counters of
-the TrainResult so far, in one file swapped in whole (`io.atomic_dir`)."""
+the TrainResult so far, in one file written beside the last one and swapped in whole (`io.atomic_path`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from codetune.io import atomic_dir
+from codetune.io import atomic_path
 
 STATE = "state.pt"
 # The TrainResult fields a resumed run carries on from (the rest are set again when it starts).
@@ -29,23 +30,30 @@ class Checkpointer:
         return bool(self.directory and self.every and done % self.every == 0 and done < self.total_steps)
 
     def save(self, model: Any, opt: Any, sched: Any, step: int, result: Any) -> None:
-        """Write the state after `step` steps; a kill during the write leaves the previous one."""
+        """Write the state after `step` steps. A kill, or a full disk, during the write leaves the previous
+        checkpoint as it was; a full disk is a CodetuneError naming the file."""
         import torch
         from peft import get_peft_model_state_dict
 
         assert self.directory is not None
-        with atomic_dir(self.directory) as tmp:
-            torch.save(
-                {
-                    "adapter": get_peft_model_state_dict(model),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "step": step,
-                    "torch_rng": torch.get_rng_state(),
-                    "state": {k: getattr(result, k) for k in RESUMED_FIELDS},
-                },
-                tmp / STATE,
-            )
+        state = {
+            "adapter": get_peft_model_state_dict(model),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "step": step,
+            "torch_rng": torch.get_rng_state(),
+            "state": {k: getattr(result, k) for k in RESUMED_FIELDS},
+        }
+        path = self.directory / STATE
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.directory.glob(f"{path.stem}.tmp*{path.suffix}"):  # left by a kill mid-write
+            stale.unlink(missing_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # out of space: a CodetuneError naming `path`
+            # A file object, not a path: torch's own writer reports a full disk as an opaque RuntimeError,
+            # Python's file as OSError(ENOSPC).
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it the checkpoint
 
     def resume(self, model: Any, opt: Any, sched: Any, result: Any) -> int:
         """Load the saved state into model, optimizer, scheduler, RNG and `result`; the step to start at
