@@ -65,7 +65,9 @@ def reference(exp_file, tmp_path_factory):
     return _outcome(out / "resume")
 
 
-@pytest.mark.parametrize("kill_at", ["train_step:3", "gen_batch:2", "bench_batch:2", "run_done:1", "train_step:9"])
+@pytest.mark.parametrize(
+    "kill_at", ["train_step:3", "gen_batch:2", "bench_batch:2", "exec_sample:2", "run_done:1", "train_step:9"]
+)
 def test_sigkill_then_rerun_gives_the_uninterrupted_result(exp_file, tmp_path, reference, kill_at):
     out = tmp_path / "killed"
     p = _run(exp_file, out, {"CODETUNE_KILL_AT": kill_at})
@@ -86,6 +88,8 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_result(exp_file, tmp_path, r
         assert (bleu, syn, pass1) == (ref_bleu, ref_syn, ref_pass1)
     if kill_at.startswith("train_step"):
         assert "resumed" in p.stderr or "skipped" in p.stderr
+    if kill_at.startswith("exec_sample"):  # the benchmark's execution kept the verdicts made before the kill
+        assert "execution resumes: 2 of 3 samples already judged, 1 to run" in p.stderr, p.stderr
 
 
 def test_external_sigkill_during_training(exp_file, tmp_path, reference):
