@@ -73,6 +73,47 @@ def test_execute_writes_verdicts_and_percent_pass_at_1_with_ci(tmp_path, tiny_be
     assert execute_samples(tasks, samples, bdir, progress=False)["pass@k"] == summary["pass@k"]
 
 
+def test_an_interrupted_execution_keeps_its_verdicts_and_redoes_only_changed_or_missing_ones(
+    tmp_path, tiny_benchmark, monkeypatch
+):
+    from codetune import faults
+    from codetune.evaluation import harness
+    from codetune.evaluation.benchmarks import load_tasks
+
+    tasks = load_tasks(str(tiny_benchmark))
+    samples = [{"task_id": t.task_id, "completion": t.canonical_solution} for t in tasks]
+    bdir = BenchmarkDir(tmp_path / "b")
+    calls = []
+
+    def interrupt_at_second(point):
+        calls.append(point)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as Ctrl-C would, after the second verdict was appended
+
+    monkeypatch.setattr(faults, "checkpoint", interrupt_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        execute_samples(tasks, samples, bdir, workers=1, progress=False)
+    kept = bdir.read_partial_results()
+    assert len(kept) == 2 and not bdir.results.exists() and not bdir.is_executed()
+    monkeypatch.setattr(faults, "checkpoint", lambda point: None)
+
+    judged = []
+    real = harness.evaluate_one
+    monkeypatch.setattr(harness, "evaluate_one", lambda t, c, **kw: judged.append(t.task_id) or real(t, c, **kw))
+    changed = kept[0]["index"]
+    samples[changed] = {**samples[changed], "completion": "    return None\n"}  # its verdict no longer holds
+    lines = []
+    summary = execute_samples(tasks, samples, bdir, workers=1, progress=False, log=lines.append)
+    missing = ({0, 1, 2} - {r["index"] for r in kept}).pop()
+    assert sorted(judged) == sorted([tasks[changed].task_id, tasks[missing].task_id])
+    assert summary["exec_resumed"] == 1 and lines == [
+        "  execution resumes: 1 of 3 samples already judged, 2 to run"
+    ]
+    rows = bdir.read_results()
+    assert [r["index"] for r in rows] == [0, 1, 2] and rows[changed]["status"] == "failed"
+    assert not bdir.results_partial.exists()
+
+
 def test_closing_suffix_closes_what_the_prompt_left_open():
     prompt = "class Solution {\n    public int f(int x) {\n"
     assert closing_suffix("java", prompt, "        return x;\n    }") == "\n}"
