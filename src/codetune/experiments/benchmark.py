@@ -227,7 +227,7 @@ def execute_samples(
     """
     if bdir.is_executed():
         return bdir.read_summary()
-    from codetune.evaluation.harness import evaluate_samples, summarize
+    from codetune.evaluation.harness import summarize
     from codetune.evaluation.uncertainty import bleu_item_stats
 
     by_id = {t.task_id: t for t in tasks}
@@ -236,33 +236,18 @@ def execute_samples(
     if done and log is not None:
         todo = len(samples) - len(done)
         log(f"  execution resumes: {len(done)} of {len(samples)} samples already judged, {todo} to run")
-    t0 = time.perf_counter() - elapsed
-    mode = {} if verdict_mode in (None, "auto") else {"verdict_mode": verdict_mode}  # auto: the harness's default
-    bdir.path.mkdir(parents=True, exist_ok=True)
-    with bdir.results_partial.open("w", encoding="utf-8") as f:
-        append_jsonl(f, [_partial_row(r, keys[i], elapsed) for i, r in done.items()])
-
-        def on_result(r: Any) -> None:
-            try:
-                append_jsonl(f, [_partial_row(r, keys[r.index], time.perf_counter() - t0)])
-            except OSError as exc:
-                raise CodetuneError(
-                    f"cannot append to {bdir.results_partial}: {exc.strerror or exc}",
-                    "free space or choose another --out; rerun to resume",
-                ) from None
-            faults.checkpoint("exec_sample")
-
-        results = evaluate_samples(
-            tasks,
-            samples,
-            workers=workers,
-            timeout_s=timeout_s,
-            progress=progress,
-            on_result=on_result,
-            done=done,
-            **mode,
-        )
-    exec_seconds = time.perf_counter() - t0
+    results, exec_seconds = _execute_appending(
+        tasks,
+        samples,
+        bdir,
+        keys,
+        done,
+        elapsed,
+        workers=workers,
+        timeout_s=timeout_s,
+        progress=progress,
+        verdict_mode=verdict_mode,
+    )
     refs = [by_id[s["task_id"]].canonical_solution for s in samples]
     bleu, _ = bleu_item_stats([s["completion"] for s in samples], refs)
     rows = []
@@ -281,6 +266,42 @@ def execute_samples(
     summary["ci_level"] = ci_level
     bdir.write_results(rows, summary)
     return summary
+
+
+def _execute_appending(
+    tasks: list,
+    samples: list[dict],
+    bdir: BenchmarkDir,
+    keys: list[str],
+    done: dict[int, Any],
+    elapsed: float,
+    *,
+    verdict_mode: str | None,
+    **harness_kw: Any,
+) -> tuple[list, float]:
+    """The harness's verdicts on the samples not in `done`, each appended to bdir/results.partial.jsonl as
+    it is made (after the `done` ones, rewritten first); returns all verdicts and the seconds spent over
+    all attempts."""
+    from codetune.evaluation.harness import evaluate_samples
+
+    t0 = time.perf_counter() - elapsed
+    mode = {} if verdict_mode in (None, "auto") else {"verdict_mode": verdict_mode}  # auto: the default
+    bdir.path.mkdir(parents=True, exist_ok=True)
+    with bdir.results_partial.open("w", encoding="utf-8") as f:
+        append_jsonl(f, [_partial_row(r, keys[i], elapsed) for i, r in done.items()])
+
+        def on_result(r: Any) -> None:  # called one at a time, as each sample is judged
+            try:
+                append_jsonl(f, [_partial_row(r, keys[r.index], time.perf_counter() - t0)])
+            except OSError as exc:
+                raise CodetuneError(
+                    f"cannot append to {bdir.results_partial}: {exc.strerror or exc}",
+                    "free space or choose another --out; rerun to resume",
+                ) from None
+            faults.checkpoint("exec_sample")
+
+        results = evaluate_samples(tasks, samples, on_result=on_result, done=done, **mode, **harness_kw)
+    return results, time.perf_counter() - t0
 
 
 def _exec_key(task: Any, sample: dict, timeout_s: float, verdict_mode: str | None) -> str:
