@@ -260,6 +260,7 @@ class Runner:
             n_boot=cfg.eval.n_boot,
             progress=self.progress,
             extra={"benchmark": bench.name, "gen_time_s": round(gen_s, 3)},
+            log=self.log,
         )
         out = benchmark_metrics(bench, summary, n)
         out["benchmark_gen_time_s"] = summary.get("gen_time_s")
