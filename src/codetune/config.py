@@ -53,7 +53,8 @@ class _Strict(BaseModel):
 
 
 def _number_kind(ann: Any) -> str | None:
-    """ "a whole number" for an int field, "a number" for a float one (also `| None`), else None."""
+    """How an int field's value is named ("a whole number"), or a float's ("a number"), also `| None`;
+    None for any other type."""
     args = typing.get_args(ann) or (ann,)
     return "a number" if float in args else "a whole number" if int in args else None
 

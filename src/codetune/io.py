@@ -3,6 +3,10 @@
 A reader never sees half a file: each write goes to a temp file in the same directory, then one
 `os.replace` puts it in place. JSONL appends (a resumable stage's partial output) are the only
 non-atomic writes; their readers stop at the first torn line, which a kill mid-write leaves behind.
+A write that runs out of space is a CodetuneError naming the file, the old file left as it was.
+
+Readers of text, JSON, JSONL and YAML turn every way a file can be bad (missing, not UTF-8, not parsable,
+not an object) into one CodetuneError line naming the file, and the line where there is one.
 """
 
 from __future__ import annotations
@@ -154,11 +158,11 @@ def _yaml_problem(exc: Exception, text: str) -> str:
         line = text.count("\n", 0, position) + 1
         col = position - (text.rfind("\n", 0, position) + 1) + 1
         return f":{line}:{col}: not valid YAML: {first}"
-    text = f":{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"
+    out = f":{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"
     context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
     if context:
-        text += f" ({context}" + (f" at {cmark.line + 1}:{cmark.column + 1}" if cmark else "") + ")"
-    return text
+        out += f" ({context}" + (f" at {cmark.line + 1}:{cmark.column + 1}" if cmark else "") + ")"
+    return out
 
 
 def read_yaml(path: Path, what: str = "file", hint: str = "check the file") -> Any:
@@ -168,7 +172,8 @@ def read_yaml(path: Path, what: str = "file", hint: str = "check the file") -> A
 
 
 def _kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
 
 
 def read_json(
