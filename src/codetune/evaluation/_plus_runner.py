@@ -1,23 +1,27 @@
-"""Runner of a HumanEval+ differential test: calls a solution on many inputs and writes what it returned.
+"""Runner of a differential test: calls a solution on many inputs and writes what it returned, as data.
 
+Used by HumanEval+ (`humaneval_plus`) and by the tests-as-data verdicts of Python tasks (`datamode`).
 Copied into the sandbox as the program's script (stdlib only, no codetune imports) next to:
 - ct_sample.py: prompt + completion (or the canonical solution), exec'd into a namespace of its own;
-- ct_inputs.json: the argument lists, base inputs first; ct_config.json: {"entry_point", "limits"}
-  (seconds per input, or null for none).
+- ct_inputs.json: the argument lists, base inputs first; ct_config.json: {"entry_point", "limits"
+  (seconds per input, or null for none), "typed_inputs" (the inputs are in the type-preserving form
+  below, so tuples, sets and dicts arrive as such; HumanEval+'s are plain JSON)}.
 
 For each input it writes one line to ct_outputs.jsonl: {"h": digest, "v": value, "t": seconds}, where
 `v` is the result in a type-preserving JSON form (tuples, dicts, sets tagged; left out when the result is
 large) and `h` is SHA-256 of a form in which values Python's `==` calls equal are equal (1, 1.0 and True;
 a set and a frozenset; dicts in any order), so large results are compared by digest. As in EvalPlus,
 the solution's stdout/stderr are swallowed and reading stdin fails while it runs. An input that runs past
-its limit ends the run with `CodetuneInputTimeout` on stderr. After the last input the runner reads the
-nonce from stdin and prints the end-of-run token (see `programs`): a run that exits early never has it.
+its limit ends the run with `CodetuneInputTimeout` on stderr. The runner reads the nonce from stdin
+before the solution is loaded, and gives the process /dev/null as its stdin from then on; after the last
+input it prints the end-of-run token (see `programs`): a run that exits early never has it.
 """
 
 # ruff: noqa: S102 (exec of the solution is the point)
 
 import hashlib
 import json
+import os
 import signal
 import sys
 import time
@@ -71,6 +75,27 @@ def _typed(x, budget):
     if isinstance(x, complex):
         return {"c": [x.real, x.imag]}
     return {"r": f"{type(x).__name__} object"}
+
+
+_UNTAG = {
+    "t": lambda v: tuple(_untyped(x) for x in v),
+    "d": lambda v: {_untyped(k): _untyped(x) for k, x in v},
+    "s": lambda v: {_untyped(x) for x in v},
+    "fs": lambda v: frozenset(_untyped(x) for x in v),
+    "b": bytes.fromhex,
+    "c": lambda v: complex(*v),
+    "i": lambda v: int(v, 16),
+}
+
+
+def _untyped(v):
+    """The value of `_typed`'s form (inputs written by the harness)."""
+    if isinstance(v, list):
+        return [_untyped(x) for x in v]
+    if isinstance(v, dict):
+        ((tag, val),) = v.items()
+        return _UNTAG[tag](val)
+    return v
 
 
 def _scalar(x):
@@ -207,13 +232,29 @@ def _call_all(fn, inputs, limits, out):
             if limit:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         out.write(json.dumps(_record(result, time.perf_counter() - t0)) + "\n")
+        out.flush()  # what was judged so far survives a later timeout or crash
+
+
+def _take_nonce():
+    """The nonce on stdin, read before any solution code runs; stdin is /dev/null from then on."""
+    nonce = sys.stdin.read().strip()
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
+    except OSError:
+        os.close(0)
+    return nonce
 
 
 def main():
+    nonce = _take_nonce()
     with open("ct_config.json", encoding="utf-8") as f:
         config = json.load(f)
     with open("ct_inputs.json", encoding="utf-8") as f:
         inputs = json.load(f)
+    if config.get("typed_inputs"):
+        inputs = [_untyped(args) for args in inputs]
     with open("ct_sample.py", encoding="utf-8") as f:
         src = f.read()
     real = sys.stdout, sys.stderr, sys.stdin
@@ -225,7 +266,6 @@ def main():
             _call_all(namespace[config["entry_point"]], inputs, config["limits"], out)
         finally:
             sys.stdout, sys.stderr, sys.stdin = real
-    nonce = sys.stdin.read().strip()
     sys.stdout.write("\n" + hashlib.sha256(("codetune:" + nonce).encode()).hexdigest() + "\n")
     sys.stdout.flush()
 

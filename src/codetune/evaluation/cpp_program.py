@@ -3,14 +3,18 @@
 The sample (prompt + completion + test) is one translation unit; the harness's `main` is another, so no
 macro the completion defines can reach it. The test's `main` is renamed to a per-run random name and
 made to `return 0` at its end (it may fall off it, which only `main` may do); the harness's `main` calls
-it and only when it returns 0 reads the nonce from stdin and prints the token. So `exit(0)`,
-`quick_exit`, `_Exit` or `abort` from the completion end without the token.
+it and only when it returns 0 prints the token. The nonce was read from stdin before any code of the
+completion ran (from `.preinit_array`, ahead of all static constructors), and stdin is /dev/null from
+then on. So `exit(0)`, `quick_exit`, `_Exit` or `abort` from the completion end without the token, and
+reading stdin gives it nothing.
 
 `assert` stays live: `NDEBUG` is undefined and `<cassert>` is included again right before the test (it
 redefines `assert` on every inclusion, undoing a completion's `#define assert`), and nothing is compiled
 with `-DNDEBUG`. A failed `assert` prints glibc's "Assertion `...' failed." and aborts.
 
-Not covered (as for the other languages): a completion that redefines, by macro, a name the test calls.
+Not covered (as for the other languages, see `programs`): a completion that redefines, by macro, a name
+the test calls, or native code that finds the nonce in its own memory (/proc/self/mem, the symbol
+`codetune_nonce`) or puts its own function in `.preinit_array` ahead of the harness's by link tricks.
 """
 
 from __future__ import annotations
@@ -32,14 +36,37 @@ _HEADERS = (
 _PRELUDE = "".join(f"#include <{h}>\n" for h in _HEADERS)
 _TEST_MAIN = re.compile(r"\bint\s+main\s*\(\s*(?:void)?\s*\)\s*\{")
 
-# SHA-256 of "codetune:" + the nonce read from stdin, after the test's main returned 0.
+# SHA-256 of "codetune:" + the nonce, printed after the test's main returned 0. The nonce is read from
+# stdin (which becomes /dev/null) by a function in .preinit_array: it runs before every static
+# constructor, so before any code of the completion (this file is linked first, so its entry is first).
 _RUNNER = r"""#include <cstdint>
 #include <cstdio>
+#include <fcntl.h>
 #include <iostream>
-#include <iterator>
 #include <string>
+#include <unistd.h>
 
 int TEST_MAIN();
+
+static char codetune_nonce[256];
+static size_t codetune_nonce_len = 0;
+
+static void codetune_take_nonce(int, char**, char**) {
+    ssize_t n;
+    while (codetune_nonce_len < sizeof(codetune_nonce) - 1
+           && (n = read(0, codetune_nonce + codetune_nonce_len, sizeof(codetune_nonce) - 1 - codetune_nonce_len)) > 0)
+        codetune_nonce_len += (size_t)n;
+    int fd = open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        close(fd);
+    } else {
+        close(0);
+    }
+}
+
+__attribute__((section(".preinit_array"), used)) static void (*codetune_preinit)(int, char**, char**) =
+    codetune_take_nonce;
 
 static std::string codetune_sha256(const std::string& msg) {
     static const uint32_t k[64] = {
@@ -87,7 +114,7 @@ static std::string codetune_sha256(const std::string& msg) {
 int main() {
     int rc = TEST_MAIN();
     if (rc != 0) return rc;
-    std::string nonce((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    std::string nonce(codetune_nonce, codetune_nonce_len);
     size_t a = nonce.find_first_not_of(" \t\r\n"), b = nonce.find_last_not_of(" \t\r\n");
     nonce = a == std::string::npos ? "" : nonce.substr(a, b - a + 1);
     std::cout << std::flush;
@@ -125,7 +152,7 @@ def build_cpp(task: Task, completion: str, nonce: str, limits: Limits, tools: di
         processes=max(limits.processes, 64),
     )
     gxx = [tools["g++"], "-std=c++17", "-O1", "-w", "-UNDEBUG", "-o", "program"]
-    gxx += ["sample.cpp", "codetune_main.cpp"]
+    gxx += ["codetune_main.cpp", "sample.cpp"]  # the harness's .preinit_array entry first
     if "openssl/" in src:  # HumanEval-X's md5 task; linked only when asked so no other sample needs libcrypto
         gxx.append("-lcrypto")
     return Program(

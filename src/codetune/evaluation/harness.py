@@ -19,14 +19,23 @@ from dataclasses import asdict, dataclass, field
 
 from codetune import languages
 from codetune.errors import BenchmarkError
-from codetune.evaluation import humaneval_plus, programs, sandbox
+from codetune.evaluation import datamode, humaneval_plus, programs, sandbox
 from codetune.evaluation.benchmarks import Task
 from codetune.evaluation.passk import aggregate_pass_at_k
 from codetune.evaluation.sandbox import Limits
 from codetune.evaluation.taxonomy import CATEGORIES, categorize
 
 STATUSES = programs.STATUSES
-__all__ = ["CATEGORIES", "STATUSES", "ExecResult", "evaluate_one", "evaluate_samples", "summarize"]
+VERDICT_MODES = ("data", "assert")
+__all__ = [
+    "CATEGORIES",
+    "STATUSES",
+    "VERDICT_MODES",
+    "ExecResult",
+    "evaluate_one",
+    "evaluate_samples",
+    "summarize",
+]
 
 
 @dataclass
@@ -46,6 +55,9 @@ class ExecResult:
             detail and stderr when not given).
         plus_status, plus_category, plus_detail, plus_wall_s: the verdict on HumanEval+'s base + plus
             inputs (None for other benchmarks; then `to_dict` leaves them out).
+        verdict_mode: how the verdict was reached (one of VERDICT_MODES): "data" (the program got only the
+            test calls' inputs, trusted code compared its results; see `datamode`) or "assert" (the test
+            ran in the program's own process, a pass proven by the end-of-test token; see `programs`).
     """
 
     index: int
@@ -63,6 +75,7 @@ class ExecResult:
     plus_category: str | None = None
     plus_detail: str | None = None
     plus_wall_s: float | None = None
+    verdict_mode: str = "assert"
 
     def __post_init__(self) -> None:
         if not self.category:
@@ -89,13 +102,22 @@ def _default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def evaluate_one(task: Task, completion: str, *, index: int = 0, limits: Limits | None = None) -> ExecResult:
-    """Run one completion against its task's test; every outcome is a status, never an exception."""
+def evaluate_one(
+    task: Task,
+    completion: str,
+    *,
+    index: int = 0,
+    limits: Limits | None = None,
+    plan: datamode.Plan | None = None,
+) -> ExecResult:
+    """Run one completion against its task's test; every outcome is a status, never an exception.
+
+    With a `plan` (see `datamode.expected_plans`) the verdict is reached in data mode, else in assert mode.
+    """
     limits = limits or Limits()
-    nonce = secrets.token_hex(16)
-    prog = programs.build_program(task, completion, nonce, limits)
     base = ExecResult(index=index, task_id=task.task_id, language=task.language, status="unavailable")
-    if prog is None:
+    base.verdict_mode = "assert" if plan is None else "data"
+    if programs.toolchain(task.language) is None:
         base.detail = (
             f"no toolchain for {task.language} on this machine"
             if programs.supported(task.language)
@@ -103,32 +125,26 @@ def evaluate_one(task: Task, completion: str, *, index: int = 0, limits: Limits 
         )
         base.category = "unavailable"
         return base
-    if prog.precheck_error:
-        base.status, base.detail = "compile_error", prog.precheck_error
+    if plan is None:
+        nonce = secrets.token_hex(16)
+        prog = programs.build_program(task, completion, nonce, limits)
+        precheck = prog.precheck_error
+    else:
+        precheck = datamode.precheck(task.language, task.prompt + completion)
+    if precheck:
+        base.status, base.detail = "compile_error", precheck
         base.category = categorize(base.status, base.detail)
         return base
-    total = 0.0
-    with sandbox.shared_workdir() as work:
-        files = prog.files
-        for step in prog.steps:
-            res = sandbox.run_sandboxed(
-                step.argv,
-                files=files,
-                limits=step.limits,
-                stdin=step.stdin,
-                env=step.env,
-                workdir=work,
-                fork_server=step.fork_server,
-            )
-            files = {}  # written once; later steps see what earlier ones left (compiled classes)
-            total += res.wall_s
-            status, detail = programs.classify(prog, step, res, nonce)
-            base.isolation = res.isolation.as_dict()
-            if status != "passed" or step is prog.steps[-1]:
-                base.status, base.detail, base.returncode = status, detail, res.returncode
-                base.stdout = programs.strip_token(res.stdout, nonce)
-                base.stderr = res.stderr
-                break
+    if plan is None:
+        step, res, total = programs.execute(prog)
+        status, detail = programs.classify(prog, step, res, nonce)
+        stdout = programs.strip_token(res.stdout, nonce)
+    else:
+        status, detail, step, res, total = datamode.run(task, task.prompt + completion, plan, limits)
+        stdout = res.stdout if task.language != "python" else ""  # the Python runner swallows prints
+    base.status, base.detail, base.returncode = status, detail, res.returncode
+    base.stdout, base.stderr = stdout, res.stderr
+    base.isolation = res.isolation.as_dict()
     base.wall_s = round(total, 4)
     base.category = categorize(base.status, base.detail, base.stderr)
     return base
@@ -176,6 +192,7 @@ def evaluate_samples(
     progress: bool = False,
     on_result: Callable[[ExecResult], None] | None = None,
     done: Mapping[int, ExecResult] | None = None,
+    verdict_mode: str = "auto",
 ) -> list[ExecResult]:
     """Evaluate samples (`{"task_id", "completion"}` dicts, several per task allowed) in parallel.
 
@@ -193,14 +210,22 @@ def evaluate_samples(
         done: results already known, by sample index (e.g. read back from results.jsonl on a resume):
             those samples are not run again, their results are returned in place, and `on_result` is not
             called for them.
+        verdict_mode: "auto" (data mode for the tasks whose tests `testcases.to_data` turns into calls and
+            whose canonical solution passes them that way, assert mode for the others), "data" (data mode
+            only: samples of the other tasks are `unavailable`, the detail says why) or "assert" (every
+            task's test runs in the program's process, as before). Each result records its mode.
 
-    HumanEval+ tasks: their expected outputs are computed (or read from the cache) first, then every
-    sample also gets its plus verdict (`plus_status`, `plus_category`, `plus_detail`).
+    Data mode: the canonical solution's results on each task's calls are computed (or read from the
+    cache) first. HumanEval+ tasks: their expected outputs likewise, then every sample also gets its plus
+    verdict (`plus_status`, `plus_category`, `plus_detail`).
 
     Raises:
         BenchmarkError: a sample without `task_id`/`completion`, or for a task not in `tasks`, or a `done`
             result whose index or task does not match the samples.
+        ValueError: an unknown `verdict_mode`.
     """
+    if verdict_mode not in ("auto", *VERDICT_MODES):
+        raise ValueError(f"verdict_mode must be auto, data or assert, not {verdict_mode!r}")
     limits = limits or Limits(wall_s=timeout_s, cpu_s=timeout_s)
     jobs = _jobs(tasks, samples)
     results: list[ExecResult | None] = [None] * len(jobs)
@@ -209,7 +234,7 @@ def evaluate_samples(
     jobs = [j for j in jobs if results[j[2]] is None]
     if jobs:
         sandbox.isolation()  # probe once, before the threads start
-        _run_jobs(jobs, results, limits, workers or _default_workers(), progress, on_result)
+        _run_jobs(jobs, results, limits, workers or _default_workers(), progress, on_result, verdict_mode)
     return results  # type: ignore[return-value]
 
 
@@ -227,7 +252,16 @@ def _known(jobs, done: Mapping[int, ExecResult]) -> dict[int, ExecResult]:
     return dict(done)
 
 
-def _run_jobs(jobs, results: list, limits: Limits, workers: int, progress: bool, on_result) -> None:
+def _plans(jobs, mode: str, limits: Limits, workers: int, progress: bool) -> dict[str, datamode.Plan | str]:
+    """Each task's data-mode plan or why it has none ({} in assert mode)."""
+    if mode == "assert":
+        return {}
+    tasks = list({t.task_id: t for t, _, _ in jobs}.values())
+    return datamode.expected_plans(tasks, limits=limits, workers=workers, progress=progress)
+
+
+def _run_jobs(jobs, results: list, limits: Limits, workers: int, progress: bool, on_result, mode: str) -> None:
+    plans = _plans(jobs, mode, limits, workers, progress)
     expected = _expected_outputs(jobs, limits, workers, progress)
     bar = None
     if progress:
@@ -237,7 +271,14 @@ def _run_jobs(jobs, results: list, limits: Limits, workers: int, progress: bool,
     lock, stop = threading.Lock(), threading.Event()
 
     def judge(task: Task, completion: str, i: int) -> ExecResult:
-        r = evaluate_one(task, completion, index=i, limits=limits)
+        plan = plans.get(task.task_id)
+        if isinstance(plan, str) and mode == "data":
+            why = f"tests not available as data: {plan}"
+            r = ExecResult(i, task.task_id, task.language, "unavailable", why, verdict_mode="data")
+        else:
+            r = evaluate_one(
+                task, completion, index=i, limits=limits, plan=plan if isinstance(plan, datamode.Plan) else None
+            )
         if task.plus is not None:
             v = humaneval_plus.evaluate_plus(task, completion, expected[task.task_id], limits)
             r.plus_status, r.plus_category, r.plus_detail, r.plus_wall_s = v.status, v.category, v.detail, v.wall_s
@@ -310,7 +351,8 @@ def _plus_summary(results: Sequence[ExecResult], ks: Sequence[int], per_task: di
 
 
 def summarize(results: Sequence[ExecResult], ks: Sequence[int] = (1,)) -> dict:
-    """pass@k per k (per task and overall), counts per status and per category, and the isolation the runs had.
+    """pass@k per k (per task and overall), counts per status, per category and per verdict mode
+    (`verdict_mode_counts`), and the isolation the runs had.
 
     Tasks are those that appear in `results`; a task's n is its number of samples. When the results are
     HumanEval+'s (every one has a plus verdict) the summary also has `pass@k_plus` ({"pass@1_plus": ...}),
@@ -331,8 +373,12 @@ def summarize(results: Sequence[ExecResult], ks: Sequence[int] = (1,)) -> dict:
         "status_counts": _counts((r.status for r in results), STATUSES),
         "category_counts": _counts((r.category for r in results), CATEGORIES),
         "isolation": _isolation(results),
-        "verdict_rule": "passed = every step exited 0 and stdout ends with sha256('codetune:' + nonce), printed "
-        "by code after the test; the per-run nonce arrives on stdin (see evaluation/programs.py)",
+        "verdict_mode_counts": _counts((r.verdict_mode for r in results), VERDICT_MODES),
+        "verdict_rule": "data mode: the program got only the test calls' inputs and wrote each result as plain "
+        "data; passed = every result meets its check, judged outside the sandbox against the test's literal or "
+        "the canonical solution's result (see evaluation/datamode.py). assert mode: the test ran with the "
+        "completion; passed = every step exited 0 and stdout ends with sha256('codetune:' + nonce), printed after "
+        "the test; the nonce is read from stdin before the completion runs (see evaluation/programs.py)",
     }
     if results and all(r.plus_status is not None for r in results):
         out.update(_plus_summary(results, ks, agg["per_task"]))

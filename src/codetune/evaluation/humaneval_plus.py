@@ -30,19 +30,16 @@ A sample `plus_passed` when both its base verdict and its plus verdict passed (E
 
 from __future__ import annotations
 
-import functools
-import gzip
 import json
 import math
 import os
 import re
-import secrets
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from codetune.evaluation import programs, sandbox
+from codetune.evaluation import datamode, programs, sandbox
 from codetune.evaluation.benchmarks import Task
 from codetune.evaluation.sandbox import Limits
 from codetune.evaluation.taxonomy import categorize
@@ -53,7 +50,7 @@ TIME_LIMIT_FACTOR = 4.0  # EvalPlus's DEFAULT_GT_TIME_LIMIT_FACTOR
 TASK_TIME_CAP_S = 60.0  # EvalPlus's EVALPLUS_TIMEOUT_PER_TASK
 CANONICAL_WALL_S = 600.0  # one task's canonical run (trusted code; the slowest takes seconds)
 DEFAULT_ATOL = 1e-6  # EvalPlus enforces it for float results of tasks whose atol is 0
-_OUTPUTS = "ct_outputs.jsonl"
+_OUTPUTS = datamode.OUTPUTS
 _TIMEOUT_LINE = re.compile(r"^(?:\S*\.)?CodetuneInputTimeout: .*$", re.MULTILINE)
 
 
@@ -84,45 +81,15 @@ class PlusVerdict:
     wall_s: float = 0.0
 
 
-@functools.cache
-def _runner_source() -> str:
-    return (Path(__file__).with_name("_plus_runner.py")).read_text(encoding="utf-8")
-
-
-def _files(task: Task, code: str, limits_s: list[float] | None) -> dict[str, str]:
-    config = {"entry_point": task.entry_point, "limits": limits_s}
-    return {
-        "ct_runner.py": _runner_source(),
-        "ct_sample.py": code,
-        "ct_inputs.json": json.dumps(task.plus.inputs),
-        "ct_config.json": json.dumps(config),
-    }
-
-
 def _run(task: Task, code: str, limits: Limits, limits_s: list[float] | None) -> tuple[str, str, dict]:
     """Run `code` on the task's inputs: (status, detail, what the run returned: records, wall_s, stderr)."""
-    python = programs.toolchain("python")
-    if python is None:
+    if programs.toolchain("python") is None:
         return "unavailable", "no toolchain for python on this machine", {}
-    try:
-        compile(code, "ct_sample.py", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as exc:
-        return "compile_error", f"{type(exc).__name__}: {exc}", {}
-    except (RecursionError, MemoryError) as exc:
-        return "compile_error", f"{type(exc).__name__} while compiling", {}
-    nonce = secrets.token_hex(16)
-    argv = [python["python"], "-I", "-S", "-B", "ct_runner.py"]
-    step = programs.Step("run", argv, limits, stdin=nonce.encode(), fork_server=True)
-    # No failed_pattern: here an exception from the solution is a runtime error, not a failed assert.
-    prog = programs.Program(files={}, steps=[step], failed_pattern="\0")
-    res = sandbox.run_sandboxed(
-        argv,
-        files=_files(task, code, limits_s),
-        limits=limits,
-        stdin=step.stdin,
-        keep_files=[_OUTPUTS],
-        fork_server=True,
-    )
+    err = datamode.precheck("python", code)
+    if err is not None:
+        return "compile_error", err, {}
+    prog, nonce = datamode.python_program(task.entry_point, code, task.plus.inputs, limits, per_input_s=limits_s)
+    step, res, _ = programs.execute(prog)
     ran = {"wall_s": res.wall_s, "stderr": res.stderr, "outputs": res.files.get(_OUTPUTS, b"")}
     timed_out = _TIMEOUT_LINE.search(res.stderr)
     if res.returncode != 0 and not res.timed_out and timed_out:
@@ -170,24 +137,16 @@ def _cache_file(source_sha256: str) -> Path:
 
 
 def _read_cache(path: Path) -> dict[str, Expected]:
+    data = datamode.read_gz_json(path)
     try:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            data = json.load(f)
         return {tid: Expected(**rec) for tid, rec in data["tasks"].items()}
-    except (OSError, EOFError, ValueError, KeyError, TypeError):
+    except (AttributeError, KeyError, TypeError):
         return {}  # missing or damaged: recomputed
 
 
 def _write_cache(path: Path, source_sha256: str, table: dict[str, Expected]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     body = {"format": FORMAT, "source_sha256": source_sha256, "tasks": {t: e.__dict__ for t, e in table.items()}}
-    try:
-        with gzip.open(tmp, "wt", encoding="utf-8") as f:
-            json.dump(body, f)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    datamode.write_gz_json(path, body)
 
 
 def expected_outputs(
@@ -240,67 +199,13 @@ def _compute(tasks: list[Task], limits: Limits, workers: int | None, progress: b
 # ------------------------------------------------------------------------------------------- comparing
 
 
-class _Opaque:
-    """A result the runner could not write as a value (an object of a user type): equal to nothing."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    __hash__ = object.__hash__
-
-    def __repr__(self) -> str:
-        return f"<{self.text}>"
-
-
-_TAGS = {
-    "t": lambda v: tuple(_decode(x) for x in v),
-    "d": lambda v: {_decode(k): _decode(x) for k, x in v},
-    "s": lambda v: {_decode(x) for x in v},
-    "fs": lambda v: frozenset(_decode(x) for x in v),
-    "b": bytes.fromhex,
-    "c": lambda v: complex(*v),
-    "i": lambda v: int(v, 16),
-    "r": _Opaque,
-}
-
-
-def _decode(v):
-    """The value of the runner's type-preserving JSON form (ValueError/TypeError on a malformed one)."""
-    if isinstance(v, list):
-        return [_decode(x) for x in v]
-    if isinstance(v, dict):
-        if len(v) != 1 or next(iter(v)) not in _TAGS:
-            raise ValueError("not a tagged value")
-        ((tag, val),) = v.items()
-        return _TAGS[tag](val)
-    return v
+_decode, _close = datamode.decode, datamode.close
 
 
 def _is_floats(x) -> bool:
     if isinstance(x, float):
         return True
     return isinstance(x, (list, tuple)) and bool(x) and all(isinstance(i, float) for i in x)
-
-
-def _close(out, exp, atol: float) -> bool:
-    """numpy.allclose(out, exp, rtol=1e-7, atol=atol) for numbers and equally long (nested) sequences."""
-    if isinstance(exp, (list, tuple)):
-        return (
-            isinstance(out, (list, tuple))
-            and len(out) == len(exp)
-            and all(_close(o, e, atol) for o, e in zip(out, exp))
-        )
-    if not isinstance(out, (int, float)) or not isinstance(exp, (int, float)):
-        return False
-    try:
-        if math.isinf(out) or math.isinf(exp):
-            return out == exp
-        return abs(out - exp) <= atol + 1e-7 * abs(exp)
-    except OverflowError:
-        return False
 
 
 def _poly(xs: list, x: float) -> float:

@@ -1,28 +1,45 @@
-"""Turn (task, completion) into programs to run, and a run's outcome into a status.
+"""Turn (task, completion) into assert-mode programs to run, and a run's outcome into a status.
 
-How a pass is proven (the threat model)
----------------------------------------
+Two verdict modes exist (the harness records per sample which one judged it). In *data mode*
+(`datamode`, the default wherever `testcases.to_data` can turn a task's tests into calls) the program
+gets only the inputs and trusted code outside the sandbox compares its results with expected values it
+never sees, so none of the tricks below has anything to forge. This module builds *assert mode*
+programs: the task's own test runs in the same process as the completion, for the tests that cannot be
+turned into data (loops, random inputs, helper calls; C++ always).
+
+How a pass is proven in assert mode (the threat model)
+------------------------------------------------------
 The completion runs in the same process as the test, so in principle it can do anything the test code
 can. What we guarantee is narrower and checkable: a sample passes only if (1) every step exited 0 and
-(2) stdout ends with `sha256("codetune:" + nonce)`, which the harness appends *after* the test code.
+(2) stdout ends with `sha256("codetune:" + nonce)`, which the harness prints *after* the test code.
 The nonce is fresh per run, is never in the program text or on disk where the program can open it, and
-arrives on stdin, which the epilogue reads only after the test returned. So these end as non-passes:
+arrives on stdin, which trusted code reads *before any code of the completion runs* (a prologue ahead of
+the prompt in Python and JavaScript; `CodetuneMain` before the test's classes are loaded in Java; a
+`.preinit_array` function ahead of every static constructor in C++); stdin is /dev/null (or closed)
+from then on and only the token is kept, for the epilogue. So these end as non-passes:
 
 - exiting early with status 0 (`sys.exit(0)`, `os._exit(0)`, `process.exit(0)`, `System.exit(0)`,
   C++ `exit(0)`/`quick_exit(0)`, atexit/uncaught-exception hooks that exit 0): the epilogue never ran;
+- reading stdin to compute the token itself and printing it before exiting 0 (issue 18's finding):
+  stdin is empty by the time the completion runs;
 - printing a fake success marker: it cannot know the nonce or the token;
 - replacing `console.assert` (even by shadowing `console` locally): the harness rewrites the test's
-  `console.assert(` to a strict assert under a per-run random name the completion cannot know;
-  Python's `assert` is a statement and its error is not looked up in builtins; C++'s `assert` is made
-  live again right before the test (`#undef NDEBUG`, `<cassert>` re-included), and the C++ epilogue is
-  a separate translation unit that the completion's macros cannot reach (see `cpp_program`);
+  `console.assert(` to a strict assert under a per-run random name; Python's `assert` is a statement
+  and its error is not looked up in builtins; C++'s `assert` is made live again right before the test
+  (`#undef NDEBUG`, `<cassert>` re-included), and the C++ epilogue is a separate translation unit that
+  the completion's macros cannot reach (see `cpp_program`);
 - tampering with stdin, stdout, `hashlib`/`crypto`: the token comes out wrong or missing.
 
-Not covered: a completion written *against this harness* (read stdin itself, hash it the same way,
-print it, exit 0), or one that defeats the test's comparisons in-process (e.g. returns an object whose
-`__eq__` is always true, patches builtins the test calls, or in C++ `#define`s a name the test calls).
-Running the test in a separate process from the completion would close those, at the cost of
-serialising every call; the sandbox still bounds what any of them can do to the machine.
+Still possible in assert mode (in-process tricks; data mode is the answer where it applies):
+- defeating the test's comparisons: a result whose `__eq__` is always true (Python), an overridden
+  `equals` (Java), patched builtins the test calls, a C++ `#define` of a name the test calls;
+- changing how the test runs: `sys.settrace` jumping over its asserts, rebinding `check`;
+- finding the token in-process and printing it early: it is in the prologue's closure (Python: the
+  emitter's cell, reachable through `globals()`, `gc` or frames; JavaScript: a module-level constant
+  whose per-run name the completion can read from the program file), in a local of `CodetuneMain.main`
+  (Java: beyond reflection, not beyond reading /proc/self/mem), or in a static buffer (C++); reading
+  the program's own source reveals the test and its expected values.
+The sandbox bounds what any of them can do to the machine, not to the verdict.
 """
 
 from __future__ import annotations
@@ -38,6 +55,7 @@ import sys
 from dataclasses import dataclass, field
 
 from codetune import languages
+from codetune.evaluation import sandbox
 from codetune.evaluation.benchmarks import Task
 from codetune.evaluation.sandbox import Limits, SandboxResult
 
@@ -59,6 +77,7 @@ class Step:
     stdin: bytes | None = None
     env: dict[str, str] = field(default_factory=dict)
     fork_server: bool = False  # Python: fork from a warm interpreter (see sandbox.run_sandboxed)
+    keep_files: tuple[str, ...] = ()  # read back after the run (the results of a data-mode program)
 
 
 @dataclass
@@ -123,12 +142,33 @@ def _limits(base: Limits, **kw) -> Limits:
     return Limits(**d)
 
 
-_PY_EPILOGUE = """
+def _tag(nonce: str) -> str:
+    """A per-run name suffix derived from the nonce (it does not reveal the nonce)."""
+    return hashlib.sha256(f"tag:{nonce}".encode()).hexdigest()[:12]
 
-import hashlib as _ct_hashlib, sys as _ct_sys
-_ct_nonce = _ct_sys.stdin.read().strip()
-_ct_sys.stdout.write("\\n" + _ct_hashlib.sha256(("codetune:" + _ct_nonce).encode()).hexdigest() + "\\n")
-_ct_sys.stdout.flush()
+
+# Runs before the prompt and the completion: takes the nonce off stdin (stdin is /dev/null from then
+# on) and keeps only its token, in the closure of the emitter the epilogue calls.
+_PY_PROLOGUE = """def _ct_prologue():
+    import hashlib, os, sys
+    nonce = sys.stdin.read().strip()
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
+    except OSError:
+        os.close(0)
+    token = hashlib.sha256(("codetune:" + nonce).encode()).hexdigest()
+
+    def emit():
+        sys.stdout.write("\\n" + token + "\\n")
+        sys.stdout.flush()
+
+    return emit
+
+
+_ct_emit_TAG = _ct_prologue()
+del _ct_prologue
 """
 
 
@@ -136,7 +176,8 @@ def build_python(task: Task, completion: str, nonce: str, limits: Limits, tools:
     test = task.test
     if not re.search(r"^check\(\s*\w+\s*\)\s*$", test, re.MULTILINE):
         test = f"{test}\n\ncheck({task.entry_point})\n"  # HumanEval's tests define check() but do not call it
-    src = f"{task.prompt}{completion}\n\n{test}\n{_PY_EPILOGUE}"
+    emit = f"_ct_emit_{_tag(nonce)}"
+    src = f"{_PY_PROLOGUE.replace('_ct_emit_TAG', emit)}{task.prompt}{completion}\n\n{test}\n\n{emit}()\n"
     err = None
     try:
         compile(src, "program.py", "exec", dont_inherit=True)
@@ -154,39 +195,50 @@ def build_python(task: Task, completion: str, nonce: str, limits: Limits, tools:
 
 
 def build_javascript(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
-    tag = hashlib.sha256(f"tag:{nonce}".encode()).hexdigest()[:12]  # unguessable names, per run
-    req, ok = f"__ct_require_{tag}", f"__ct_assert_{tag}"
+    tag = _tag(nonce)  # names the completion cannot guess (unless it reads the program, see above)
+    req, ok, emit = f"__ct_require_{tag}", f"__ct_assert_{tag}", f"__ct_emit_{tag}"
+    # The nonce is read (and stdin closed) before any completion code runs; only its token is kept.
     prelude = (
         f"const {req} = require;\n"
         f"const {ok} = function (c) {{ if (!c) {{ throw new Error('codetune: assertion failed'); }} }};\n"
+        f"const {emit} = (function () {{ const fs = {req}('fs'); const n = fs.readFileSync(0, 'utf8').trim();\n"
+        f"  try {{ fs.closeSync(0); }} catch (e) {{}}\n"
+        f"  const t = {req}('crypto').createHash('sha256').update('codetune:' + n).digest('hex');\n"
+        f"  return function () {{ fs.writeSync(1, '\\n' + t + '\\n'); }}; }})();\n"
     )
     # Node's console.assert only prints; the test's asserts must throw, and the completion must not be
     # able to swap them out (it can shadow `console`, but it cannot name this function).
     test = re.sub(r"\bconsole\s*\.\s*assert\s*\(", f"{ok}(", task.test)
-    epilogue = (
-        f"\n;(function () {{ const fs = {req}('fs'); const n = fs.readFileSync(0, 'utf8').trim();\n"
-        f"  fs.writeSync(1, '\\n' + {req}('crypto').createHash('sha256').update('codetune:' + n)"
-        f".digest('hex') + '\\n'); }})();\n"
-    )
+    epilogue = f"\n;{emit}();\n"
     src = f"{prelude}{task.prompt}{completion}\n\n{test}\n{epilogue}"
-    # V8 reserves address space it never touches: bound its heap instead of RLIMIT_AS.
-    heap = max(64, limits.memory_mb // 2)
-    argv = [tools["node"], f"--max-old-space-size={heap}", "--stack-size=2048", "program.js"]
     return Program(
         {"program.js": src},
-        [Step("run", argv, _limits(limits, address_space_mb=None), stdin=nonce.encode())],
+        [Step("run", node_argv(tools, limits), node_limits(limits), stdin=nonce.encode())],
         failed_pattern="codetune: assertion failed",
     )
 
 
+def node_argv(tools: dict, limits: Limits, script: str = "program.js") -> list[str]:
+    # V8 reserves address space it never touches: bound its heap instead of RLIMIT_AS.
+    heap = max(64, limits.memory_mb // 2)
+    return [tools["node"], f"--max-old-space-size={heap}", "--stack-size=2048", script]
+
+
+def node_limits(limits: Limits) -> Limits:
+    return _limits(limits, address_space_mb=None)
+
+
+# The nonce is read and stdin closed before the test's Main (and so any completion class) is loaded;
+# the token lives in a local variable of this frame, which no other code can reach by reflection.
 _JAVA_RUNNER = """public class CodetuneMain {
     public static void main(String[] args) throws Exception {
-        Main.main(args);
         String nonce = new String(System.in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).trim();
+        System.in.close();
         byte[] h = java.security.MessageDigest.getInstance("SHA-256")
             .digest(("codetune:" + nonce).getBytes(java.nio.charset.StandardCharsets.UTF_8));
         StringBuilder sb = new StringBuilder("\\n");
         for (byte b : h) sb.append(String.format("%02x", b));
+        Main.main(args);
         System.out.println(sb);
         System.out.flush();
     }
@@ -196,34 +248,35 @@ _JAVA_RUNNER = """public class CodetuneMain {
 _JVM_FLAGS = ["-Xshare:auto", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData"]
 
 
-def build_java(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
-    src = f"{task.prompt}{completion}\n\n{task.test}\n"
-    heap = max(64, limits.memory_mb // 2)
-    jlimits = _limits(
+def java_limits(limits: Limits) -> tuple[Limits, Limits]:
+    """(javac's limits, the JVM's): no RLIMIT_AS (the JVM reserves far more than it uses), room for its
+    threads and files, and at least a minute and 1 GiB for the compiler."""
+    run = _limits(
         limits, address_space_mb=None, processes=max(limits.processes, 256), open_files=max(limits.open_files, 512)
     )
-    compile_limits = _limits(
-        jlimits,
-        wall_s=max(limits.wall_s, 60.0),
-        cpu_s=max(limits.cpu_s, 60.0),
-        memory_mb=max(limits.memory_mb, 1024),
+    compile_ = _limits(
+        run, wall_s=max(limits.wall_s, 60.0), cpu_s=max(limits.cpu_s, 60.0), memory_mb=max(limits.memory_mb, 1024)
     )
-    javac = [
-        tools["javac"],
-        *(f"-J{f}" for f in _JVM_FLAGS),
-        "-J-Xmx512m",
-        "-encoding",
-        "UTF-8",
-        "-nowarn",
-        "-d",
-        ".",
-        "Main.java",
-        "CodetuneMain.java",
-    ]
-    java = [tools["java"], *_JVM_FLAGS, f"-Xmx{heap}m", "-ea", "-cp", ".", "CodetuneMain"]
+    return compile_, run
+
+
+def java_steps(
+    tools: dict, limits: Limits, sources: list[str], main: str, stdin: bytes | None, **run_kw
+) -> list[Step]:
+    """Compile `sources` with javac, then run class `main` (heap: half the memory limit)."""
+    compile_limits, run_limits = java_limits(limits)
+    javac = [tools["javac"], *(f"-J{f}" for f in _JVM_FLAGS), "-J-Xmx512m", "-encoding", "UTF-8", "-nowarn"]
+    javac += ["-d", ".", *sources]
+    heap = max(64, limits.memory_mb // 2)
+    java = [tools["java"], *_JVM_FLAGS, f"-Xmx{heap}m", "-ea", "-cp", ".", main]
+    return [Step("compile", javac, compile_limits), Step("run", java, run_limits, stdin=stdin, **run_kw)]
+
+
+def build_java(task: Task, completion: str, nonce: str, limits: Limits, tools: dict) -> Program:
+    src = f"{task.prompt}{completion}\n\n{task.test}\n"
     return Program(
         {"Main.java": src, "CodetuneMain.java": _JAVA_RUNNER},
-        [Step("compile", javac, compile_limits), Step("run", java, jlimits, stdin=nonce.encode())],
+        java_steps(tools, limits, ["Main.java", "CodetuneMain.java"], "CodetuneMain", nonce.encode()),
         failed_pattern="java.lang.AssertionError",
     )
 
@@ -241,6 +294,32 @@ def build_program(task: Task, completion: str, nonce: str, limits: Limits) -> Pr
         return None
     builder = languages.load(languages.get(task.language).execution.builder)
     return builder(task, completion, nonce, limits, tools)
+
+
+def execute(program: Program) -> tuple[Step, SandboxResult, float]:
+    """Run the program's steps in one working directory, stopping after a compile step that failed.
+
+    Returns the last step run, its result, and the seconds spent in the sandbox over all steps.
+    """
+    total = 0.0
+    with sandbox.shared_workdir() as work:
+        files = program.files
+        for step in program.steps:
+            res = sandbox.run_sandboxed(
+                step.argv,
+                files=files,
+                limits=step.limits,
+                stdin=step.stdin,
+                env=step.env,
+                keep_files=step.keep_files,
+                workdir=work,
+                fork_server=step.fork_server,
+            )
+            files = {}  # written once; later steps see what earlier ones left (compiled classes)
+            total += res.wall_s
+            if step.kind == "compile" and (res.timed_out or res.returncode != 0):
+                break
+    return step, res, total
 
 
 def classify(program: Program, step: Step, res: SandboxResult, nonce: str) -> tuple[str, str]:

@@ -55,7 +55,7 @@ def _statuses(task, completions, **kw):
 
 
 PY_CASES = [
-    # (completion, expected status, what it tries)
+    # (completion, expected status, what it tries); where data mode differs, {mode: status}
     ("    return a + b\n", "passed", "right"),
     ("    pass\n", "failed", "stub returning None"),
     ("    return a - b\n", "failed", "wrong answer"),
@@ -76,23 +76,39 @@ PY_CASES = [
         "failed",
         "replace AssertionError",
     ),
-    (
+    (  # data mode: the runner makes reading stdin raise, as EvalPlus does
         "    return 0\nimport sys\nprint(sys.stdin.read())\nsys.stdout.flush()\nsys.exit(0)\n",
-        "failed",
-        "echo the nonce",
+        {"assert": "failed", "data": "runtime_error"},
+        "echo stdin",
     ),
-    ("    return a + b\nimport sys\nsys.stdout = open('/dev/null', 'w')\n", "failed", "hide stdout"),
+    (  # data mode: a right answer; where its prints go does not matter, the results are a file
+        "    return a + b\nimport sys\nsys.stdout = open('/dev/null', 'w')\n",
+        {"assert": "failed", "data": "passed"},
+        "hide stdout",
+    ),
 ]
 
 
+def _expected(status, mode: str) -> str:
+    return status[mode] if isinstance(status, dict) else status
+
+
 @needs_python
-def test_python_verdicts():
-    res = _statuses(PY_TASK, [c for c, _, _ in PY_CASES], timeout_s=2)
+@pytest.mark.parametrize("mode", ["assert", "data"])
+def test_python_verdicts(mode):
+    res = _statuses(PY_TASK, [c for c, _, _ in PY_CASES], timeout_s=2, verdict_mode=mode)
     got = [(r.status, why) for r, (_, _, why) in zip(res, PY_CASES)]
-    assert got == [(s, why) for _, s, why in PY_CASES]
-    assert res[0].detail == "" and "AssertionError" in res[1].detail
-    assert "exited 0 before the test ran to its end" in res[6].detail
-    assert "PASSED" in res[8].stdout  # what it printed is kept, minus the harness's token
+    assert got == [(_expected(s, mode), why) for _, s, why in PY_CASES]
+    assert all(r.verdict_mode == mode for r in res)
+    assert res[0].detail == "" and "exited 0" in res[6].detail
+    if mode == "assert":
+        assert "AssertionError" in res[1].detail
+        assert "exited 0 before the test ran to its end" in res[6].detail
+        assert "PASSED" in res[8].stdout  # what it printed is kept, minus the harness's token
+    else:
+        assert res[1].detail == "call 1 of 2, add(2, 3): expected 5, got None"
+        assert res[2].detail == "call 1 of 2, add(2, 3): expected 5, got -1"
+        assert "ValueError: boom" in res[4].detail
     assert all(len(r.stdout) < 20_000 for r in res)
     assert res[0].isolation and "network" in res[0].isolation
 
@@ -105,7 +121,8 @@ def test_humaneval_style_test_without_check_call_gets_one():
 
 
 @needs_node
-def test_js_verdicts():
+@pytest.mark.parametrize("mode", ["assert", "data"])
+def test_js_verdicts(mode):
     cases = [
         ("  return a + b\n}\n", "passed"),
         ("  return 0\n}\n", "failed"),  # console.assert alone would only print
@@ -118,15 +135,24 @@ def test_js_verdicts():
         ("  return a +\n}\n", "compile_error"),
         ("  return undefinedThing.x\n}\n", "runtime_error"),
         ("  while (true) {}\n}\n", "timeout"),
+        ("  return undefined\n}\n", "failed"),
+        ("  return [a + b]\n}\n", "failed"),  # data mode: an array is not the number in it
     ]
-    res = _statuses(JS_TASK, [c for c, _ in cases], timeout_s=2)
+    res = _statuses(JS_TASK, [c for c, _ in cases], timeout_s=2, verdict_mode=mode)
     assert [r.status for r in res] == [s for _, s in cases], [(r.status, r.detail) for r in res]
-    assert "assertion failed" in res[1].detail
+    if mode == "assert":
+        assert "assertion failed" in res[1].detail
+    else:
+        assert res[1].detail == "call 1 of 2, add(2, 3): expected 5, got 0"
+        assert res[5].detail == "the program exited 0 after 0 of 2 calls"
+        assert res[11].detail == "call 1 of 2, add(2, 3): expected 5, got undefined"
+        assert "ReferenceError" in res[9].detail
 
 
 @needs_java
 @pytest.mark.slow
-def test_java_verdicts():
+@pytest.mark.parametrize("mode", ["assert", "data"])
+def test_java_verdicts(mode):
     cases = [
         ("        return a + b;\n    }\n}\n", "passed"),
         ("        return 0;\n    }\n}\n", "failed"),
@@ -135,10 +161,14 @@ def test_java_verdicts():
         ("        return a +;\n    }\n}\n", "compile_error"),
         ('        return "x";\n    }\n}\n', "compile_error"),
         ("        return a / (b - b);\n    }\n}\n", "runtime_error"),
+        ("        while (true) {}\n    }\n}\n", "timeout"),
     ]
-    res = _statuses(JAVA_TASK, [c for c, _ in cases], timeout_s=20)
+    res = _statuses(JAVA_TASK, [c for c, _ in cases], timeout_s=10, verdict_mode=mode)
     assert [r.status for r in res] == [s for _, s in cases], [(r.status, r.detail) for r in res]
     assert "ArithmeticException" in res[6].detail
+    if mode == "data":
+        assert res[1].detail == "call 1 of 2, s.add(2, 3): expected 5, got 0"
+        assert res[4].detail.startswith("Main.java:") and "error:" in res[4].detail
 
 
 def test_missing_toolchain_is_unavailable(monkeypatch):

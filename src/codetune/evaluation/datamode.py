@@ -1,0 +1,561 @@
+"""Verdicts from tests as data: the sandboxed program gets only the inputs, trusted code judges the results.
+
+A task whose tests `testcases.to_data` can turn into calls is judged in *data mode*:
+
+1. The sandboxed program is the prompt + completion and a runner of ours that calls the function under
+   test on each test call's inputs and writes each result as plain data, one line per call, to a file
+   the harness reads back (Python: `_plus_runner.py`, HumanEval+'s runner, with type-preserving inputs;
+   JavaScript: `_data_runner.js` before the completion, the calls after it; Java: a `Main` that makes
+   one `Solution` and hands each call to `_data_runner.java`'s serializer). A value that is not plain
+   data (an object of the completion's own class, a function, a proxy) is written as an opaque tag,
+   equal to nothing.
+2. Code outside the sandbox compares each result with the check's expected value (`judge_check`): the
+   test's literal where it has one (Python), else the canonical solution's result on the same call.
+   The expected values are never inside the sandbox, so a completion that exits early, prints markers,
+   reads stdin, returns an object whose `__eq__` is always true, or rewires the test with `sys.settrace`
+   has nothing to forge: only results equal to the expected ones pass.
+3. The first call that went wrong decides, as in the test itself: a wrong result makes the sample
+   `failed` (category wrong_answer) even if a later call then hung or crashed; a result missing because
+   the program timed out, crashed or raised is `timeout`/`runtime_error` (an exception's traceback or
+   stack trace names it, as in assert mode); a Java compile error is `compile_error`; results missing
+   after a clean exit, extra results or unreadable ones are `failed`, with a one-line detail.
+
+The canonical solution's results (`expected_plans`) are computed once per task in the sandbox, through
+the same program, and cached under `<codetune cache>/data_tests/`, keyed by a digest of the task's
+prompt, canonical solution, parsed checks, runner format and toolchain. A Python task whose expected
+values come from the canonical solution is run twice, under PYTHONHASHSEED=0 and =1, and stays in
+assert mode when the two disagree (a result that depends on set or dict order of strings). A task
+whose canonical solution does not pass its own data checks (or does not run) stays in assert mode.
+
+Numbers: Python compares as its `==` does (`1 == 1.0`, a list is not a tuple), with the test's own
+tolerance where it has one (`abs(...) < TOL`, `math.isclose`). Java and JavaScript results are equal
+when the JSON values are (numbers by value, maps and sets in any order, JS objects in key order),
+exactly, except calls the test wrote as `Math.abs(CALL - X) < TOL`, judged |result - canonical| < TOL.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import json
+import math
+import os
+import secrets
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from codetune.evaluation import _plus_runner, programs, sandbox
+from codetune.evaluation.benchmarks import Task
+from codetune.evaluation.programs import Program, Step
+from codetune.evaluation.sandbox import Limits, SandboxResult
+from codetune.evaluation.testcases import Check, DataTests, to_data
+
+FORMAT = 1  # of the programs and their records; part of the cache key
+OUTPUTS = "ct_outputs.jsonl"
+CANONICAL_WALL_S = 120.0  # one task's canonical run (trusted code; javac + JVM under load take seconds)
+HASH_SEEDS = ("0", "1")  # the canonical runs of a Python task whose expected values are its results
+_HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a task is judged in data mode: its checks and the canonical solution's record per check."""
+
+    tests: DataTests
+    expected: tuple[dict, ...]
+
+
+# ------------------------------------------------------------------------------------------------ values
+
+
+class Opaque:
+    """A result the runner could not write as a value (an object of a user type): equal to nothing."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"<{self.text}>"
+
+
+_TAGS = {
+    "t": lambda v: tuple(decode(x) for x in v),
+    "d": lambda v: {decode(k): decode(x) for k, x in v},
+    "s": lambda v: {decode(x) for x in v},
+    "fs": lambda v: frozenset(decode(x) for x in v),
+    "b": bytes.fromhex,
+    "c": lambda v: complex(*v),
+    "i": lambda v: int(v, 16),
+    "r": Opaque,
+}
+
+
+def decode(v: Any) -> Any:
+    """The Python value of `_plus_runner`'s type-preserving JSON form (ValueError/TypeError if malformed)."""
+    if isinstance(v, list):
+        return [decode(x) for x in v]
+    if isinstance(v, dict):
+        if len(v) != 1 or next(iter(v)) not in _TAGS:
+            raise ValueError("not a tagged value")
+        ((tag, val),) = v.items()
+        return _TAGS[tag](val)
+    return v
+
+
+def encode(x: Any) -> Any:
+    """`x` (a test's literal: tuples, sets, dicts, bytes...) in the runner's type-preserving form."""
+    return _plus_runner._typed(x, [float("inf")])
+
+
+def close(out: Any, exp: Any, atol: float) -> bool:
+    """numpy.allclose(out, exp, rtol=1e-7, atol=atol) for numbers and equally long (nested) sequences."""
+    if isinstance(exp, (list, tuple)):
+        return (
+            isinstance(out, (list, tuple))
+            and len(out) == len(exp)
+            and all(close(o, e, atol) for o, e in zip(out, exp))
+        )
+    if not isinstance(out, (int, float)) or not isinstance(exp, (int, float)):
+        return False
+    try:
+        if math.isinf(out) or math.isinf(exp):
+            return out == exp
+        return abs(out - exp) <= atol + 1e-7 * abs(exp)
+    except OverflowError:
+        return False
+
+
+def preview(x: Any, limit: int = 60) -> str:
+    """A short repr of a value for a one-line detail."""
+    return _cut(repr(x), limit)
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------- programs
+
+
+@functools.cache
+def _source(name: str) -> str:
+    return (_HERE / name).read_text(encoding="utf-8")
+
+
+def python_program(
+    entry_point: str,
+    code: str,
+    inputs: list,
+    limits: Limits,
+    *,
+    per_input_s: list[float] | None = None,
+    typed_inputs: bool = False,
+    hash_seed: str | None = None,
+) -> tuple[Program, str]:
+    """`_plus_runner.py` calling `entry_point` of `code` on each input (the program and its nonce).
+
+    With `hash_seed`, the interpreter is started afresh with that PYTHONHASHSEED (trusted canonical
+    runs only: it cannot be forked from the warm server, whose seed is fixed at its start, nor run with
+    -I, which ignores the variable); otherwise it is forked like every sample's program.
+    """
+    python = programs.toolchain("python")
+    assert python is not None, "python_program needs the python toolchain"
+    nonce = secrets.token_hex(16)
+    config = {"entry_point": entry_point, "limits": per_input_s, "typed_inputs": typed_inputs}
+    files = {
+        "ct_runner.py": _source("_plus_runner.py"),
+        "ct_sample.py": code,
+        "ct_inputs.json": json.dumps(inputs),
+        "ct_config.json": json.dumps(config),
+    }
+    if hash_seed is None:
+        argv = [python["python"], "-I", "-S", "-B", "ct_runner.py"]
+        step = Step("run", argv, limits, stdin=nonce.encode(), fork_server=True, keep_files=(OUTPUTS,))
+    else:
+        argv = [python["python"], "-s", "-S", "-B", "ct_runner.py"]
+        env = {"PYTHONHASHSEED": hash_seed}
+        step = Step("run", argv, limits, stdin=nonce.encode(), env=env, keep_files=(OUTPUTS,))
+    # No failed_pattern: here an exception from the solution is a runtime error, not a failed assert.
+    return Program(files, [step], failed_pattern="\0"), nonce
+
+
+def build(task: Task, code: str, tests: DataTests, limits: Limits, *, hash_seed: str | None = None):
+    """The data-mode program for `code` (prompt + completion) on the task's calls, its nonce (Python),
+    or (None, "") when the language's toolchain is missing."""
+    tools = programs.toolchain(task.language)
+    if tools is None:
+        return None, ""
+    if task.language == "python":
+        inputs = [encode(list(c.call)) for c in tests.checks]
+        return python_program(task.entry_point, code, inputs, limits, typed_inputs=True, hash_seed=hash_seed)
+    calls = "".join(f"__codetune_data.emit(() => (\n{c.call}\n));\n" for c in tests.checks)
+    if task.language == "javascript":
+        src = f"{_source('_data_runner.js')}\n{code}\n\n;{calls}"
+        step = Step("run", programs.node_argv(tools, limits), programs.node_limits(limits), keep_files=(OUTPUTS,))
+        return Program({"program.js": src}, [step], failed_pattern="\0"), ""
+    if task.language == "java":
+        body = "".join(f"        out.emit(() -> {c.call});\n" for c in tests.checks)
+        main = (
+            "\n\npublic class Main {\n    public static void main(String[] args) throws Exception {\n"
+            f'        CodetuneData out = new CodetuneData("{OUTPUTS}");\n        Solution s = new Solution();\n'
+            f"{body}    }}\n}}\n"
+        )
+        files = {"Main.java": f"{code}{main}", "CodetuneData.java": _source("_data_runner.java")}
+        steps = programs.java_steps(
+            tools, limits, ["Main.java", "CodetuneData.java"], "Main", None, keep_files=(OUTPUTS,)
+        )
+        return Program(files, steps, failed_pattern="\0", compile_error_line=r"^.*\berror: .*$"), ""
+    raise ValueError(f"no data-mode program for {task.language}")
+
+
+def precheck(language: str, code: str) -> str | None:
+    """A Python syntax error found before running (as assert mode's precheck), else None."""
+    if language != "python":
+        return None
+    try:
+        compile(code, "ct_sample.py", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:  # ValueError: NUL bytes
+        return f"{type(exc).__name__}: {exc}"
+    except (RecursionError, MemoryError) as exc:
+        return f"{type(exc).__name__} while compiling"
+    return None
+
+
+# ------------------------------------------------------------------------------------------- judging
+
+
+def records(data: bytes) -> list[dict | None]:
+    """The result lines a run wrote, in order; None for a line that is not a JSON object."""
+    out: list[dict | None] = []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return [None]
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        out.append(rec if isinstance(rec, dict) else None)
+    return out
+
+
+_LARGE = Opaque("a result too large to write as a value")
+
+
+def _python_value(rec: dict) -> Any:
+    """A Python record's value (_LARGE when only its digest was written); ValueError if malformed."""
+    if not isinstance(rec.get("h"), str):
+        raise ValueError("no digest")
+    return decode(rec["v"]) if "v" in rec else _LARGE
+
+
+_WRAPS = {"tuple": tuple, "list": list, "set": set, "frozenset": frozenset, "sorted": sorted}
+
+
+def _judge_python(check: Check, rec: dict, canon: dict | None) -> str | None:
+    got = _python_value(rec)
+    if check.wrap and got is not _LARGE:
+        got = _WRAPS[check.wrap](got)
+    if check.from_canonical:
+        exp = _python_value(canon)
+        if check.wrap and exp is not _LARGE:
+            exp = _WRAPS[check.wrap](exp)
+    else:
+        exp = check.expected
+    if check.rule == "eq":
+        if got is _LARGE or exp is _LARGE:  # compare digests of `==`-equal forms
+            want = canon["h"] if check.from_canonical else _plus_runner._digest(exp).hex()
+            ok = not check.wrap and rec["h"] == want
+        else:
+            ok = got == exp
+        return None if ok else f"expected {preview(exp)}, got {preview(got)}"
+    if isinstance(got, Opaque):
+        return f"expected plain data, got {preview(got)}"
+    if check.rule in ("abs_lt", "abs_le"):
+        if not isinstance(got, (int, float, complex)):
+            return f"expected a number within {check.tol:g} of {preview(exp)}, got {preview(got)}"
+        diff = abs(got - exp)
+        ok = diff < check.tol if check.rule == "abs_lt" else diff <= check.tol
+        return None if ok else f"expected within {check.tol:g} of {preview(exp)}, got {preview(got)}"
+    if check.rule == "isclose":
+        ok = math.isclose(got, exp, **dict(check.isclose))
+        return None if ok else f"expected close to {preview(exp)}, got {preview(got)}"
+    want = {"truthy": bool(got), "falsy": not got, "is_true": got is True, "is_false": got is False}
+    want["is_none"] = got is None
+    what = {"truthy": "a true value", "falsy": "a false value", "is_true": "True", "is_false": "False"}
+    return None if want[check.rule] else f"expected {what.get(check.rule, 'None')}, got {preview(got)}"
+
+
+def _number(x: Any) -> bool:
+    return type(x) in (int, float)
+
+
+def _sort_key(x: Any) -> str:
+    """An order for JSON values in which numbers equal by value sort together (2 and 2.0)."""
+
+    def norm(v):
+        if _number(v):
+            return float(v)
+        if isinstance(v, list):
+            return [norm(i) for i in v]
+        if isinstance(v, dict):
+            return {k: norm(i) for k, i in v.items()}
+        return v
+
+    return json.dumps(norm(x), sort_keys=True)
+
+
+def same(a: Any, b: Any, tol: float = 0.0) -> bool:
+    """Whether two JSON values from the Java/JS serializers are equal (see the module docstring)."""
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None or isinstance(a, str):
+        return type(a) is type(b) and a == b
+    if _number(a) and _number(b):
+        return a == b or (tol > 0 and abs(a - b) < tol)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y, tol) for x, y in zip(a, b))
+    if not (isinstance(a, dict) and isinstance(b, dict) and len(a) == len(b) == 1 and a.keys() == b.keys()):
+        return False
+    ((tag, x),) = a.items()
+    y = b[tag]
+    if tag == "r" or not (isinstance(x, list) and isinstance(y, list)) and tag in ("map", "set", "o", "opt"):
+        return False
+    if tag in ("map", "set"):  # any order
+        return len(x) == len(y) and same(sorted(x, key=_sort_key), sorted(y, key=_sort_key), tol)
+    return same(x, y, tol) if tag in ("o", "opt") else x == y
+
+
+def _judge_json(check: Check, rec: dict, canon: dict) -> str | None:
+    if set(rec) != {"v"}:
+        raise ValueError("not a result record")
+    got, exp = rec["v"], canon["v"]
+    if check.rule in ("abs_lt", "abs_le"):
+        ok = (
+            _number(got)
+            and _number(exp)
+            and (abs(got - exp) < check.tol or check.rule == "abs_le" and abs(got - exp) <= check.tol)
+        )
+        return None if ok else f"expected within {check.tol:g} of {_json_preview(exp)}, got {_json_preview(got)}"
+    return None if same(got, exp) else f"expected {_json_preview(exp)}, got {_json_preview(got)}"
+
+
+def _json_preview(v: Any) -> str:
+    return _cut(json.dumps(v, separators=(",", ":")).replace('{"u":0}', "undefined"))
+
+
+def judge_check(language: str, check: Check, rec: dict | None, canon: dict | None) -> str | None:
+    """None when the result record `rec` meets the check (given the canonical record), else why not."""
+    if rec is None:
+        return "an unreadable result"
+    try:
+        if language == "python":
+            return _judge_python(check, rec, canon)
+        return _judge_json(check, rec, canon)  # type: ignore[arg-type]
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError, ArithmeticError) as exc:
+        return f"a result that cannot be judged ({type(exc).__name__})"
+
+
+def _call_text(task: Task, check: Check) -> str:
+    if isinstance(check.call, str):
+        text = " ".join(check.call.split())
+    else:
+        text = f"{task.entry_point}({', '.join(repr(a) for a in check.call)})"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def verdict(
+    task: Task, plan: Plan, program: Program, step: Step, res: SandboxResult, nonce: str
+) -> tuple[str, str]:
+    """Status and one-line detail of a data-mode run (the rules of the module docstring)."""
+    checks = plan.tests.checks
+    if step.kind == "compile":
+        return programs.classify(program, step, res, nonce)
+    recs = records(res.files.get(OUTPUTS, b""))
+    for i, (check, rec) in enumerate(zip(checks, recs)):
+        why = judge_check(task.language, check, rec, plan.expected[i])
+        if why is not None:
+            return "failed", f"call {i + 1} of {len(checks)}, {_call_text(task, check)}: {why}"
+    if len(recs) > len(checks):
+        return "failed", f"the program wrote {len(recs)} results for {len(checks)} calls"
+    status, detail = programs.classify(program, step, res, nonce) if nonce else _run_status(program, step, res)
+    if status != "passed":
+        return status, detail
+    if len(recs) < len(checks):
+        return "failed", f"the program exited 0 after {len(recs)} of {len(checks)} calls"
+    return "passed", ""
+
+
+def _run_status(program: Program, step: Step, res: SandboxResult) -> tuple[str, str]:
+    """A Java/JS run's own outcome: classify's, where exiting 0 is enough (the results decide)."""
+    if res.returncode == 0 and not res.timed_out and res.signal is None:
+        return "passed", ""
+    return programs.classify(program, step, res, "")
+
+
+def run(task: Task, code: str, plan_or_tests, limits: Limits, *, hash_seed: str | None = None):
+    """Build and run the data-mode program: (status, detail, step, result, wall_s), or None without toolchain.
+
+    `plan_or_tests` is a Plan (a sample: judged) or DataTests (the canonical run: status is the run's
+    own, and the records are in `result.files`).
+    """
+    tests = plan_or_tests.tests if isinstance(plan_or_tests, Plan) else plan_or_tests
+    program, nonce = build(task, code, tests, limits, hash_seed=hash_seed)
+    if program is None:
+        return None
+    step, res, wall = programs.execute(program)
+    if isinstance(plan_or_tests, Plan):
+        status, detail = verdict(task, plan_or_tests, program, step, res, nonce)
+    elif step.kind == "compile":
+        status, detail = programs.classify(program, step, res, nonce)
+    else:
+        status, detail = programs.classify(program, step, res, nonce) if nonce else _run_status(program, step, res)
+    return status, detail, step, res, wall
+
+
+# ------------------------------------------------------------------------------------- expected outputs
+
+
+def _canonical(task: Task, tests: DataTests, limits: Limits) -> Plan | str:
+    """Run the canonical solution through the data-mode program; its records, checked, or why not."""
+    n = len(tests.checks)
+    if not task.canonical_solution.strip():
+        if task.language == "python" and not tests.needs_canonical:
+            return Plan(tests, tuple({} for _ in range(n)))  # literal checks only: nothing to compute
+        return "the task has no canonical solution to compute expected outputs from"
+    wide = replace(limits, wall_s=max(limits.wall_s, CANONICAL_WALL_S), cpu_s=max(limits.cpu_s, CANONICAL_WALL_S))
+    code = task.prompt + task.canonical_solution
+    seeds = HASH_SEEDS if task.language == "python" and tests.needs_canonical else (None,)
+    runs = []
+    for seed in seeds:
+        ran = run(task, code, tests, wide, hash_seed=seed)
+        if ran is None:
+            return f"no toolchain for {task.language} on this machine"
+        status, detail, _, res, _ = ran
+        recs = records(res.files.get(OUTPUTS, b""))
+        if status != "passed":
+            return f"the canonical solution's data-mode run gave {status}: {detail}"
+        if len(recs) != n or None in recs:
+            return f"the canonical solution's data-mode run wrote {len(recs)} readable results for {n} calls"
+        runs.append(recs)
+    recs = runs[0]
+    for i, check in enumerate(tests.checks):
+        if check.from_canonical and any(r[i].get("h") != recs[i].get("h") for r in runs):
+            return f"the canonical result of call {i + 1} depends on the hash seed"
+        if task.language != "python" and _has_opaque(recs[i].get("v")):
+            return f"the canonical result of call {i + 1} is not plain data"
+        why = judge_check(task.language, check, recs[i], recs[i])
+        if why is not None:
+            return f"the canonical solution fails call {i + 1} in data mode: {why}"
+    return Plan(tests, tuple(recs))
+
+
+def _has_opaque(v: Any) -> bool:
+    if isinstance(v, list):
+        return any(_has_opaque(x) for x in v)
+    if isinstance(v, dict):
+        return "r" in v or any(_has_opaque(x) for x in v.values())
+    return False
+
+
+def _cache_key(task: Task, tests: DataTests) -> str:
+    tools = programs.toolchain(task.language) or {}
+    seeds = HASH_SEEDS if task.language == "python" and tests.needs_canonical else ()
+    text = json.dumps(
+        [FORMAT, tests.key(), task.language, task.entry_point, task.prompt, task.canonical_solution]
+        + [sorted((k, os.path.realpath(v)) for k, v in tools.items()), list(seeds)],
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cache_file(task: Task, key: str) -> Path:
+    from codetune.paths import cache_dir
+
+    return cache_dir() / "data_tests" / f"{task.language}-{key[:32]}.json.gz"
+
+
+def read_gz_json(path: Path) -> Any:
+    """A gzipped JSON file's content, or None when it is missing or damaged (then recomputed)."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, EOFError, ValueError):
+        return None
+
+
+def write_gz_json(path: Path, body: Any) -> None:
+    """Write `body` as gzipped JSON atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        with gzip.open(tmp, "wt", encoding="utf-8") as f:
+            json.dump(body, f)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _plan(task: Task, tests: DataTests, limits: Limits) -> Plan | str:
+    key = _cache_key(task, tests)
+    path = _cache_file(task, key)
+    body = read_gz_json(path)
+    if isinstance(body, dict) and body.get("key") == key and isinstance(body.get("expected"), list):
+        if len(body["expected"]) == len(tests.checks):
+            return Plan(tests, tuple(body["expected"]))
+    plan = _canonical(task, tests, limits)
+    if isinstance(plan, Plan):  # failures are not cached: a timeout under load may not recur
+        write_gz_json(path, {"key": key, "task_id": task.task_id, "expected": list(plan.expected)})
+    return plan
+
+
+def expected_plans(
+    tasks: list[Task], *, limits: Limits | None = None, workers: int | None = None, progress: bool = False
+) -> dict[str, Plan | str]:
+    """Each task's data-mode plan, or the reason it stays in assert mode, by task id.
+
+    Canonical results are read from the cache when there, else computed in the sandbox (in parallel).
+    """
+    limits = limits or Limits()
+    out: dict[str, Plan | str] = {}
+    todo = []
+    for t in tasks:
+        tests = to_data(t)
+        if isinstance(tests, str):
+            out[t.task_id] = tests
+        elif programs.toolchain(t.language) is None:
+            out[t.task_id] = f"no toolchain for {t.language} on this machine"
+        else:
+            todo.append((t, tests))
+    if not todo:
+        return out
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="expected outputs", unit="task", file=sys.stderr)
+
+    def one(job):
+        task, tests = job
+        plan = _plan(task, tests, limits)
+        if bar is not None:
+            bar.update(1)
+        return task.task_id, plan
+
+    sandbox.isolation()  # probe once, before the threads start
+    try:
+        with ThreadPoolExecutor(max_workers=workers or max(1, os.cpu_count() or 1)) as pool:
+            out.update(pool.map(one, todo))
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
