@@ -91,8 +91,19 @@ class DataTests:
     def key(self) -> str:
         """A digest of what the checks are (the expected-output cache's key, with the task's code)."""
         body = [(c.call, c.rule, c.expected, c.from_canonical, c.tol, c.isclose, c.wrap) for c in self.checks]
-        text = json.dumps([FORMAT, self.language, body], default=repr, sort_keys=True)
+        text = json.dumps([FORMAT, self.language, _stable(body)])
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stable(x: Any) -> Any:
+    """A JSON form of a literal that is the same in every process (sets sorted: their order is the hash's)."""
+    if isinstance(x, (list, tuple)):
+        return [type(x).__name__, [_stable(v) for v in x]]
+    if isinstance(x, (set, frozenset)):
+        return [type(x).__name__, sorted(json.dumps(_stable(v)) for v in x)]
+    if isinstance(x, dict):
+        return ["dict", [[_stable(k), _stable(v)] for k, v in x.items()]]
+    return [type(x).__name__, repr(x)]
 
 
 def to_data(task: Task) -> DataTests | str:
