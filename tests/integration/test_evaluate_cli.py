@@ -178,3 +178,14 @@ def test_humaneval_canonical_all_pass_and_stubs_none(tmp_path):
     )
     s = json.loads((out / "summary.json").read_text())
     assert s["status_counts"]["passed"] == 0 and s["pass@k"]["pass@1"] == 0.0
+
+
+@pytest.mark.parametrize("mode", ["data", "assert"])
+def test_verdict_mode_reaches_the_harness_and_every_result(tmp_path, tiny_benchmark, capsys, mode):
+    out = tmp_path / mode
+    argv = ["evaluate", "--benchmark", str(tiny_benchmark), "--canonical", "--out", str(out), "--no-progress"]
+    assert main([*argv, "--verdict-mode", mode]) == 0
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["status"], r["verdict_mode"]) for r in rows] == [("passed", mode)] * 3
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict_mode_counts"][mode] == 3

@@ -218,7 +218,8 @@ def execute_samples(
 
     Each verdict is appended to bdir/results.partial.jsonl as its sample finishes, so a killed execution
     loses at most the samples that were running: rerun, it judges only the samples without a verdict
-    there (one made for the same task, prompt, tests, completion, time limit and verdict mode).
+    there (one made for the same task prompt, tests, canonical solution, completion, time limit and verdict
+    mode).
 
     Each result line is the harness's verdict plus the sample index among its task's samples, its token
     count and the BLEU statistics of its completion against the task's canonical solution (what RQ2
@@ -285,7 +286,6 @@ def _execute_appending(
     from codetune.evaluation.harness import evaluate_samples
 
     t0 = time.perf_counter() - elapsed
-    mode = {} if verdict_mode in (None, "auto") else {"verdict_mode": verdict_mode}  # auto: the default
     bdir.path.mkdir(parents=True, exist_ok=True)
     with bdir.results_partial.open("w", encoding="utf-8") as f:
         append_jsonl(f, [_partial_row(r, keys[i], elapsed) for i, r in done.items()])
@@ -300,7 +300,9 @@ def _execute_appending(
                 ) from None
             faults.checkpoint("exec_sample")
 
-        results = evaluate_samples(tasks, samples, on_result=on_result, done=done, **mode, **harness_kw)
+        results = evaluate_samples(
+            tasks, samples, on_result=on_result, done=done, verdict_mode=verdict_mode or "auto", **harness_kw
+        )
     return results, time.perf_counter() - t0
 
 
@@ -314,6 +316,7 @@ def _exec_key(task: Any, sample: dict, timeout_s: float, verdict_mode: str | Non
         sample.get("completion"),
         getattr(task, "prompt", None),
         getattr(task, "test", None),
+        getattr(task, "canonical_solution", None),  # data mode may compare with its outputs
         timeout_s,
         verdict_mode or "auto",
     ]
