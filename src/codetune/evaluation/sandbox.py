@@ -34,10 +34,7 @@ import contextlib
 import functools
 import json
 import os
-import resource
-import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,30 +43,36 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
-from codetune.errors import ToolchainError
 from codetune.evaluation import _bwrap, _cgroups, _volumes
-from codetune.evaluation._volumes import Volume, check, libc
+from codetune.evaluation._forkclient import _fork_server, _run_forked, close_fork_servers
+from codetune.evaluation._process import (
+    _SAFE_PATH,
+    SandboxError,
+    _chown_tree,
+    _end_run,
+    _Job,
+    _legacy_plan,
+    _make_preexec,
+    _new_group,
+    _Plan,
+    _uid_pool,
+    _wait_exit,
+)
+from codetune.evaluation._volumes import Volume
 
-_CLONE_NEWNS = 0x00020000
-_CLONE_NEWUSER = 0x10000000
-_CLONE_NEWNET = 0x40000000
-_MS_BIND = 4096
-_MS_REC = 16384
-_MS_PRIVATE = 1 << 18
-_WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
-# A block of uids far above any real account: one per concurrently running program (two per fork server).
-# The offset by pid keeps two harness processes on one machine apart.
-_UID_BASE = 1_500_000_000
-_UID_SLOTS = 256
-_SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+__all__ = [
+    "Isolation",
+    "Limits",
+    "SandboxError",
+    "SandboxResult",
+    "close_fork_servers",
+    "flush_removals",
+    "isolation",
+    "run_sandboxed",
+    "shared_workdir",
+]
 _STDOUT_TAIL_BYTES = 4096  # `SandboxResult.stdout_tail`
 _KEPT_FILE_BYTES = 16 * 1024 * 1024  # per file in `run_sandboxed(keep_files=...)`
-_BWRAP_PROCESSES = 2  # bubblewrap's monitor and the namespace's init, on top of the program's own
-
-
-class SandboxError(ToolchainError):
-    """The harness could not start a program (a missing runtime, a broken machine or a bug; never the
-    program's fault: nothing it does raises this)."""
 
 
 @dataclass(frozen=True)
@@ -163,149 +166,6 @@ class SandboxResult:
         return -self.returncode if self.returncode < 0 else None
 
 
-# --------------------------------------------------------------------------------------------- plan
-
-
-@dataclass(frozen=True)
-class _Plan:
-    per_run_uid: bool  # root: setuid to a fresh high uid
-    nobody: bool  # root, but uids other than 65534 cannot be used (e.g. a narrow uid_map)
-    userns: bool  # not root: unprivileged user namespace (needed for the other namespaces)
-    netns: bool
-    mntns: bool
-    bwrap: str = ""  # bubblewrap's version when programs run under it
-    cgroups: _cgroups.Controller | None = None
-    volumes: bool = False  # run directories are capped tmpfs volumes in the private mount namespace
-    missing: tuple[str, ...] = ()  # "layer: why", for the layers this machine lacks
-
-
-def _rlimits(
-    plan: _Plan, limits: Limits, uid: int | None, extra_procs: int = 0
-) -> list[tuple[int, tuple[int, int]]]:
-    cpu = max(1, int(-(-limits.cpu_s // 1)))
-    mb = 1024 * 1024
-    rl = [
-        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-        (resource.RLIMIT_DATA, (limits.memory_mb * mb,) * 2),
-        (resource.RLIMIT_FSIZE, (limits.file_size_mb * mb,) * 2),
-        (resource.RLIMIT_NOFILE, (limits.open_files,) * 2),
-        (resource.RLIMIT_CORE, (0, 0)),
-    ]
-    if limits.address_space_mb is not None:
-        rl.append((resource.RLIMIT_AS, (limits.address_space_mb * mb,) * 2))
-    if uid is not None or plan.userns:
-        # RLIMIT_NPROC counts per real uid; as the caller it would count the caller's other processes.
-        rl.append((resource.RLIMIT_NPROC, (limits.processes + extra_procs,) * 2))
-    return rl
-
-
-def _make_preexec(
-    plan: _Plan,
-    limits: Limits,
-    *,
-    src: str,
-    uid: int | None,
-    join_fds: Sequence[int] = (),
-    ns_fd: int | None = None,
-    bwrap: bool = False,
-):
-    """Build the function the child runs between fork and exec (of the program, or of bubblewrap).
-    Everything is computed here, in the parent, so the child only makes system calls (no imports, no
-    allocation-heavy work). `src`: the run's directory where the child stands after `ns_fd` (the private
-    mount namespace of the volumes) is entered."""
-    lib = libc() if (plan.netns or plan.mntns or plan.userns or ns_fd is not None) else None
-    legacy = not bwrap
-    flags = (_CLONE_NEWUSER if plan.userns else 0) | (_CLONE_NEWNET if plan.netns else 0)
-    flags |= _CLONE_NEWNS if plan.mntns else 0
-    flags = flags if legacy else 0
-    srcb = src.encode()
-    targets = [t.encode() for t in _WORLD_WRITABLE[1:] if os.path.isdir(t)]
-    rl = _rlimits(plan, limits, uid, _BWRAP_PROCESSES if bwrap else 0)
-    tmp = b"/tmp"
-    mount_tmp = legacy and plan.mntns
-
-    def preexec() -> None:  # runs in the child: keep it to system calls
-        if ns_fd is not None:
-            check(lib.setns(ns_fd, _CLONE_NEWNS), "setns")
-        for fd in join_fds:  # before anything else the run allocates
-            os.write(fd, b"0")
-        if flags:
-            check(lib.unshare(flags), "unshare")
-        if mount_tmp:
-            check(lib.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
-            # /tmp first: once it is covered, the workdir's own path (under /tmp) may no longer resolve,
-            # so the other places are bound from /tmp.
-            check(lib.mount(srcb, tmp, None, _MS_BIND, None), "bind mount /tmp")
-            for t in targets:
-                check(lib.mount(tmp, t, None, _MS_BIND, None), "bind mount")
-            os.chdir(tmp)
-        elif legacy:
-            os.chdir(srcb)
-        for res, val in rl:
-            resource.setrlimit(res, val)
-        if uid is not None:
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-
-    return preexec
-
-
-class _UidPool:
-    """Hands out one uid per concurrent run, so runs never share a uid."""
-
-    def __init__(self, base: int, size: int) -> None:
-        self._free = list(range(base + size - 1, base - 1, -1))
-        self._cond = threading.Condition()
-
-    def take(self) -> int:
-        with self._cond:
-            while not self._free:
-                self._cond.wait()
-            return self._free.pop(0)  # FIFO: a slot left with zombies rests longest
-
-    def give(self, uid: int) -> None:
-        with self._cond:
-            self._free.append(uid)
-            self._cond.notify()
-
-
-@functools.lru_cache(maxsize=1)
-def _uid_pool() -> _UidPool:
-    return _UidPool(_UID_BASE + (os.getpid() % 100_000) * _UID_SLOTS, _UID_SLOTS)
-
-
-def _try_plan(plan: _Plan) -> bool:
-    workdir = tempfile.mkdtemp(prefix="codetune-probe-")
-    try:
-        uid = _UID_BASE - 1 if plan.per_run_uid else (65534 if plan.nobody else None)
-        if uid is not None:
-            os.chown(workdir, uid, uid)
-        pre = _make_preexec(plan, Limits(), src=workdir, uid=uid)
-        true = shutil.which("true", path=_SAFE_PATH) or "/bin/true"
-        r = subprocess.run([true], check=False, preexec_fn=pre, cwd="/", env={}, timeout=10, capture_output=True)
-        return r.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _legacy_plan() -> _Plan:
-    """The strongest isolation without bubblewrap (each candidate plan runs `true`; the first that works)."""
-    if os.geteuid() == 0:
-        for per_run, nobody in ((True, False), (False, True)):
-            for netns, mntns in ((True, True), (True, False), (False, False)):
-                p = _Plan(per_run, nobody, False, netns, mntns)
-                if _try_plan(p):
-                    return p
-        return _Plan(False, False, False, False, False)
-    for p in (_Plan(False, False, True, True, True), _Plan(False, False, True, True, False)):
-        if _try_plan(p):
-            return p
-    return _Plan(False, False, False, False, False)
-
-
 def _probe_bwrap(base: _Plan, keeper: _volumes.Keeper) -> str:
     """ "" when programs can run under bubblewrap here (a trial run of `true` under the exact set-up), else
     why not."""
@@ -330,7 +190,7 @@ def _probe_bwrap(base: _Plan, keeper: _volumes.Keeper) -> str:
 @functools.lru_cache(maxsize=1)
 def _plan() -> _Plan:
     """What this machine allows, probed once per process; says once on stderr what is missing."""
-    base = _legacy_plan()
+    base = _legacy_plan(Limits())
     keeper = _volumes.keeper()
     ctl = _cgroups.probe() if base.per_run_uid else "needs root"
     missing = []
@@ -400,9 +260,6 @@ def _describe(plan: _Plan, uid: int | None, limits: Limits | None = None, disk_m
     )
 
 
-# ---------------------------------------------------------------------------------------------- run
-
-
 def _read_capped(path: str, cap: int, tail: int = 0) -> tuple[bytes, bytes, int]:
     try:
         with open(path, "rb") as f:
@@ -415,111 +272,6 @@ def _read_capped(path: str, cap: int, tail: int = 0) -> tuple[bytes, bytes, int]
             return head, end, size
     except OSError:
         return b"", b"", 0
-
-
-def _live_pids_of(uid: int) -> list[int]:
-    """Pids of processes whose real uid is `uid` and that are not zombies (reads every /proc/<pid>/status)."""
-    key = f"Uid:\t{uid}\t".encode()
-    out = []
-    for e in os.scandir("/proc"):
-        if e.name.isdigit():
-            try:
-                with open(f"/proc/{e.name}/status", "rb") as f:
-                    st = f.read(2048)
-            except OSError:
-                continue
-            if key in st and b"State:\tZ" not in st:
-                out.append(int(e.name))
-    return out
-
-
-def _sweep_uid(uid: int) -> int:
-    """Kill every process of `uid`, including those that left the process group with setsid() (used where
-    there is no cgroup to kill). Returns how many were found. A pidfd is opened and the uid re-checked
-    before signalling, so a pid reused by an unrelated process in between is never hit."""
-    found = set()
-    for _ in range(100):  # a fork bomb can fork between scans; RLIMIT_NPROC bounds how long this lasts
-        pids = _live_pids_of(uid)
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                fd = os.pidfd_open(pid)
-            except OSError:
-                continue
-            try:
-                if pid in _live_pids_of_check(pid, uid):
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-                    found.add(pid)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
-        time.sleep(0.002)
-    return len(found)
-
-
-def _live_pids_of_check(pid: int, uid: int) -> tuple[int, ...]:
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            return (pid,) if f"Uid:\t{uid}\t".encode() in f.read(2048) else ()
-    except OSError:
-        return ()
-
-
-def _wait_exit(proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait for `proc` to exit, up to `timeout` seconds; False on timeout. A pidfd wakes us the moment
-    it exits (Popen.wait(timeout) polls with growing sleeps, so every run would also wait out part of a sleep
-    after its program had exited)."""
-    try:
-        fd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        try:
-            proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return proc.poll() is not None
-            if poller.poll(max(1, int(left * 1000))):
-                return True
-    finally:
-        os.close(fd)
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _chown_tree(path: str, uid: int) -> None:
-    os.chown(path, uid, uid)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One prepared run, handed to `_spawn` or `_run_forked`: the files are written, the volume chowned."""
-
-    argv: Sequence[str]
-    plan: _Plan
-    limits: Limits
-    vol: Volume  # the run's directory
-    uid: int | None  # the host uid it runs as; None: the caller's
-    env: dict[str, str]
-    stdin: str | None  # the file given on standard input; None: /dev/null
-    stdout: str  # files in the run's private directory, which the program cannot list
-    stderr: str
 
 
 def _prepare(
@@ -548,29 +300,6 @@ def _prepare(
     with open(in_path, "wb") as f:
         f.write(stdin or b"")
     return _Job(argv, plan, limits, vol, uid, full_env, in_path if stdin is not None else None, out_path, err_path)
-
-
-def _new_group(plan: _Plan, limits: Limits) -> _cgroups.Group | None:
-    if plan.cgroups is None:
-        return None
-    try:
-        return _cgroups.Group(plan.cgroups, limits.total_memory_mb, limits.processes + _BWRAP_PROCESSES)
-    except OSError as exc:
-        raise SandboxError(f"cannot create the run's cgroup under {plan.cgroups.memory_base}: {exc}") from exc
-
-
-def _end_run(job: _Job, group: _cgroups.Group | None, pgid: int | None) -> int:
-    """Kill whatever is left of the run; returns the oom kills its cgroup counted."""
-    if group is not None:
-        group.kill()
-        oom = group.oom_kills()
-        group.remove()
-        return oom
-    if pgid is not None:
-        _kill_group(pgid)
-    if job.plan.per_run_uid and job.uid is not None:
-        _sweep_uid(job.uid)
-    return 0
 
 
 def _bwrap_status(fd: int) -> int | None:
@@ -676,213 +405,6 @@ def _bwrap_error(stderr_path: str) -> str:
     return (lines or ["bubblewrap exited without running it"])[-1][:300]
 
 
-# -------------------------------------------------------------------------------------- fork servers
-
-
-class _ForkServer:
-    """Client of `_forkserver.py` (one program at a time): see that module. Under bubblewrap it runs as
-    uid 0 of a user namespace mapping 0 -> `self.uids[0]` and `self.uids[1]` (its programs' uid) to itself."""
-
-    def __init__(self, python: str, plan: _Plan) -> None:
-        import socket
-
-        self.mode = "bwrap" if plan.bwrap else "legacy"
-        self.uids = (_uid_pool().take(), _uid_pool().take()) if plan.bwrap else None
-        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            keeper = _volumes.keeper()
-            try:
-                self.proc = keeper.call(self._start, python, plan, theirs.fileno(), keeper)
-            finally:
-                theirs.close()  # the server holds its own copy: if it dies, recv() below sees the end
-            self.sock.settimeout(60)
-            banner = json.loads(self.sock.recv(65536) or b'{"ready": false, "error": "it exited"}')
-        except (OSError, ValueError) as exc:
-            self.close()
-            raise SandboxError(f"the python fork server did not start: {exc}") from exc
-        if not banner.get("ready"):
-            self.close()
-            raise SandboxError(f"the python fork server did not start: {banner.get('error')}")
-
-    @property
-    def program_uid(self) -> int | None:
-        return self.uids[1] if self.uids else None
-
-    def _start(self, python: str, plan: _Plan, sock_fd: int, keeper: _volumes.Keeper) -> subprocess.Popen:
-        """Runs in the keeper thread (its mount namespace; it outlives any worker thread)."""
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_forkserver.py")
-        env = {"PATH": _SAFE_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-        common = dict(
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd="/"
-        )
-        if self.mode == "legacy":
-            return subprocess.Popen(
-                [python, "-I", "-S", "-B", script, str(sock_fd), "legacy"], pass_fds=(sock_fd,), **common
-            )
-        server_uid, program_uid = self.uids
-        with open(script, "rb") as f:
-            code = f.read()
-        data = os.memfd_create("codetune-forkserver")
-        info_r, info_w = os.pipe()
-        block_r, block_w = os.pipe()
-        try:
-            os.write(data, code)
-            os.lseek(data, 0, os.SEEK_SET)
-            argv = [python, "-I", "-S", "-B", "/codetune/forkserver.py", str(sock_fd), "bwrap"]
-            runs = keeper.root if plan.volumes else None
-            ro = {str(data): "/codetune/forkserver.py"}
-            cmd = _bwrap.server_argv(argv, runs=runs, info_fd=info_w, block_fd=block_r, ro=ro)
-
-            def preexec() -> None:
-                os.setgroups([])
-                os.setresgid(server_uid, server_uid, server_uid)
-                os.setresuid(server_uid, server_uid, server_uid)
-
-            proc = subprocess.Popen(cmd, pass_fds=(sock_fd, data, info_w, block_r), preexec_fn=preexec, **common)
-            os.close(info_w)
-            info_w = -1
-            info = _read_all(info_r)
-            child = json.loads(info.decode() or "{}").get("child-pid")
-            if child is None:
-                proc.kill()
-                proc.wait()
-                raise OSError("bubblewrap did not report its child")
-            for name in ("uid_map", "gid_map"):
-                with open(f"/proc/{child}/{name}", "w") as f:
-                    f.write(f"0 {server_uid} 1\n{program_uid} {program_uid} 1\n")
-            os.write(block_w, b"1")
-            return proc
-        finally:
-            for fd in (data, info_r, info_w, block_r, block_w):
-                if fd >= 0:
-                    os.close(fd)
-
-    def run(self, req: dict, fds: list[int], timeout_s: float) -> dict:
-        import socket
-
-        try:
-            socket.send_fds(self.sock, [json.dumps(req).encode()], fds)
-            self.sock.settimeout(timeout_s)
-            reply = self.sock.recv(65536)
-        except OSError as exc:
-            raise SandboxError(f"python fork server failed: {exc}") from exc
-        if not reply:
-            raise SandboxError("python fork server exited")
-        return json.loads(reply)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-        proc = getattr(self, "proc", None)
-        if proc is not None:
-            proc.kill()
-            proc.wait()
-        if self.uids:
-            for u in self.uids:
-                _uid_pool().give(u)
-            self.uids = None
-
-
-def _read_all(fd: int) -> bytes:
-    out = b""
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return out
-        out += chunk
-
-
-_servers_idle: dict[str, list[_ForkServer]] = {}
-_servers_all: list[_ForkServer] = []
-_servers_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _fork_server(python: str, plan: _Plan):
-    """Borrow an idle fork server for `python` (one request at a time each), starting one if none is."""
-    with _servers_lock:
-        idle = _servers_idle.setdefault(python, [])
-        srv = None
-        while idle and srv is None:
-            srv = idle.pop()
-            if srv.proc.poll() is not None:
-                srv = None
-    if srv is None:
-        srv = _ForkServer(python, plan)
-        with _servers_lock:
-            if not _servers_all:
-                atexit.register(close_fork_servers)
-            _servers_all.append(srv)
-    try:
-        yield srv
-    except SandboxError:  # a server that failed a request is not trusted with another
-        with _servers_lock:
-            if srv in _servers_all:
-                _servers_all.remove(srv)
-        srv.close()
-        raise
-    else:
-        with _servers_lock:
-            if srv in _servers_all:  # not closed meanwhile
-                _servers_idle.setdefault(python, []).append(srv)
-
-
-def close_fork_servers() -> None:
-    """Stop every Python fork server this process started (also done at exit)."""
-    with _servers_lock:
-        for srv in _servers_all:
-            srv.close()
-        _servers_all.clear()
-        _servers_idle.clear()
-
-
-def _run_forked(job: _Job, srv: _ForkServer) -> tuple[int, bool, float, int]:
-    """Fork the program from the warm fork server `srv`; returns (returncode, timed_out, wall_s, oom_kills)."""
-    plan = job.plan
-    group = _new_group(plan, job.limits)
-    req = {
-        "mode": srv.mode,
-        "script": job.argv[-1],
-        "rlimits": [(r, a, b) for r, (a, b) in _rlimits(plan, job.limits, job.uid)],
-        "env": job.env,
-        "wall_s": job.limits.wall_s,
-    }
-    if srv.mode == "bwrap":
-        req.update(volume=f"/runs/{job.vol.name}", uid=job.uid)
-    else:
-        flags = (_CLONE_NEWNET if plan.netns else 0) | (_CLONE_NEWNS if plan.mntns else 0)
-        flags |= _CLONE_NEWUSER if plan.userns else 0
-        req.update(
-            workdir=job.vol.ns_path,
-            unshare=flags,
-            mntns=plan.mntns,
-            targets=[t for t in _WORLD_WRITABLE[1:] if os.path.isdir(t)],
-            uid=job.uid,
-        )
-    fds = []
-    try:
-        fds.append(os.open(job.stdin if job.stdin is not None else os.devnull, os.O_RDONLY | os.O_CLOEXEC))
-        for p in (job.stdout, job.stderr):
-            fds.append(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600))
-        fds += group.join_fds() if group is not None else []
-        rep = srv.run(req, fds, job.limits.wall_s + 60)
-    except BaseException:
-        if group is not None:
-            group.kill()
-            group.remove()
-        raise
-    finally:
-        for fd in fds:
-            os.close(fd)
-    oom = _end_run(job, group, rep["pid"] if srv.mode == "legacy" else None)
-    if rep.get("setup_error") is not None:  # the program never ran
-        raise SandboxError(f"sandbox set-up failed in the python fork server: {rep['setup_error'] or 'died'}")
-    return rep["returncode"], rep["timed_out"], rep["wall_s"], oom
-
-
-# ------------------------------------------------------------------------------------------- the API
-
-
 def _read_kept(vol: Volume, keep_files: Sequence[str]) -> dict[str, bytes]:
     """The regular files among `keep_files` (relative to the run's directory; symlinks skipped), each capped."""
     kept = {}
@@ -916,11 +438,11 @@ def _result(job: _Job, run: tuple[int, bool, float, int], keep_files: Sequence[s
 
 
 _shared: dict[str, Volume] = {}  # shared_workdir() paths -> their volumes
-_shared_lock = threading.Lock()
+_SHARED_LOCK = threading.Lock()
 
 
 def _volume_of(workdir: str) -> Volume:
-    with _shared_lock:
+    with _SHARED_LOCK:
         vol = _shared.get(workdir)
     return vol if vol is not None else Volume("", workdir, workdir, None)  # a caller's own directory
 
@@ -1029,11 +551,11 @@ def shared_workdir(disk_mb: int = Limits.disk_mb):
     (and to trusted code reading files from it)."""
     _plan()
     vol = _volumes.keeper().create(disk_mb, None)
-    with _shared_lock:
+    with _SHARED_LOCK:
         _shared[vol.path] = vol
     try:
         yield vol.path
     finally:
-        with _shared_lock:
+        with _SHARED_LOCK:
             _shared.pop(vol.path, None)
         _volumes.keeper().destroy(vol)

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from codetune.evaluation import _volumes, programs, sandbox
+from codetune.evaluation import _process, _volumes, programs, sandbox
 from codetune.evaluation.sandbox import Limits, run_sandboxed
 
 PY = programs.python_interpreter()
@@ -206,7 +206,7 @@ def test_fork_bomb_is_bounded_and_cleaned_up(fork_server):
     assert n < SMALL.processes
     if OWN_UID:
         uid = int(r.isolation.user.split()[1])
-        assert sandbox._live_pids_of(uid) == []
+        assert _process._live_pids_of(uid) == []
 
 
 def test_memory_bomb_gets_memory_error(fork_server):
