@@ -22,10 +22,13 @@ A task whose tests `testcases.to_data` can turn into calls is judged in *data mo
 
 The canonical solution's results (`expected_plans`) are computed once per task in the sandbox, through
 the same program, and cached under `<codetune cache>/data_tests/`, keyed by a digest of the task's
-prompt, canonical solution, parsed checks, runner format and toolchain. A Python task whose expected
-values come from the canonical solution is run twice, under PYTHONHASHSEED=0 and =1, and stays in
-assert mode when the two disagree (a result that depends on set or dict order of strings). A task
-whose canonical solution does not pass its own data checks (or does not run) stays in assert mode.
+prompt, canonical solution, parsed checks, runner format and toolchain. Where expected values are the
+canonical solution's results (every Java/JS task; Python's non-literal expectations), the canonical
+solution must also pass the task's own test in assert mode, or the task stays in assert mode (two
+HumanEval-X JavaScript solutions contradict their tests). A Python task whose expected values come from
+the canonical solution is run twice, under PYTHONHASHSEED=0 and =1, and stays in assert mode when the
+two disagree (a result that depends on set or dict order of strings). A task whose canonical solution
+does not pass its own data checks (or does not run) stays in assert mode too.
 
 Numbers: Python compares as its `==` does (`1 == 1.0`, a list is not a tuple), with the test's own
 tolerance where it has one (`abs(...) < TOL`, `math.isclose`). Java and JavaScript results are equal
@@ -457,7 +460,24 @@ def _canonical(task: Task, tests: DataTests, limits: Limits) -> Plan | str:
         why = judge_check(task.language, check, recs[i], recs[i])
         if why is not None:
             return f"the canonical solution fails call {i + 1} in data mode: {why}"
+    if tests.needs_canonical:  # its results stand for the expected ones only if it passes the test itself
+        why = _fails_own_test(task, wide)
+        if why is not None:
+            return f"the canonical solution fails the task's own test ({why}), so its results cannot be the expected ones"
     return Plan(tests, tuple(recs))
+
+
+def _fails_own_test(task: Task, limits: Limits) -> str | None:
+    """None when the canonical solution passes the task's test in assert mode, else the status and detail."""
+    nonce = secrets.token_hex(16)
+    program = programs.build_program(task, task.canonical_solution, nonce, limits)
+    if program is None:
+        return f"no toolchain for {task.language}"
+    if program.precheck_error:
+        return f"compile_error: {program.precheck_error}"
+    step, res, _ = programs.execute(program)
+    status, detail = programs.classify(program, step, res, nonce)
+    return None if status == "passed" else f"{status}: {detail}"
 
 
 def _has_opaque(v: Any) -> bool:

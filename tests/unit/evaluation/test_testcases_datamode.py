@@ -139,7 +139,7 @@ HASHY = Task(
     entry_point="letters",
     prompt="def letters(s):\n",
     # the expected value is no literal: the canonical solution's result, whose order is set order
-    test="def check(candidate):\n    assert candidate('abcdefghij') == reference('abcdefghij')\n",
+    test="def check(candidate):\n    assert candidate('abcdefghij') == list(candidate('abcdefghij'))\n",
     canonical_solution="    return list(set(s))\n",
 )
 
@@ -150,7 +150,24 @@ def test_canonical_results_that_depend_on_the_hash_seed_keep_the_task_in_assert_
     assert "depends on the hash seed" in plans[HASHY.task_id]
     stable = Task(**{**HASHY.__dict__, "canonical_solution": "    return sorted(set(s))\n"})
     plan = datamode.expected_plans([stable])[stable.task_id]
-    assert isinstance(plan, datamode.Plan)
+    assert isinstance(plan, datamode.Plan) and plan.tests.checks[0].from_canonical
+
+
+@needs_node
+def test_canonical_results_stand_for_expected_ones_only_if_the_canonical_passes_its_own_test():
+    # HumanEval-X has such tasks (JavaScript/112, /155): the test expects 3, the canonical solution gives 4
+    broken = Task(
+        task_id="JavaScript/8",
+        language="javascript",
+        entry_point="three",
+        prompt="const three = () => {\n",
+        test="const t = () => {\n  console.assert(three() === 3)\n}\nt()\n",
+        canonical_solution="  return 4\n}\n",
+    )
+    why = datamode.expected_plans([broken])[broken.task_id]
+    assert isinstance(why, str) and "fails the task's own test" in why
+    (r,) = evaluate_samples([broken], [{"task_id": broken.task_id, "completion": "  return 3\n}\n"}])
+    assert (r.verdict_mode, r.status) == ("assert", "passed")
 
 
 @needs_python
