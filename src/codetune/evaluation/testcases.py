@@ -32,7 +32,9 @@ a call written inside `Math.abs(CALL - X) < TOL` is compared with that absolute 
 exactly (rule "abs_lt"). A Java test that calls other methods of the solution (`s.encode(...)`) or uses
 the function under test in any other way stays in assert mode. Equality with the canonical result on
 every call the test makes implies the test's own verdict on those results whenever the test depends on
-nothing else, which is what these conditions check.
+nothing else, which is what these conditions check, and the canonical solution passes the test, which
+`datamode` checks before it uses the canonical results (a task whose canonical solution fails its own
+test stays in assert mode).
 """
 
 from __future__ import annotations

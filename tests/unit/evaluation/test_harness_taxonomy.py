@@ -68,9 +68,10 @@ PY_CASES = [
 
 
 @needs_python
-def test_python_categories():
+@pytest.mark.parametrize("mode", ["data", "assert"])
+def test_python_categories(mode):
     samples = [{"task_id": "Python/0", "completion": c} for c, _, _ in PY_CASES]
-    res = evaluate_samples([PY_TASK], samples, timeout_s=3, workers=2)
+    res = evaluate_samples([PY_TASK], samples, timeout_s=3, workers=2, verdict_mode=mode)
     got = [(r.category, why) for r, (_, _, why) in zip(res, PY_CASES)]
     assert got == [(cat, why) for _, cat, why in PY_CASES], [(r.status, r.detail) for r in res]
     assert all(r.to_dict()["category"] == r.category for r in res)
@@ -94,9 +95,11 @@ def test_process_limit_is_a_resource_limit():
 
 
 @needs_node
-def test_js_parse_error_is_a_syntax_error():
+@pytest.mark.parametrize("mode", ["data", "assert"])
+def test_js_parse_error_is_a_syntax_error(mode):
     cases = ["  return a +\n}\n", "  return JSON.parse('{')\n}\n", "  return 0\n}\n"]
-    res = evaluate_samples([JS_TASK], [{"task_id": "JavaScript/0", "completion": c} for c in cases], timeout_s=5)
+    samples = [{"task_id": "JavaScript/0", "completion": c} for c in cases]
+    res = evaluate_samples([JS_TASK], samples, timeout_s=5, verdict_mode=mode)
     # A SyntaxError thrown while running (JSON.parse) is a runtime error, not a parse error.
     assert [r.category for r in res] == ["syntax_error", "runtime_error", "wrong_answer"], [r.detail for r in res]
 
