@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from codetune.evaluation import datamode, programs, sandbox
+from codetune.evaluation import datamode, judging, programs, sandbox
 from codetune.evaluation.benchmarks import Task
 from codetune.evaluation.sandbox import Limits
 from codetune.evaluation.taxonomy import categorize
@@ -199,7 +199,7 @@ def _compute(tasks: list[Task], limits: Limits, workers: int | None, progress: b
 # ------------------------------------------------------------------------------------------- comparing
 
 
-_decode, _close = datamode.decode, datamode.close
+_decode, _close = judging.decode, judging.close
 
 
 def _is_floats(x) -> bool:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from codetune.evaluation import datamode, programs
+from codetune.evaluation import datamode, judging, programs
 from codetune.evaluation.benchmarks import Task, load_tasks
-from codetune.evaluation.datamode import Opaque, judge_check, same
 from codetune.evaluation.harness import evaluate_samples, summarize
+from codetune.evaluation.judging import Opaque, judge_check, same
 from codetune.evaluation.testcases import Check, to_data
 
 HUMANEVAL_X = Path("/work/shared/data/humaneval-x")
@@ -22,7 +22,7 @@ needs_humaneval_x = pytest.mark.skipif(not HUMANEVAL_X.is_dir(), reason="no Huma
 
 
 def _rec(value) -> dict:
-    return {"h": datamode._plus_runner._digest(value).hex(), "v": datamode.encode(value)}
+    return {"h": judging._plus_runner._digest(value).hex(), "v": judging.encode(value)}
 
 
 def _py(rule, expected=None, **kw) -> Check:
@@ -44,9 +44,9 @@ def test_python_rules_compare_as_the_original_assert_would():
     assert ok(_py("falsy"), 0) is None and ok(_py("is_true"), 1) == "expected True, got 1"
     assert ok(_py("is_false"), False) is None and ok(_py("is_none"), None) is None
     big = list(range(5000))  # written as a digest only: compared by it
-    assert "v" not in datamode._plus_runner._record(big, 0.0)
-    assert judge_check("python", _py("eq", big), datamode._plus_runner._record(big, 0.0), None) is None
-    assert judge_check("python", _py("eq", big[:-1]), datamode._plus_runner._record(big, 0.0), None) is not None
+    assert "v" not in judging._plus_runner._record(big, 0.0)
+    assert judge_check("python", _py("eq", big), judging._plus_runner._record(big, 0.0), None) is None
+    assert judge_check("python", _py("eq", big[:-1]), judging._plus_runner._record(big, 0.0), None) is not None
     canon = _rec([3, 1])
     assert judge_check("python", _py("eq", from_canonical=True), _rec([3, 1]), canon) is None
     assert judge_check("python", _py("eq", from_canonical=True), _rec((3, 1)), canon) is not None
