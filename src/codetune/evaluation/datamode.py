@@ -9,7 +9,7 @@ A task whose tests `testcases.to_data` can turn into calls is judged in *data mo
    one `Solution` and hands each call to `_data_runner.java`'s serializer). A value that is not plain
    data (an object of the completion's own class, a function, a proxy) is written as an opaque tag,
    equal to nothing.
-2. Code outside the sandbox compares each result with the check's expected value (`judge_check`): the
+2. Code outside the sandbox compares each result with the check's expected value (`judging`): the
    test's literal where it has one (Python), else the canonical solution's result on the same call.
    The expected values are never inside the sandbox, so a completion that exits early, prints markers,
    reads stdin, returns an object whose `__eq__` is always true, or rewires the test with `sys.settrace`

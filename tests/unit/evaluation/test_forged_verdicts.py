@@ -200,3 +200,22 @@ def test_cpp_completion_reads_no_nonce_from_stdin():
     )
     (r,) = _verdicts(CPP_TASK, [grab], "assert", timeout_s=30)
     assert r.status == "passed" and "grabbed:[]" in r.stdout, (r.status, r.detail, r.stdout)
+
+
+@needs_python
+def test_garbled_missing_or_extra_results_fail_with_a_one_line_detail():
+    junk = (  # the second call's result is a garbled line
+        "    import os\n    if a < 0:\n        open('ct_outputs.jsonl', 'a').write('not json\\n')\n"
+        "        os._exit(0)\n    return a + b\n"
+    )
+    extra = (
+        "    return a + b\nimport atexit, json\n"
+        "atexit.register(lambda: open('ct_outputs.jsonl', 'a').write(json.dumps({'h': 'x', 'v': 1}) + '\\n'))\n"
+    )
+    early = "    import os\n    if a < 0:\n        os._exit(0)\n    return a + b\n"
+    res = _verdicts(PY_TASK, [junk, extra, early], "data")
+    assert [r.status for r in res] == ["failed", "failed", "failed"], [(r.status, r.detail) for r in res]
+    assert res[0].detail == "call 2 of 2, add(-1, 1): an unreadable result"
+    assert res[1].detail == "the program wrote 3 results for 2 calls"
+    assert "after 1 of 2 calls" in res[2].detail or "no end-of-test token" in res[2].detail
+    assert all("\n" not in r.detail for r in res)
