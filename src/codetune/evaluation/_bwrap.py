@@ -86,15 +86,24 @@ def filesystem(extra_dirs: tuple[str, ...] = ()) -> tuple[str, ...]:
     return tuple(args)
 
 
-def program_argv(argv: list[str], *, volume: str, status_fd: int, ro: dict[str, str] | None = None) -> list[str]:
+def program_argv(
+    argv: list[str],
+    *,
+    volume: str,
+    status_fd: int | None,
+    ro: dict[str, str] | None = None,
+    info_fd: int | None = None,
+) -> list[str]:
     """bwrap + arguments + `argv` for one program.
 
     Args:
         volume: the run's directory: bound read-write at /tmp (the working directory) and at the other
             places programs write temporary files (/var/tmp, /dev/shm), so those writes land in it too;
             everything else is read-only.
-        status_fd: where bwrap reports the program's exit status (only once set-up succeeded).
+        status_fd: where bwrap reports the program's exit status (only once set-up succeeded); None: nowhere.
         ro: host path -> sandbox path, bound read-only (helper files shipped with codetune).
+        info_fd: the program runs as pid 1 of its namespace (no init of bwrap's in between) and bwrap
+            writes its host pid there (long-lived helpers, whose pid the caller signals).
     """
     exe = executable()
     assert exe is not None
@@ -104,8 +113,10 @@ def program_argv(argv: list[str], *, volume: str, status_fd: int, ro: dict[str, 
         cmd += ["--bind", volume, dest]
     for src, dest in (ro or {}).items():
         cmd += ["--ro-bind", src, dest]
-    cmd += [*_READ_ONLY, "--chdir", "/tmp", "--json-status-fd", str(status_fd), "--", *argv]
-    return cmd
+    cmd += [*_READ_ONLY, "--chdir", "/tmp"]
+    cmd += ["--json-status-fd", str(status_fd)] if status_fd is not None else []
+    cmd += ["--as-pid-1", "--info-fd", str(info_fd)] if info_fd is not None else []
+    return [*cmd, "--", *argv]
 
 
 def server_argv(

@@ -6,6 +6,9 @@ Levels:
              (`FOREACH(x) { ... }`) can be flagged; use the compile level for the compiler's verdict.
     compile  the compiler's front end with `-fsyntax-only` (preprocessor, parser, name lookup, types),
              one process per snippet with up to `os.cpu_count()` at once: gcc has no long-lived mode.
+             Each runs in the sandbox (`sandbox.run_sandboxed`, `COMPILE_LIMITS`): the snippet is untrusted
+             input to the preprocessor, which would otherwise read any host file it names (`#include
+             "/dev/zero"` grows without bound; `__has_include` probes paths) as root.
              Batching does not pay: snippets in one file would see each other, and one driver over a
              chunk of files (separate translation units) was slower, not faster, than one `gcc` per
              snippet on each core when measured (benchmarks/syntax_bench.py). C also gets
@@ -19,13 +22,15 @@ Units: a C/C++ function is already a translation unit, so every `unit` checks th
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
+from codetune.evaluation import sandbox
+from codetune.evaluation.sandbox import Limits
 from codetune.evaluation.syntax.base import Checker, SyntaxResult, clamp_line
 
 C_FLAGS = [
@@ -37,6 +42,11 @@ C_FLAGS = [
 ]
 CXX_FLAGS = ["-std=gnu++17"]
 _ERROR = re.compile(r"^<stdin>:(\d+):(?:\d+:)? (?:fatal )?error: (.*)$", re.MULTILINE)
+# One compiler run on one snippet: the preprocessor, parser and type checker of a HumanEval-sized function
+# use tens of MB; the caps are the sandbox's, not gcc's (which has none).
+COMPILE_LIMITS = Limits(
+    wall_s=60.0, cpu_s=60.0, memory_mb=1024, total_memory_mb=1024, processes=16, output_bytes=64 * 1024, disk_mb=64
+)
 
 
 def compiler_command(language: str) -> list[str]:
@@ -58,7 +68,7 @@ class CFamilyChecker(Checker):
     def __init__(self, level: str = "parse", unit: str = "auto") -> None:
         super().__init__(level, unit)
         self._parser = None
-        self._env = None
+        self._tool: str | None = None
 
     def _start(self) -> str | None:
         if self.level == "parse":
@@ -75,10 +85,9 @@ class CFamilyChecker(Checker):
             self._parser = Parser(Language(grammar.language()))
             return None
         tool = "gcc" if self.language == "c" else "g++"
-        if shutil.which(tool) is None:
+        self._tool = shutil.which(tool)
+        if self._tool is None:
             return f"{self.language}: `{tool}` not found on PATH; install it, e.g.: apt-get install {tool}"
-        # Plain ASCII messages whatever the user's locale.
-        self._env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
         return None
 
     def _check(self, code: str) -> SyntaxResult:
@@ -102,29 +111,38 @@ class CFamilyChecker(Checker):
         return SyntaxResult("invalid", "parse", message, clamp_line(line, code))
 
     def _compile(self, code: str) -> SyntaxResult:
+        argv = [self._tool, *compiler_command(self.language)[1:]]
+        limits = dataclasses.replace(COMPILE_LIMITS, wall_s=self.timeout_s, cpu_s=self.timeout_s)
         try:
-            out = subprocess.run(
-                compiler_command(self.language),
-                input=code,
-                check=False,
-                capture_output=True,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                timeout=self.timeout_s,
-                env=self._env,
+            # Plain ASCII messages whatever the user's locale.
+            out = sandbox.run_sandboxed(
+                argv,
+                stdin=code.encode("utf-8", "replace"),
+                limits=limits,
+                env={"LC_ALL": "C", "LANG": "C"},
             )
-        except subprocess.TimeoutExpired:
-            return SyntaxResult(
-                "unavailable", "compile", f"{self.language}: compiler timed out after {self.timeout_s:g} s", None
-            )
-        except OSError as exc:
+        except sandbox.SandboxError as exc:
             return SyntaxResult("unavailable", "compile", f"{self.language}: compiler did not run ({exc})", None)
+        if out.timed_out:
+            return SyntaxResult(
+                "unavailable",
+                "compile",
+                f"{self.language}: compiler timed out after {self.timeout_s:g} s",
+                None,
+            )
         if out.returncode == 0:
             return SyntaxResult("valid", "compile", "", None)
+        if out.oom_kills or out.signal is not None:
+            why = "its memory cap" if out.oom_kills else f"signal {out.signal}"
+            return SyntaxResult(
+                "unavailable",
+                "compile",
+                f"{self.language}: compiler stopped by {why} (limits: {_limits_text()})",
+                None,
+            )
         match = _ERROR.search(out.stderr)
         if match is None or "internal compiler error" in out.stderr:
-            # A crash or a signal is not a verdict on the code.
+            # A crash, a signal or running out of memory is not a verdict on the code.
             tail = out.stderr.strip().splitlines()[-1:] or [f"exit status {out.returncode}"]
             return SyntaxResult(
                 "unavailable", "compile", f"{self.language}: compiler failed: {tail[0][:300]}", None
@@ -146,6 +164,10 @@ class CppChecker(CFamilyChecker):
         "parse": ("int f(int a) { return a + 1; }\n", "int f(int a) { return a + 1 }\n"),
         "compile": ("int f(int a) { return a + 1; }\n", 'int f(int a) { int* p = "s"; return a; }\n'),
     }
+
+
+def _limits_text() -> str:
+    return f"{COMPILE_LIMITS.total_memory_mb} MiB in all, {COMPILE_LIMITS.memory_mb} MiB per process"
 
 
 def _first_error(node):

@@ -1,12 +1,19 @@
-"""A long-lived helper process spoken to one line at a time, restarted when it crashes or hangs."""
+"""A long-lived helper process spoken to one line at a time, restarted when it crashes or hangs.
+
+The helper runs in a sandbox of its own (`sandbox.SandboxedProcess`: bubblewrap, its own uid, a cgroup with
+`limits.total_memory_mb`, a capped tmpfs as its working directory), since the snippets it compiles are
+untrusted: it sees nothing of the host but the system's runtimes and the `files` given to it.
+"""
 
 from __future__ import annotations
 
 import queue
 import subprocess
-import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from codetune.evaluation import sandbox
+from codetune.evaluation.sandbox import Limits
 
 
 class HelperFailure(Exception):
@@ -21,13 +28,24 @@ class HelperProcess:
     """
 
     def __init__(
-        self, argv: Sequence[str], *, timeout_s: float, start_timeout_s: float = 60.0, env: dict | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        limits: Limits,
+        files: Mapping[str, str | bytes] | None = None,
+        start_timeout_s: float = 60.0,
+        env: dict | None = None,
     ) -> None:
+        """`argv` runs in the sandbox's working directory, where `files` (relative path -> content) are
+        written first; `limits` bound the helper as a whole (its CPU limit is per process: make it long)."""
         self.argv = list(argv)
         self.timeout_s = timeout_s
+        self.limits = limits
+        self.files = dict(files or {})
         self.start_timeout_s = start_timeout_s
         self.env = env
-        self.proc: subprocess.Popen | None = None
+        self.proc: sandbox.SandboxedProcess | None = None
         self.banner = ""
         self.restarts = 0
         self._lines: queue.Queue = queue.Queue()
@@ -36,19 +54,10 @@ class HelperProcess:
         """Start the helper and return its banner line."""
         self.stop()
         self._lines = queue.Queue()
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            encoding="utf-8",
-            bufsize=1,
-            env=self.env,
-            # javac writes crash reports (javac.<date>.args) into the working directory: keep them out of
-            # the user's tree.
-            cwd=tempfile.gettempdir(),
-        )
+        try:
+            self.proc = sandbox.SandboxedProcess(self.argv, limits=self.limits, files=self.files, env=self.env)
+        except sandbox.SandboxError as exc:
+            raise HelperFailure(str(exc)) from exc
         threading.Thread(target=_pump, args=(self.proc.stdout, self._lines), daemon=True).start()
         self.banner = self._read(self.start_timeout_s)
         return self.banner
@@ -86,24 +95,12 @@ class HelperProcess:
         if proc is None:
             return
         try:
-            if kill and proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=5)
-            elif proc.poll() is None:
+            if not kill and proc.poll() is None:
                 proc.stdin.close()  # a clean end: the helper sees EOF and exits
-                try:
-                    proc.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
-        except OSError:
-            proc.kill()
-            proc.wait(timeout=5)
-        for stream in (proc.stdin, proc.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
+                proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        proc.close()  # kills whatever is left (all of its processes), frees its sandbox
 
     @property
     def pid(self) -> int | None:

@@ -21,7 +21,9 @@ pool JShell uses; needs `--add-exports`), so the JDK's symbol tables are not reb
 classes a snippet declares are cleared after it. `-Dcodetune.pool=false` in JVM_FLAGS turns it off.
 
 The helper (SyntaxHelper.java, shipped with the package) is compiled on first use into
-`$CODETUNE_CACHE/syntax/java/<hash>` (default `~/.cache/codetune`), keyed by its source and the JDK.
+`$CODETUNE_CACHE/syntax/java/<hash>` (default `~/.cache/codetune`), keyed by its source and the JDK (javac on
+our own source: not sandboxed). The helper JVM runs in a sandbox of its own (see `helper_process`), with a
+copy of those classes in its working directory.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import ClassVar
 
+from codetune.evaluation.sandbox import Limits
 from codetune.evaluation.syntax.base import Checker, SyntaxResult, clamp_line
 from codetune.evaluation.syntax.helper_process import HelperFailure, HelperProcess
 
@@ -43,6 +46,20 @@ INSTALL_HINT = "install a JDK 17+ (javac and java on PATH), e.g.: apt-get instal
 # The helper uses javac's JavacTaskPool (reused compiler contexts, as JShell does), an internal API.
 EXPORTS = ["--add-exports", "jdk.compiler/com.sun.tools.javac.api=ALL-UNNAMED"]
 JVM_FLAGS = [*EXPORTS, "-Xss16m", "-XX:+UseSerialGC", "-Xshare:auto", "-Dfile.encoding=UTF-8"]
+# The helper JVM's sandbox: the whole JVM within 2 GiB (its heap within 1 GiB: the JVM cannot see the cgroup's
+# cap from inside, so it would size its heap from the host's memory); a CPU limit it never reaches in a run.
+HELPER_FLAGS = ["-Xmx1g"]
+HELPER_LIMITS = Limits(
+    wall_s=86400,
+    cpu_s=86400,
+    memory_mb=4096,
+    address_space_mb=None,
+    processes=512,
+    open_files=1024,
+    total_memory_mb=2048,
+    disk_mb=64,
+)
+_CLASSES = ".codetune/java"  # where the helper's classes are put in its sandbox (its working directory)
 
 
 def cache_root() -> Path:
@@ -114,8 +131,12 @@ class JavaChecker(Checker):
             classes = build_helper(javac)
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             return f"java: {exc}; {INSTALL_HINT}"
+        files = {f"{_CLASSES}/{p.relative_to(classes)}": p.read_bytes() for p in classes.rglob("*.class")}
         self.helper = HelperProcess(
-            [java, *JVM_FLAGS, "-cp", str(classes), "SyntaxHelper"], timeout_s=self.timeout_s
+            [java, *JVM_FLAGS, *HELPER_FLAGS, "-cp", _CLASSES, "SyntaxHelper"],
+            timeout_s=self.timeout_s,
+            limits=HELPER_LIMITS,
+            files=files,
         )
         try:
             banner = self.helper.start()

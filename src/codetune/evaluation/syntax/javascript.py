@@ -21,12 +21,25 @@ import shutil
 from importlib import resources
 from typing import ClassVar
 
+from codetune.evaluation.sandbox import Limits
 from codetune.evaluation.syntax.base import Checker, SyntaxResult, clamp_line
 from codetune.evaluation.syntax.helper_process import HelperFailure, HelperProcess
 
 INSTALL_HINT = "install Node.js 18+ (`node` on PATH), e.g.: apt-get install nodejs"
 # --expose-internals only to read the line of a module's SyntaxError (see syntax_helper.js).
 NODE_FLAGS = ["--experimental-vm-modules", "--expose-internals", "--no-warnings", "--stack-size=4000"]
+# The helper's sandbox (see `helper_process`): V8 reserves address space it never touches, so no RLIMIT_AS;
+# the whole process within 2 GiB; a CPU limit it never reaches in a run.
+HELPER_LIMITS = Limits(
+    wall_s=86400,
+    cpu_s=86400,
+    memory_mb=4096,
+    address_space_mb=None,
+    open_files=256,
+    total_memory_mb=2048,
+    disk_mb=64,
+)
+_SCRIPT = ".codetune/syntax_helper.js"  # where the helper script is put in its sandbox
 
 
 class JavaScriptChecker(Checker):
@@ -47,7 +60,12 @@ class JavaScriptChecker(Checker):
         if node is None:
             return f"javascript: `node` not found on PATH; {INSTALL_HINT}"
         script = resources.files("codetune.evaluation.syntax").joinpath("syntax_helper.js")
-        self.helper = HelperProcess([node, *NODE_FLAGS, str(script)], timeout_s=self.timeout_s)
+        self.helper = HelperProcess(
+            [node, *NODE_FLAGS, _SCRIPT],
+            timeout_s=self.timeout_s,
+            limits=HELPER_LIMITS,
+            files={_SCRIPT: script.read_text()},
+        )
         try:
             banner = json.loads(self.helper.start())
         except (HelperFailure, OSError, ValueError) as exc:
