@@ -131,7 +131,7 @@ class _ForkServer:
             self.uids = None
 
 
-_servers_idle: dict[str, list[_ForkServer]] = {}
+_servers_idle: dict[tuple[str, str], list[_ForkServer]] = {}  # (python, mode) -> idle servers
 _servers_all: list[_ForkServer] = []
 _servers_lock = threading.Lock()
 
@@ -140,7 +140,8 @@ _servers_lock = threading.Lock()
 def _fork_server(python: str, plan: _Plan):
     """Borrow an idle fork server for `python` (one request at a time each), starting one if none is."""
     with _servers_lock:
-        idle = _servers_idle.setdefault(python, [])
+        key = (python, "bwrap" if plan.bwrap else "legacy")
+        idle = _servers_idle.setdefault(key, [])
         srv = None
         while idle and srv is None:
             srv = idle.pop()
@@ -163,7 +164,7 @@ def _fork_server(python: str, plan: _Plan):
     else:
         with _servers_lock:
             if srv in _servers_all:  # not closed meanwhile
-                _servers_idle.setdefault(python, []).append(srv)
+                _servers_idle.setdefault(key, []).append(srv)
 
 
 def close_fork_servers() -> None:
