@@ -210,7 +210,32 @@ def measure(name: str, model: Any, tok: Any, tasks: list[Any], cfg: Any, precisi
         "pass@1": summary["pass@k"].get("pass@1"),
         "passed": {r.task_id: r.passed for r in results},
         "samples": samples,
+        "step_times": {w: list(ts) for w, ts in meter.by_width.items()},
     }
+
+
+_SUMMED = (
+    "gen_s", "exec_s", "new_tokens", "steps", "row_steps", "prefills", "prefill_tokens", "step_s", "prefill_s",
+    "full_width_steps", "wasted_row_steps",
+)  # fmt: skip
+
+
+def merge(parts: list[dict], width: int) -> dict:
+    """One pipeline's measurements over several task chunks (`--halves`) as if measured in one go."""
+    out: dict[str, Any] = {k: sum(p[k] for p in parts) for k in _SUMMED}
+    out["tok_per_s"] = out["new_tokens"] / out["gen_s"]
+    out["stops"] = {s: sum(p["stops"][s] for p in parts) for s in parts[0]["stops"]}
+    out["passed"] = {t: ok for p in parts for t, ok in p["passed"].items()}
+    out["pass@1"] = sum(out["passed"].values()) / len(out["passed"])
+    out["samples"] = [s for p in parts for s in p["samples"]]
+    times: dict[int, list[float]] = {}
+    for p in parts:
+        for w, ts in p["step_times"].items():
+            times.setdefault(w, []).extend(ts)
+    out["step_times"] = times
+    out["full_width_step_s"] = _median(times.get(width, []))
+    out["one_row_step_s"] = _median(times.get(1, []))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- bound
@@ -264,7 +289,7 @@ def report(res: dict) -> list[str]:
     lines = [
         f"model {o['model']} ({p['weight_bytes'] / 1e6:.0f} MB of weights, {p['matmul_params'] / 1e6:.1f}M matmul "
         f"weights), {o['n_tasks']} HumanEval tasks, greedy, max_new_tokens {o['max_new_tokens']}, width "
-        f"{o['width']}, {o['precision']}, {o['threads']} threads",
+        f"{o['width']}, {o['precision']}, {o['threads']} threads; order {o.get('order', 'codetune first')}",
         f"probes: read bandwidth {p['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s; {p['flops_dtype']} matmul "
         f"{p['flops'] / 1e9:.0f} GFLOP/s (1024^3), {p['step_shaped_flops'] / 1e9:.0f} GFLOP/s "
         f"({o['width']}x{res['shape'][0]} @ {res['shape'][0]}x{res['shape'][1]})",
@@ -360,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--skip-seed-style", action="store_true", help="do not run the (slow) seed-style pipeline")
     p.add_argument("--fixed-batches", action="store_true", help="also run codetune's previous fixed batches")
+    p.add_argument(
+        "--halves",
+        action="store_true",
+        help="alternate: the first half of the tasks through every pipeline, then the second half in reverse "
+        "order (A B | B A), so a machine whose speed drifts favours none",
+    )
     p.add_argument("--out", metavar="DIR", help="keep each pipeline's samples and the figures (JSON) there")
     p.add_argument("--results-md", metavar="PATH", default=None, help="default: benchmarks/RESULTS.md")
     p.add_argument("--no-results-md", action="store_true", help="print the report only; write no RESULTS.md")
@@ -393,8 +424,17 @@ def collect(args: argparse.Namespace, log: Any) -> dict:
         getattr(model.config, "intermediate_size", 4 * model.config.hidden_size),
     )
     order = ["codetune"] + (["fixed"] if args.fixed_batches else []) + ([] if args.skip_seed_style else ["seed"])
-    for name in order:
-        res[name] = measure(name, model, tok, tasks, cfg, precision, log)
+    if not args.halves:
+        for name in order:
+            res[name] = measure(name, model, tok, tasks, cfg, precision, log)
+    else:
+        mid = len(tasks) // 2
+        parts: dict[str, list[dict]] = {name: [] for name in order}
+        for chunk, names in ((tasks[:mid], order), (tasks[mid:], order[::-1])):
+            for name in names:
+                parts[name].append(measure(name, model, tok, chunk, cfg, precision, log))
+        res.update({name: merge(ps, args.width) for name, ps in parts.items()})
+    opts["order"] = " | ".join(" ".join(o) for o in ((order, order[::-1]) if args.halves else (order,)))
     res["bounds"] = bounds(res["probe"], res["codetune"], args.width)
     return res
 

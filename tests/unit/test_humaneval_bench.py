@@ -51,6 +51,23 @@ def test_main_measures_seed_fixed_and_codetune_and_writes_its_section(bench, tin
     assert "## perf\n\nkept" in text and "## humaneval_bench" in text and "--fixed-batches" in text
 
 
+@pytest.mark.usefixtures("_threads_restored")
+def test_halves_run_each_half_through_every_pipeline_in_alternating_order(bench, tiny_model_dir, tmp_path, capsys):
+    argv = ["--model", str(tiny_model_dir), "--limit", "3", "--width", "2", "--max-new-tokens", "5", "--halves"]
+    argv += ["--threads", "1", "--out", str(tmp_path / "out"), "--no-results-md"]
+    assert bench.main(argv) == 0
+    assert "order codetune seed | seed codetune" in capsys.readouterr().out
+    res = json.loads((tmp_path / "out" / "figures.json").read_text())
+    ct, seed = res["codetune"], res["seed"]
+    # 1 task, then 2: the merged figures count all three once
+    assert ct["prefills"] == seed["prefills"] == 3 and ct["new_tokens"] == seed["new_tokens"]
+    assert seed["steps"] == seed["new_tokens"] - 3 and ct["wasted_row_steps"] == 0
+    assert sorted(ct["passed"]) == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+    assert ct["tok_per_s"] == pytest.approx(ct["new_tokens"] / ct["gen_s"])
+    lines = (tmp_path / "out" / "samples_seed.jsonl").read_text().splitlines()
+    assert [json.loads(x)["task_id"] for x in lines] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+
+
 def test_bounds_are_steps_times_weights_over_bandwidth_and_flops_over_rate(bench):
     probe = {"weight_bytes": 1e9, "bandwidth_bytes_per_s": 1e10, "matmul_params": 5e8, "flops": 1e11}
     ct = {"new_tokens": 640, "prefill_tokens": 1000, "row_steps": 600}
