@@ -7,10 +7,11 @@ Per language: the tasks whose tests `testcases.to_data` turns into data, and of 
 canonical solution passes its own data checks (data mode covers them; the rest stay in assert mode, with
 the reason listed); then the canonical solutions and a wrong completion per task (a body that returns
 None / `return null;` / `return undefined;`) evaluated in data mode (covered tasks), assert mode (all)
-and auto (data where covered, else assert), with the seconds each took and tasks/s (canonical + wrong
-samples of every task, after the expected outputs were computed; computing them, once per task and
-then cached, is timed on its own with a fresh cache). Prints figures; asserts nothing. The report also
-goes to benchmarks/RESULTS.md (section `verdict_modes`; `--no-results-md` skips that).
+and auto (data where covered, else assert: derived from the two, or run itself with --run-auto), with
+the seconds each took and tasks/s (canonical + wrong samples of every task, after the expected outputs
+were computed; computing them, once per task and then cached, is timed on its own with a fresh cache).
+Prints figures; asserts nothing. The report also goes to benchmarks/RESULTS.md (section
+`verdict_modes`; `--no-results-md` skips that).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 WRONG = {"python": "    return None\n", "java": "return null;\n}\n}\n", "javascript": "return undefined;\n}\n"}
@@ -43,7 +45,21 @@ def _evaluate(tasks, mode: str, workers: int) -> tuple[list, float]:
     return res, time.perf_counter() - t0
 
 
-def measure(language: str, humaneval_x: Path, limit: int | None, workers: int) -> tuple[dict, list[str]]:
+def _figures(res: list, seconds: float | None) -> dict:
+    canon, wrong = res[0::2], res[1::2]
+    return {
+        "n": len(canon),
+        "canonical_passed": sum(r.passed for r in canon),
+        "wrong_failed": sum(not r.passed for r in wrong),
+        "seconds": seconds,
+        "tasks_per_s": len(canon) / seconds if seconds else None,
+        "modes": dict(Counter(r.verdict_mode for r in res)),
+    }
+
+
+def measure(
+    language: str, humaneval_x: Path, limit: int | None, workers: int, run_auto: bool = False
+) -> tuple[dict, list[str]]:
     """Figures for one language, and the lines that explain them (uncovered tasks, disagreements)."""
     from codetune.evaluation import datamode
     from codetune.evaluation.testcases import to_data
@@ -56,22 +72,21 @@ def measure(language: str, humaneval_x: Path, limit: int | None, workers: int) -
     covered = [t for t in tasks if isinstance(plans[t.task_id], datamode.Plan)]
     notes = [f"  {t.task_id}: assert mode: {plans[t.task_id]}" for t in tasks if t not in covered]
     fig = {"tasks": len(tasks), "parsed": parsed, "covered": len(covered), "expected_s": expected_s}
-    for mode, subset in (("data", covered), ("assert", tasks), ("auto", tasks)):
+    fig.update(dict.fromkeys(("data", "assert", "auto")))
+    by_mode = {}
+    for mode, subset in (("data", covered), ("assert", tasks), ("auto", tasks if run_auto else [])):
         if not subset:
-            fig[mode] = None
             continue
         res, dt = _evaluate(subset, mode, workers)
+        by_mode[mode] = res
+        fig[mode] = _figures(res, dt)
         canon, wrong = res[0::2], res[1::2]
-        fig[mode] = {
-            "n": len(subset),
-            "canonical_passed": sum(r.passed for r in canon),
-            "wrong_failed": sum(not r.passed for r in wrong),
-            "seconds": dt,
-            "tasks_per_s": len(subset) / dt,
-            "modes": sorted({r.verdict_mode for r in res}),
-        }
         notes += [f"  {r.task_id}: canonical {r.status} in {mode} mode: {r.detail}" for r in canon if not r.passed]
         notes += [f"  {r.task_id}: wrong completion passed in {mode} mode" for r in wrong if r.passed]
+    if not run_auto:  # auto's verdicts are data mode's on covered tasks and assert mode's on the others
+        data = {(r.task_id, r.index % 2): r for r in by_mode.get("data", [])}
+        res = [data.get((r.task_id, r.index % 2), r) for r in by_mode["assert"]]
+        fig["auto"] = _figures(res, None)
     return fig, notes
 
 
@@ -93,17 +108,18 @@ def report(figures: dict[str, dict], notes: dict[str, list[str]], workers: dict[
             if m is None:
                 lines.append(f"{head}  {mode:<6}  (no task)")
                 continue
+            timing = f" {m['seconds']:>8.1f} {m['tasks_per_s']:>8.2f}" if m["seconds"] else f" {'-':>8} {'-':>8}"
             lines.append(
-                f"{head}  {mode:<6} {m['canonical_passed']:>13}/{m['n']:<3} {m['wrong_failed']:>9}/{m['n']:<3}"
-                f" {m['seconds']:>8.1f} {m['tasks_per_s']:>8.2f}"
+                f"{head}  {mode:<6} {m['canonical_passed']:>13}/{m['n']:<3} {m['wrong_failed']:>9}/{m['n']:<3}{timing}"
             )
     lines += [
         "",
         "parsed: tests testcases.to_data turns into calls; covered: of those, the tasks whose canonical solution",
         "passes its own data checks (data mode applies; auto uses it). canonical passed / wrong failed: of the",
         "tasks the mode ran (data: the covered ones). wrong = a body returning None / `return null;` / `return",
-        "undefined;` (a Java compile error counts as failed). expected-outputs: computing the canonical results",
-        "once (fresh cache; later runs read them). tasks/s: canonical + wrong samples per task, timeout 20 s,",
+        "undefined;` (a Java compile error counts as failed). auto: data mode's verdicts on covered tasks, assert",
+        "mode's on the others (run on its own with --run-auto). expected outputs: computing the canonical",
+        "results once (fresh cache; later runs read them). tasks/s: canonical + wrong sample per task, timeout 20 s,",
         f"workers: {', '.join(f'{k} {v}' for k, v in workers.items())}.",
     ]
     for lang, ns in notes.items():
@@ -121,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N tasks of each language")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--java-workers", type=int, default=2, help="javac + JVM take memory: fewer at once")
+    ap.add_argument("--run-auto", action="store_true", help="also evaluate auto mode itself (else derived)")
     ap.add_argument("--results-md", type=Path, default=None, help="where to write (default benchmarks/RESULTS.md)")
     ap.add_argument("--no-results-md", action="store_true", help="print only; leave RESULTS.md alone")
     args = ap.parse_args(argv)
@@ -134,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         for lang in langs:
             workers[lang] = args.java_workers if lang == "java" else args.workers
             print(f"{lang}: ...", file=sys.stderr, flush=True)
-            figures[lang], notes[lang] = measure(lang, args.humaneval_x, args.limit, workers[lang])
+            figures[lang], notes[lang] = measure(lang, args.humaneval_x, args.limit, workers[lang], args.run_auto)
     lines = report(figures, notes, workers)
     print("\n".join(lines))
     if not args.no_results_md:
