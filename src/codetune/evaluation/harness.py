@@ -1,6 +1,9 @@
 """Execute samples against their tasks' tests in the sandbox, in parallel, and summarise pass@k.
 
 Stages are joined by files (as in evalplus): samples.jsonl in, results.jsonl + summary.json out.
+A verdict is reached in one of two modes, recorded per sample (`ExecResult.verdict_mode`): data mode
+where the task's tests can be turned into data (`testcases`, `datamode`: the program gets only the
+inputs, trusted code judges its results), else assert mode (`programs`: the test runs in the program).
 Each verdict has a status (`programs.STATUSES`) and a category of the error taxonomy (`CATEGORIES`, see
 `taxonomy`). Samples of HumanEval+ tasks (`Task.plus`) also get a plus verdict (`humaneval_plus`), and
 the summary reports base and plus pass@k side by side.
