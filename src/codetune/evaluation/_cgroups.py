@@ -102,15 +102,16 @@ class Group:
             pass
         return 0
 
-    def kill(self, timeout_s: float = 10.0) -> bool:
-        """SIGKILL every process in the group and wait until none is left; False if some outlived `timeout_s`
-        (a process stuck in the kernel). New processes are refused first, so a fork bomb cannot outrun it."""
+    def kill(self, timeout_s: float = 10.0, spare: int | None = None) -> bool:
+        """SIGKILL every process in the group (but `spare`) and wait until none is left; False if some
+        outlived `timeout_s` (a process stuck in the kernel). New processes are refused first, so a fork bomb
+        cannot outrun it."""
         _write_if_present(self.pids_dir, "pids.max", "0")
-        if self.ctl.version == "v2":
+        if self.ctl.version == "v2" and spare is None:
             _write_if_present(self.memory_dir, "cgroup.kill", "1")
         deadline = time.monotonic() + timeout_s
         while True:
-            pids = self.pids()
+            pids = self.pids() - {spare}
             if not pids:
                 return True
             for pid in pids:

@@ -299,9 +299,21 @@ def _new_group(plan: _Plan, limits: Limits) -> _cgroups.Group | None:
         raise SandboxError(f"cannot create the run's cgroup under {plan.cgroups.memory_base}: {exc}") from exc
 
 
-def _end_run(job: _Job, group: _cgroups.Group | None, pgid: int | None) -> int:
-    """Kill whatever is left of the run; returns the oom kills its cgroup counted."""
+def _end_run(
+    job: _Job, group: _cgroups.Group | None, pgid: int | None, monitor: subprocess.Popen | None = None
+) -> int:
+    """Kill whatever is left of the run; returns the oom kills its cgroup counted.
+
+    `monitor`: bubblewrap's outer process (our child). It is spared at first, so that it reaps what it
+    started (killing its init kills and reaps the whole PID namespace) and exits by itself; then nothing is
+    left as a zombie for the host's init to collect."""
     if group is not None:
+        if monitor is not None and monitor.poll() is None:
+            group.kill(spare=monitor.pid)
+            try:
+                monitor.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
         group.kill()
         oom = group.oom_kills()
         group.remove()

@@ -342,9 +342,7 @@ def _spawn(job: _Job) -> tuple[int, bool, float, int]:
         if status is not None:
             os.close(status[1])  # ours: bubblewrap holds its own copy while it runs
     timed_out = not _wait_exit(proc, job.limits.wall_s)
-    if timed_out and group is not None:
-        group.kill()
-    oom = _end_run(job, group, proc.pid)  # leftovers either way
+    oom = _end_run(job, group, proc.pid, proc if status is not None else None)  # leftovers either way
     proc.wait()
     wall = time.monotonic() - t0
     returncode = proc.returncode
@@ -659,7 +657,13 @@ class SandboxedProcess:
 
     def kill(self) -> None:
         """Kill every process of it (not only the one started)."""
-        _end_run(self._job, self._group, self.proc.pid if self.proc.poll() is None else None)
+        bwrap = self._job.plan.bwrap
+        _end_run(
+            self._job,
+            self._group,
+            self.proc.pid if self.proc.poll() is None else None,
+            self.proc if bwrap else None,
+        )
         self.proc.kill()
 
     def close(self) -> None:

@@ -37,7 +37,10 @@ def fork_server(request):
     return request.param
 
 
-def _run(code: str, limits: Limits = Limits(), fork_server: bool = False):
+DEFAULTS = Limits()
+
+
+def _run(code: str, limits: Limits = DEFAULTS, fork_server: bool = False):
     return run_sandboxed(
         [PY, "-I", "-S", "-B", "prog.py"],
         files={"prog.py": textwrap.dedent(code)},
