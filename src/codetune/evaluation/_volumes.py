@@ -126,10 +126,11 @@ class Keeper:
         return value
 
     # -- volumes ---------------------------------------------------------------------------------------
-    def create(self, size_mb: int, uid: int | None) -> Volume:
-        """A new empty volume owned by `uid` (root when None), capped at `size_mb` where volumes are tmpfs."""
+    def create(self, size_mb: int, uid: int | None, *, tmpfs: bool = True) -> Volume:
+        """A new empty volume owned by `uid` (root when None), capped at `size_mb` where volumes are tmpfs
+        (`tmpfs=False`: a plain directory even so)."""
         name = f"s-{next(self._ids)}"
-        if not self.volumes:
+        if not (self.volumes and tmpfs):
             parent = tempfile.mkdtemp(prefix="codetune-work-")
             os.chmod(parent, 0o711)  # traversable, not listable
             path = os.path.join(parent, "work")

@@ -188,9 +188,17 @@ def _probe_bwrap(base: _Plan, keeper: _volumes.Keeper) -> str:
     )
 
 
+_PLAN_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1)
 def _plan() -> _Plan:
     """What this machine allows, probed once per process; says once on stderr what is missing."""
+    with _PLAN_LOCK:  # the first calls may come from several threads at once: probe once
+        return _probe_plan()
+
+
+def _probe_plan() -> _Plan:
     base = _legacy_plan(Limits())
     keeper = _volumes.keeper()
     ctl = _cgroups.probe() if base.per_run_uid else "needs root"
@@ -501,7 +509,7 @@ def _run(argv, plan: _Plan, limits: Limits, *, files, stdin, env, keep_files, wo
         if workdir is not None:
             vol = _volume_of(workdir)
         else:
-            vol = _volumes.keeper().create(limits.disk_mb, None)
+            vol = _volumes.keeper().create(limits.disk_mb, None, tmpfs=plan.volumes)
             stack.callback(_volumes.keeper().destroy, vol)
         # Under bubblewrap a fork server reaches only volumes (bound at /runs); anything else is executed.
         forked = fork_server and (not plan.bwrap or vol.size_mb is not None)
