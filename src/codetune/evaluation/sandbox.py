@@ -230,8 +230,16 @@ def isolation() -> Isolation:
     return _describe(_plan(), None)
 
 
-def _describe(plan: _Plan, uid: int | None, limits: Limits | None = None, disk_mb: int | None = None) -> Isolation:
+_AS_PROBED = -1
+
+
+def _describe(
+    plan: _Plan, uid: int | None, limits: Limits | None = None, disk_mb: int | None = _AS_PROBED
+) -> Isolation:
+    """What a run had; `disk_mb`: its directory's size (None: not capped); by default what runs get."""
     limits = limits or Limits()
+    if disk_mb == _AS_PROBED:
+        disk_mb = limits.disk_mb if plan.volumes else None
     if plan.per_run_uid:
         user = f"uid {uid} (per run)" if uid is not None else "own uid per run"
     elif plan.nobody:
@@ -265,7 +273,7 @@ def _describe(plan: _Plan, uid: int | None, limits: Limits | None = None, disk_m
         cgroup=cg.describe() if cg else f"none ({why.get('cgroups', 'not used')})",
         memory_cap_mb=limits.total_memory_mb if cg else None,
         pids_cap=limits.processes if cg else None,
-        disk_mb=(disk_mb or limits.disk_mb) if plan.volumes else None,
+        disk_mb=disk_mb,
     )
 
 
