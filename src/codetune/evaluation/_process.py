@@ -31,6 +31,7 @@ _CLONE_NEWNET = 0x40000000
 _MS_BIND = 4096
 _MS_REC = 16384
 _MS_PRIVATE = 1 << 18
+_PR_SET_NO_NEW_PRIVS = 38
 _WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 # A block of uids far above any real account: one per concurrently running program (two per fork server).
 # The offset by pid keeps two harness processes on one machine apart.
@@ -92,7 +93,7 @@ def _make_preexec(
     Everything is computed here, in the parent, so the child only makes system calls (no imports, no
     allocation-heavy work). `src`: the run's directory where the child stands after `ns_fd` (the private
     mount namespace of the volumes) is entered."""
-    lib = libc() if (plan.netns or plan.mntns or plan.userns or ns_fd is not None) else None
+    lib = libc()
     legacy = not bwrap
     flags = (_CLONE_NEWUSER if plan.userns else 0) | (_CLONE_NEWNET if plan.netns else 0)
     flags |= _CLONE_NEWNS if plan.mntns else 0
@@ -122,6 +123,8 @@ def _make_preexec(
             os.chdir(srcb)
         for res, val in rl:
             resource.setrlimit(res, val)
+        # No exec from here on gains privileges (setuid binaries such as mount or su, file capabilities).
+        check(lib.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
         if uid is not None:
             os.setgroups([])
             os.setresgid(uid, uid, uid)

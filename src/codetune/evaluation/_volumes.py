@@ -52,6 +52,7 @@ def libc():
     lib.setns.argtypes = [ctypes.c_int, ctypes.c_int]
     lib.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
     lib.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    lib.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
     return lib
 
 

@@ -168,6 +168,19 @@ def test_no_user_namespace_can_be_made_inside(fork_server):
     assert r.stdout.startswith("unshare -1"), r.stdout + r.stderr
 
 
+def test_no_exec_can_gain_privileges(fork_server):
+    # no_new_privs: setuid binaries (mount, su) and file capabilities give nothing to what a program runs
+    r = _run(
+        """
+        for line in open("/proc/self/status"):
+            if line.startswith("NoNewPrivs:"):
+                print(line.split()[1])
+    """,
+        fork_server=fork_server,
+    )
+    assert r.stdout.strip() == "1", r.stdout + r.stderr
+
+
 # ------------------------------------------------------------------------------------------ fallback
 
 
