@@ -47,7 +47,7 @@ class _ForkServer:
                 theirs.close()  # the server holds its own copy: if it dies, recv() below sees the end
             self.sock.settimeout(60)
             banner = json.loads(self.sock.recv(65536) or b'{"ready": false, "error": "it exited"}')
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
             self.close()
             raise SandboxError(f"the python fork server did not start: {exc}") from exc
         if not banner.get("ready"):
@@ -123,8 +123,11 @@ class _ForkServer:
             self.sock.close()
         proc = getattr(self, "proc", None)
         if proc is not None:
-            proc.kill()
-            proc.wait()
+            try:  # it sees the socket's end and exits; bubblewrap then takes its namespace down by itself
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # a server busy with a program, or stuck: --die-with-parent does the rest
+                proc.wait()
         if self.uids:
             for u in self.uids:
                 _uid_pool().give(u)

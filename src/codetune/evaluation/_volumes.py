@@ -80,7 +80,8 @@ class Keeper:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._ids = itertools.count(1)
         started: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=self._serve, args=(started,), name="codetune-sandbox", daemon=True).start()
+        self._thread = threading.Thread(target=self._serve, args=(started,), name="codetune-sandbox", daemon=True)
+        self._thread.start()
         self.volumes, self.why_not, self.root, self.ns_fd, self.view = started.get()
 
     # -- the thread ------------------------------------------------------------------------------------
@@ -119,6 +120,8 @@ class Keeper:
 
     def call(self, fn: Callable, *args):
         """Run `fn(*args)` in the thread (its mount namespace; its lifetime for children); return or raise."""
+        if threading.current_thread() is self._thread:
+            return fn(*args)
         reply: queue.SimpleQueue = queue.SimpleQueue()
         self._jobs.put((fn, args, reply))
         ok, value = reply.get()
