@@ -99,10 +99,13 @@ def test_helper_hang_costs_one_snippet_then_restarts(lang):
     with open_checker(lang, "compile") as checker:
         hung = checker.helper.pid
         os.kill(hung, signal.SIGSTOP)  # the helper stops answering, as a pathological snippet would make it
-        checker.helper.timeout_s = 1.0
-        results = checker.check_many([good, good, bad])
-        assert results[0].status == "unavailable" and "no answer" in results[0].message
-        assert [r.status for r in results[1:]] == ["valid", "invalid"]
+        patience = checker.helper.timeout_s
+        checker.helper.timeout_s = 1.0  # the hung snippet's cost, kept short here
+        (first,) = checker.check_many([good])
+        assert first.status == "unavailable" and "no answer" in first.message
+        checker.helper.timeout_s = patience  # a fresh JVM's first check may take a while on a busy machine
+        results = checker.check_many([good, bad])
+        assert [r.status for r in results] == ["valid", "invalid"]
         assert checker.helper.pid != hung
         with pytest.raises(ProcessLookupError):
             os.kill(hung, 0)  # the hung helper was killed and reaped, not left behind
