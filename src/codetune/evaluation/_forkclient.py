@@ -170,6 +170,18 @@ def _fork_server(python: str, plan: _Plan):
                 _servers_idle.setdefault(key, []).append(srv)
 
 
+def _forget_fork_servers() -> None:
+    """After a fork, in the child: the servers are the parent's; drop our copies of their sockets (and the
+    lock, which a thread of the parent may have held)."""
+    global _servers_lock
+    _servers_lock = threading.Lock()
+    for srv in _servers_all:
+        with contextlib.suppress(OSError):
+            srv.sock.close()
+    _servers_all.clear()
+    _servers_idle.clear()
+
+
 def close_fork_servers() -> None:
     """Stop every Python fork server this process started (also done at exit)."""
     with _servers_lock:

@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from codetune.evaluation import _bwrap, _cgroups, _volumes
-from codetune.evaluation._forkclient import _fork_server, _run_forked, close_fork_servers
+from codetune.evaluation._forkclient import _forget_fork_servers, _fork_server, _run_forked, close_fork_servers
 from codetune.evaluation._process import (
     _SAFE_PATH,
     SandboxError,
@@ -552,6 +552,21 @@ def _remover():
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codetune-rm")
     atexit.register(pool.shutdown, wait=True)
     return pool
+
+
+def _forget_after_fork() -> None:
+    """In a child forked from a process that used the sandbox: its threads (the keeper, the remover) did not
+    come along, and the fork servers and uids are the parent's: start afresh (the probed plan stays)."""
+    _volumes.keeper.cache_clear()
+    _remover.cache_clear()
+    _uid_pool.cache_clear()
+    _forget_fork_servers()
+    global _SHARED_LOCK
+    _SHARED_LOCK = threading.Lock()  # a thread of the parent may have held it
+    _shared.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def flush_removals() -> None:
