@@ -9,6 +9,8 @@ one thread: the other threads keep the host's) and mounts there:
         s-<n>/                            one tmpfs per volume, `size=` the run's disk cap, mode 0700, owned
                                           by the uid that runs in it
 
+    /tmp/codetune-priv-<pid>-XXXX         a tmpfs for each run's stdin/stdout/stderr files, root only
+
 On the host these are empty directories: the tmpfs mounts exist only in that namespace, so when this
 process dies (even by kill -9) the namespace and everything in it is freed by the kernel; nothing is left
 mounted. Trusted code reads and writes a volume through `/proc/<pid>/task/<tid>/root/...` (the thread's
@@ -42,7 +44,7 @@ _MS_PRIVATE = 1 << 18
 _MS_SLAVE = 1 << 19
 _MS_SHARED = 1 << 20
 _MNT_DETACH = 2
-_STALE = re.compile(r"^codetune-vol-(\d+)-")
+_STALE = re.compile(r"^codetune-(?:vol|priv)-(\d+)-")
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,14 +84,14 @@ class Keeper:
         started: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, args=(started,), name="codetune-sandbox", daemon=True)
         self._thread.start()
-        self.volumes, self.why_not, self.root, self.ns_fd, self.view = started.get()
+        self.volumes, self.why_not, self.root, self.ns_fd, self.view, self.private_root = started.get()
 
     # -- the thread ------------------------------------------------------------------------------------
     def _serve(self, started: queue.SimpleQueue) -> None:
         try:
             started.put(self._enter())
         except BaseException as exc:  # never leave the constructor waiting
-            started.put((False, f"{type(exc).__name__}: {exc}", "", None, ""))
+            started.put((False, f"{type(exc).__name__}: {exc}", "", None, "", ""))
         while True:
             fn, args, reply = self._jobs.get()
             try:
@@ -100,23 +102,26 @@ class Keeper:
     def _enter(self):
         _sweep_stale_dirs()
         if os.environ.get("CODETUNE_SANDBOX_VOLUMES", "1") == "0":
-            return False, "disabled by CODETUNE_SANDBOX_VOLUMES=0", "", None, ""
+            return False, "disabled by CODETUNE_SANDBOX_VOLUMES=0", "", None, "", ""
         if os.geteuid() != 0:
-            return False, "needs root for a private mount namespace", "", None, ""
+            return False, "needs root for a private mount namespace", "", None, "", ""
         root = tempfile.mkdtemp(prefix=f"codetune-vol-{os.getpid()}-")
         lib = libc()
         try:
             check(lib.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
         except OSError as exc:
             os.rmdir(root)
-            return False, str(exc), "", None, ""
+            return False, str(exc), "", None, "", ""
         # Host mounts still arrive here; nothing made here goes back to the host.
         check(lib.mount(None, b"/", None, _MS_REC | _MS_SLAVE, None), "make / rslave")
         check(lib.mount(b"tmpfs", root.encode(), b"tmpfs", 0, b"size=1m,mode=0711"), "mount the volumes' root")
         check(lib.mount(None, root.encode(), None, _MS_SHARED, None), "make the volumes' root shared")
-        ns_fd = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY)  # not O_CLOEXEC-free: setns in a child
+        # Each run's stdin/stdout/stderr files: root only, and gone with this process too.
+        private = tempfile.mkdtemp(prefix=f"codetune-priv-{os.getpid()}-")
+        check(lib.mount(b"tmpfs", private.encode(), b"tmpfs", 0, b"mode=0700"), "mount the runs' private root")
+        ns_fd = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY)  # inherited by no one: setns in a child
         view = f"/proc/{os.getpid()}/task/{threading.get_native_id()}/root"
-        return True, "", root, ns_fd, view
+        return True, "", root, ns_fd, view, private
 
     def call(self, fn: Callable, *args):
         """Run `fn(*args)` in the thread (its mount namespace; its lifetime for children); return or raise."""
@@ -145,6 +150,13 @@ class Keeper:
         ns_path = os.path.join(self.root, name)
         self.call(_mount_volume, ns_path, size_mb, uid)
         return Volume(name, self.view + ns_path, ns_path, size_mb)
+
+    def private_dir(self) -> str:
+        """A new root-only directory for a run's stdin/stdout/stderr files (the program gets descriptors, never
+        the path); trusted code removes it with shutil.rmtree."""
+        if not self.volumes:
+            return tempfile.mkdtemp(prefix="codetune-run-")
+        return tempfile.mkdtemp(prefix="run-", dir=self.view + self.private_root)
 
     def destroy(self, vol: Volume) -> None:
         if vol.size_mb is None:

@@ -37,7 +37,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -511,7 +510,7 @@ def run_sandboxed(
 
 
 def _run(argv, plan: _Plan, limits: Limits, *, files, stdin, env, keep_files, workdir, fork_server=False):
-    private = tempfile.mkdtemp(prefix="codetune-run-")  # root-only: outputs and stdin live here
+    private = _volumes.keeper().private_dir()  # root-only: outputs and stdin live here
     with contextlib.ExitStack() as stack:
         stack.callback(_remove_later, private)
         if workdir is not None:
@@ -616,7 +615,7 @@ class SandboxedProcess:
             vol = keeper.create(limits.disk_mb, None)
             self._stack.callback(keeper.destroy, vol)
             uid = _take_uid(plan, self._stack)
-            private = tempfile.mkdtemp(prefix="codetune-run-")
+            private = keeper.private_dir()
             self._stack.callback(_remove_later, private)
             self._job = _prepare(argv, plan, limits, private, vol, uid, files or {}, None, env or {})
             self._group = _new_group(plan, limits)

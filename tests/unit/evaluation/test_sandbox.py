@@ -320,8 +320,8 @@ def test_temp_dirs_and_volumes_are_removed(monkeypatch):
     os.chmod(parent, 0o711)  # as /tmp is to the run's uid: traversable
     monkeypatch.setattr(tempfile, "tempdir", parent)
     keeper = _volumes.keeper()
-    volumes = keeper.view + keeper.root if keeper.volumes else None
-    before = set(os.listdir(volumes)) if volumes else set()
+    places = [keeper.view + keeper.root, keeper.view + keeper.private_root] if keeper.volumes else []
+    before = [set(os.listdir(p)) for p in places]
     try:
         _run("print(1)")
         _run("print(1)", fork_server=True)
@@ -329,8 +329,8 @@ def test_temp_dirs_and_volumes_are_removed(monkeypatch):
             run_sandboxed([PY, "-I", "-S", "-c", "open('f', 'w').write('x')"], limits=SMALL, workdir=w)
         sandbox.flush_removals()
         assert os.listdir(parent) == []
-        if volumes:  # other tests' runs may be in flight in this process: none of ours is left
-            assert set(os.listdir(volumes)) <= before
+        for p, was in zip(places, before):  # volumes and private dirs: none of ours is left
+            assert set(os.listdir(p)) <= was
     finally:
         shutil.rmtree(parent, ignore_errors=True)
 
