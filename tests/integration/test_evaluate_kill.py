@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from codetune.evaluation import programs
+from codetune.evaluation import _cgroups, programs, sandbox
 
 pytestmark = [
     pytest.mark.slow,
@@ -89,6 +89,19 @@ def _start(tmp_path, marker: str, n: int = 3) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
 
+def _no_leftovers(pid: int) -> None:
+    """Nothing of the dead harness stays mounted on the host, and its cgroups go at the next probe."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = f.read()
+    assert f"codetune-vol-{pid}-" not in mounts and f"codetune-priv-{pid}-" not in mounts
+    ctl = sandbox.isolation() and sandbox._plan().cgroups
+    if ctl is not None:
+        for base in {ctl.memory_base, ctl.pids_base}:
+            parent = os.path.dirname(base)
+            _cgroups.sweep_stale(parent, ctl.version)
+            assert f"codetune-{pid}" not in os.listdir(parent)
+
+
 @pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
 def test_no_sandboxed_process_outlives_a_killed_evaluate(tmp_path, how):
     marker = f"codetune-hostile-{uuid.uuid4().hex}"
@@ -103,6 +116,7 @@ def test_no_sandboxed_process_outlives_a_killed_evaluate(tmp_path, how):
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process group
         proc.wait(timeout=120)
         assert _wait_for(lambda: not _marked(marker), 20), f"still alive: {_marked(marker)}"
+        _no_leftovers(proc.pid)
     finally:
         if proc.poll() is None:
             proc.kill()
