@@ -24,6 +24,7 @@ lives as long as the process, not from a worker thread that may end first.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import functools
@@ -119,6 +120,8 @@ class Keeper:
         # Each run's stdin/stdout/stderr files: root only, and gone with this process too.
         private = tempfile.mkdtemp(prefix=f"codetune-priv-{os.getpid()}-")
         check(lib.mount(b"tmpfs", private.encode(), b"tmpfs", 0, b"mode=0700"), "mount the runs' private root")
+        # At exit, the (on the host, empty) mount points go too; the kernel detaches what is mounted on them.
+        atexit.register(_remove_dirs, root, private)
         ns_fd = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY)  # inherited by no one: setns in a child
         view = f"/proc/{os.getpid()}/task/{threading.get_native_id()}/root"
         return True, "", root, ns_fd, view, private
@@ -183,6 +186,14 @@ def _unmount_volume(path: str) -> None:
         os.rmdir(path)
     except OSError:
         pass
+
+
+def _remove_dirs(*paths: str) -> None:
+    for p in paths:
+        try:
+            os.rmdir(p)
+        except OSError:
+            pass
 
 
 def _sweep_stale_dirs() -> None:
