@@ -1,6 +1,6 @@
 """A long-lived helper process spoken to one line at a time, restarted when it crashes or hangs.
 
-The helper runs in a sandbox of its own (`sandbox.SandboxedProcess`: bubblewrap, its own uid, a cgroup with
+The helper runs in a sandbox of its own (`SandboxedProcess`: bubblewrap, its own uid, a cgroup with
 `limits.total_memory_mb`, a capped tmpfs as its working directory), since the snippets it compiles are
 untrusted: it sees nothing of the host but the system's runtimes and the `files` given to it.
 """
@@ -12,8 +12,8 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 
-from codetune.evaluation import sandbox
-from codetune.evaluation.sandbox import Limits
+from codetune.evaluation._sandboxed_process import SandboxedProcess
+from codetune.evaluation.sandbox import Limits, SandboxError
 
 
 class HelperFailure(Exception):
@@ -45,7 +45,7 @@ class HelperProcess:
         self.files = dict(files or {})
         self.start_timeout_s = start_timeout_s
         self.env = env
-        self.proc: sandbox.SandboxedProcess | None = None
+        self.proc: SandboxedProcess | None = None
         self.banner = ""
         self.restarts = 0
         self._lines: queue.Queue = queue.Queue()
@@ -55,8 +55,8 @@ class HelperProcess:
         self.stop()
         self._lines = queue.Queue()
         try:
-            self.proc = sandbox.SandboxedProcess(self.argv, limits=self.limits, files=self.files, env=self.env)
-        except sandbox.SandboxError as exc:
+            self.proc = SandboxedProcess(self.argv, limits=self.limits, files=self.files, env=self.env)
+        except SandboxError as exc:
             raise HelperFailure(str(exc)) from exc
         threading.Thread(target=_pump, args=(self.proc.stdout, self._lines), daemon=True).start()
         self.banner = self._read(self.start_timeout_s)
