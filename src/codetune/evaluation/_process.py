@@ -86,13 +86,12 @@ def _make_preexec(
     src: str,
     uid: int | None,
     join_fds: Sequence[int] = (),
-    ns_fd: int | None = None,
     bwrap: bool = False,
 ):
     """Build the function the child runs between fork and exec (of the program, or of bubblewrap).
     Everything is computed here, in the parent, so the child only makes system calls (no imports, no
-    allocation-heavy work). `src`: the run's directory where the child stands after `ns_fd` (the private
-    mount namespace of the volumes) is entered."""
+    allocation-heavy work). `src`: the run's directory, as the child sees it (started from the keeper thread,
+    it is in the volumes' mount namespace)."""
     lib = libc()
     legacy = not bwrap
     flags = (_CLONE_NEWUSER if plan.userns else 0) | (_CLONE_NEWNET if plan.netns else 0)
@@ -105,8 +104,6 @@ def _make_preexec(
     mount_tmp = legacy and plan.mntns
 
     def preexec() -> None:  # runs in the child: keep it to system calls
-        if ns_fd is not None:
-            check(lib.setns(ns_fd, _CLONE_NEWNS), "setns")
         for fd in join_fds:  # before anything else the run allocates
             os.write(fd, b"0")
         if flags:

@@ -66,7 +66,6 @@ class SandboxedProcess:
                 uid=job.uid,
                 join_fds=join,
                 bwrap=bool(plan.bwrap),
-                ns_fd=_volumes.keeper().ns_fd if plan.volumes else None,
             )
             proc = subprocess.Popen(
                 argv,

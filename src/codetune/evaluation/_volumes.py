@@ -14,12 +14,13 @@ one thread: the other threads keep the host's) and mounts there:
 On the host these are empty directories: the tmpfs mounts exist only in that namespace, so when this
 process dies (even by kill -9) the namespace and everything in it is freed by the kernel; nothing is left
 mounted. Trusted code reads and writes a volume through `/proc/<pid>/task/<tid>/root/...` (the thread's
-view); programs are started inside the namespace (`setns` in the child before it executes bubblewrap, or
-started by the thread itself, whose children inherit its namespace).
+view).
 
-The same thread starts long-lived processes (fork servers, syntax helpers): bubblewrap's
-`--die-with-parent` ties a sandbox to the *thread* that started it, so they must come from a thread that
-lives as long as the process, not from a worker thread that may end first.
+The same thread starts every sandboxed process (`Keeper.call(subprocess.Popen, ...)`): its children start in
+its mount namespace (a setns() in the child instead fails where a library's fork handler has started a
+thread in the child, as happens once torch's stack is loaded), and bubblewrap's `--die-with-parent` ties a
+sandbox to the *thread* that started it, which must live as long as the process (a worker thread may end
+first, taking a fork server with it).
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ _STALE = re.compile(r"^codetune-(?:vol|priv)-(\d+)-")
 def libc():
     lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     lib.unshare.argtypes = [ctypes.c_int]
-    lib.setns.argtypes = [ctypes.c_int, ctypes.c_int]
     lib.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
     lib.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
     lib.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
@@ -85,14 +85,14 @@ class Keeper:
         started: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, args=(started,), name="codetune-sandbox", daemon=True)
         self._thread.start()
-        self.volumes, self.why_not, self.root, self.ns_fd, self.view, self.private_root = started.get()
+        self.volumes, self.why_not, self.root, self.view, self.private_root = started.get()
 
     # -- the thread ------------------------------------------------------------------------------------
     def _serve(self, started: queue.SimpleQueue) -> None:
         try:
             started.put(self._enter())
         except BaseException as exc:  # never leave the constructor waiting
-            started.put((False, f"{type(exc).__name__}: {exc}", "", None, "", ""))
+            started.put((False, f"{type(exc).__name__}: {exc}", "", "", ""))
         while True:
             fn, args, reply = self._jobs.get()
             try:
@@ -103,16 +103,16 @@ class Keeper:
     def _enter(self):
         _sweep_stale_dirs()
         if os.environ.get("CODETUNE_SANDBOX_VOLUMES", "1") == "0":
-            return False, "disabled by CODETUNE_SANDBOX_VOLUMES=0", "", None, "", ""
+            return False, "disabled by CODETUNE_SANDBOX_VOLUMES=0", "", "", ""
         if os.geteuid() != 0:
-            return False, "needs root for a private mount namespace", "", None, "", ""
+            return False, "needs root for a private mount namespace", "", "", ""
         root = tempfile.mkdtemp(prefix=f"codetune-vol-{os.getpid()}-")
         lib = libc()
         try:
             check(lib.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
         except OSError as exc:
             os.rmdir(root)
-            return False, str(exc), "", None, "", ""
+            return False, str(exc), "", "", ""
         # Host mounts still arrive here; nothing made here goes back to the host.
         check(lib.mount(None, b"/", None, _MS_REC | _MS_SLAVE, None), "make / rslave")
         check(lib.mount(b"tmpfs", root.encode(), b"tmpfs", 0, b"size=1m,mode=0711"), "mount the volumes' root")
@@ -122,14 +122,16 @@ class Keeper:
         check(lib.mount(b"tmpfs", private.encode(), b"tmpfs", 0, b"mode=0700"), "mount the runs' private root")
         # At exit, the (on the host, empty) mount points go too; the kernel detaches what is mounted on them.
         atexit.register(_remove_dirs, root, private)
-        ns_fd = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY)  # inherited by no one: setns in a child
         view = f"/proc/{os.getpid()}/task/{threading.get_native_id()}/root"
-        return True, "", root, ns_fd, view, private
+        return True, "", root, view, private
 
-    def call(self, fn: Callable, *args):
-        """Run `fn(*args)` in the thread (its mount namespace; its lifetime for children); return or raise."""
+    def call(self, fn: Callable, *args, **kwargs):
+        """Run `fn(*args, **kwargs)` in the thread (its mount namespace; its lifetime for children); return
+        or raise."""
         if threading.current_thread() is self._thread:
-            return fn(*args)
+            return fn(*args, **kwargs)
+        if kwargs:
+            return self.call(functools.partial(fn, *args, **kwargs))
         reply: queue.SimpleQueue = queue.SimpleQueue()
         self._jobs.put((fn, args, reply))
         ok, value = reply.get()

@@ -373,9 +373,11 @@ def _spawn(job: _Job) -> tuple[int, bool, float, int]:
 
 
 def _start(job: _Job, argv: list[str], group, status_w: int | None) -> tuple[subprocess.Popen, float]:
-    """Popen `argv` with the run's preexec (cgroup, mount namespace, rlimits, uid) and files."""
+    """Popen `argv` with the run's preexec (cgroup, namespaces, rlimits, uid) and files, from the keeper thread:
+    its children start in the volumes' mount namespace (a setns() in the child instead fails where a library's
+    fork handler has started a thread there, as torch's stack does) and are tied to a thread that lives as
+    long as this process (bubblewrap's --die-with-parent)."""
     plan = job.plan
-    ns_fd = _volumes.keeper().ns_fd if plan.volumes else None
     join = group.join_fds() if group is not None else []
     try:
         preexec = _make_preexec(
@@ -384,13 +386,13 @@ def _start(job: _Job, argv: list[str], group, status_w: int | None) -> tuple[sub
             src=job.vol.ns_path,
             uid=job.uid,
             join_fds=join,
-            ns_fd=ns_fd,
             bwrap=status_w is not None,
         )
         stdin_path = job.stdin if job.stdin is not None else os.devnull
         with open(job.stdout, "wb") as out, open(job.stderr, "wb") as err, open(stdin_path, "rb") as inp:
             t0 = time.monotonic()
-            proc = subprocess.Popen(
+            proc = _volumes.keeper().call(
+                subprocess.Popen,
                 argv,
                 stdin=inp if job.stdin is not None else subprocess.DEVNULL,
                 stdout=out,

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import textwrap
 import time
@@ -339,3 +340,22 @@ def test_isolation_record_follows_the_limits_used():
     r = _run("print(1)", Limits(address_space_mb=None))
     assert "as" not in r.isolation.rlimits and "data" in r.isolation.rlimits
     assert "as" in _run("print(1)").isolation.rlimits
+
+
+_THREAD_IN_FORKED_CHILD = False
+
+
+def _start_a_thread_in_the_child() -> None:
+    if _THREAD_IN_FORKED_CHILD:  # as a native library's fork handler may do (seen once torch's stack is loaded)
+        import threading
+
+        threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
+
+
+os.register_at_fork(after_in_child=_start_a_thread_in_the_child)
+
+
+def test_a_fork_handler_that_starts_a_thread_in_the_child_does_not_break_runs(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "_THREAD_IN_FORKED_CHILD", True)
+    r = _run("print('ran')")
+    assert r.returncode == 0 and r.stdout.strip() == "ran", r.stderr
