@@ -88,7 +88,6 @@ def _cut(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-
 def records(data: bytes) -> list[dict | None]:
     """The result lines a run wrote, in order; None for a line that is not a JSON object."""
     out: list[dict | None] = []
@@ -220,5 +219,3 @@ def judge_check(language: str, check: Check, rec: dict | None, canon: dict | Non
         return _judge_json(check, rec, canon)  # type: ignore[arg-type]
     except (ValueError, TypeError, KeyError, OverflowError, RecursionError, ArithmeticError) as exc:
         return f"a result that cannot be judged ({type(exc).__name__})"
-
-
