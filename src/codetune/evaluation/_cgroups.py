@@ -225,6 +225,25 @@ def sweep_stale(parent: str, version: str) -> int:
     return killed
 
 
+def kill_all(ctl: Controller) -> int:
+    """SIGKILL every process in this process's program groups (the runs in flight: what Ctrl-C of the harness
+    ends at once); returns how many there were. The groups stay for their runs to remove."""
+    killed = 0
+    try:
+        names = os.listdir(ctl.memory_base)
+    except OSError:
+        return 0
+    for name in names:
+        d = os.path.join(ctl.memory_base, name)
+        if name.startswith("run-") and os.path.isdir(d):
+            g = Group.__new__(Group)
+            g.ctl, g.memory_dir, g.pids_dir = ctl, d, os.path.join(ctl.pids_base, name)
+            g.dirs = [d] if ctl.version == "v2" else [d, g.pids_dir]
+            killed += len(g.pids())
+            g.kill(timeout_s=1.0)
+    return killed
+
+
 def probe() -> Controller | str:
     """The controller to use, or why none can be (a sentence)."""
     if os.environ.get("CODETUNE_SANDBOX_CGROUPS", "1") == "0":

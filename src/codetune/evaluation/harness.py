@@ -17,7 +17,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass, field
 
 from codetune import languages
@@ -303,9 +303,19 @@ def _run_jobs(jobs, results: list, limits: Limits, workers: int, progress: bool,
             raise
 
     pool = ThreadPoolExecutor(max_workers=workers)
+    futures = [pool.submit(work, j) for j in jobs]
     try:
-        for fut in as_completed([pool.submit(work, j) for j in jobs]):
+        for fut in as_completed(futures):
             fut.result()  # re-raises what a worker (or on_result) raised
+    except KeyboardInterrupt:
+        # Ctrl-C: start nothing new and end the programs in flight now, not at their time limit (a worker
+        # may have started one just before `stop` was set, so kill until every worker is done).
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        while not all(f.done() for f in futures):
+            sandbox.abort_running()
+            wait(futures, timeout=0.2)
+        raise
     finally:
         # On an error, samples not started are dropped; running ones finish (a sandboxed run is bounded).
         pool.shutdown(wait=True, cancel_futures=True)

@@ -589,3 +589,10 @@ def shared_workdir(disk_mb: int = Limits.disk_mb):
         with _SHARED_LOCK:
             _shared.pop(vol.path, None)
         _volumes.keeper().destroy(vol)
+
+
+def abort_running() -> int:
+    """Kill every program this process's sandbox runs now (their runs then end as killed); returns how many
+    processes there were. Without cgroups nothing is killed here: runs end at their limits."""
+    cg = _plan().cgroups
+    return _cgroups.kill_all(cg) if isinstance(cg, _cgroups.Controller) else 0
