@@ -166,3 +166,32 @@ def write_tiny_benchmark(path: Path) -> Path:
 def tiny_benchmark(tmp_path_factory) -> Path:
     """Three HumanEval-format Python tasks in a file: a benchmark small enough for end-to-end runs."""
     return write_tiny_benchmark(tmp_path_factory.mktemp("bench") / "tiny_humaneval.jsonl")
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dirs(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
+    """Two LoRA adapters on the tiny model, "a" (r=4) and "b" (r=8), saved with `save_pretrained`.
+
+    Their weights are random and non-zero (`init_lora_weights=False`, each from its own seed), so each
+    changes the model's outputs, and differently: a test can tell base, "a" and "b" apart.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny_adapters")
+    dirs = {}
+    for seed, (name, r) in enumerate([("a", 4), ("b", 8)], start=1):
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)  # fresh: peft wraps the base in place
+        torch.manual_seed(seed)
+        cfg = LoraConfig(
+            r=r,
+            lora_alpha=2 * r,
+            lora_dropout=0.0,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+            init_lora_weights=False,
+            task_type="CAUSAL_LM",
+        )
+        get_peft_model(base, cfg).save_pretrained(out / name)
+        dirs[name] = out / name
+    return dirs
