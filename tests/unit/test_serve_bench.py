@@ -1,0 +1,154 @@
+"""benchmarks/serve_bench.py: its percentiles, summaries, report and probes, and its naive server and openai-client
+driver end to end on a tiny random model (figures are printed by the benchmark, never asserted here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("serve_bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclass resolves annotations through sys.modules
+    spec.loader.exec_module(mod)
+    yield mod
+    sys.modules.pop(spec.name, None)
+
+
+def test_percentile_interpolates_linearly_between_order_statistics(bench):
+    assert bench.percentile([], 50) is None
+    assert bench.percentile([7.0], 95) == 7.0
+    assert bench.percentile([3.0, 1.0, 4.0, 2.0], 50) == pytest.approx(2.5)
+    # 20 values 1..20: p95 sits at rank 0.95 * 19 = 18.05 (0-based), between 19 and 20
+    assert bench.percentile([float(x) for x in range(20, 0, -1)], 95) == pytest.approx(19.05)
+    assert bench.percentile([1.0, 2.0, 3.0], 100) == 3.0 and bench.percentile([1.0, 2.0, 3.0], 0) == 1.0
+
+
+def _rec(bench, c, i, ttft, lat, tokens, error=None):
+    return bench.RequestRecord(
+        client=c, index=i, prompt=i, start_s=0.0, ttft_s=ttft, latency_s=lat, tokens=tokens, chunks=3, error=error
+    )
+
+
+def test_summarize_counts_tokens_over_wall_time_and_leaves_errors_out_of_the_percentiles(bench):
+    recs = [
+        _rec(bench, 0, 0, 0.5, 2.5, 5),  # (2.5 - 0.5) / 4 = 0.5 s/token
+        _rec(bench, 0, 1, 1.0, 2.0, 5),  # 0.25
+        _rec(bench, 1, 0, 0.1, 1.1, 3),  # 0.5; not max_tokens
+        _rec(bench, 1, 1, None, 99.0, None, error="APIError: boom"),
+    ]
+    run = {"wall_s": 4.0, "records": recs, "engine_steps": 5, "max_rows_in_step": 2, "cpu_s": 3.0}
+    s = bench.summarize(run, max_tokens=5)
+    assert s["requests"] == 4 and s["errors"] == 1 and s["first_error"] == "APIError: boom"
+    assert s["tokens"] == 13 and s["tok_per_s"] == pytest.approx(13 / 4)
+    assert s["not_max_tokens"] == 1 and s["no_text"] == 0
+    assert s["ttft_p50"] == pytest.approx(0.5) and s["latency_p50"] == pytest.approx(2.0)
+    assert s["latency_p95"] == pytest.approx(2.0 + 0.9 * 0.5)  # rank 1.9 of [1.1, 2.0, 2.5]
+    assert s["decode_s_per_token_p50"] == pytest.approx(0.5)
+    # 13 tokens, 3 of them from the three prefills: 10 rows over 5 decoding steps
+    assert s["rows_per_step"] == pytest.approx(2.0) and s["max_rows_in_step"] == 2 and s["cpu_s"] == 3.0
+
+
+def _summary(tok_per_s, lat95, ttft95=0.2, per_token=0.05, errors=0):
+    return {
+        "requests": 20, "errors": errors, "first_error": "APIError: x" if errors else None, "tokens": 1280,
+        "not_max_tokens": 0, "no_text": 0, "wall_s": 10.0, "tok_per_s": tok_per_s, "ttft_p50": 0.1,
+        "ttft_p95": ttft95, "latency_p50": lat95 / 2, "latency_p95": lat95, "decode_s_per_token_p50": per_token,
+        "chunks_per_request": 64.0, "engine_steps": None, "rows_per_step": None, "max_rows_in_step": None, "cpu_s": 18.0,
+        "idle_cpu_s": 0.01, "client_cpu_s": 0.5,
+    }  # fmt: skip
+
+
+def _result(levels):
+    opts = {
+        "model": "m", "precision": "fp32", "levels": [lv["clients"] for lv in levels], "requests": 20,
+        "max_tokens": 64, "serve_args": [], "cores": 2,
+    }  # fmt: skip
+    probe = {"weight_bytes": 538_000_000, "weight_dtype": "fp32", "bandwidth_bytes_per_s": 19.6e9}
+    ready = {"naive": 20.0, "codetune": 25.0}
+    return {"options": opts, "probe": probe, "levels": levels, "ready_s": ready, "order": "naive codetune"}
+
+
+def test_report_prints_every_level_the_bound_and_the_targets(bench):
+    levels = [
+        {
+            "clients": 1,
+            "naive": _summary(12.0, 6.0, per_token=0.080),
+            "codetune": _summary(13.0, 5.5, per_token=0.070),
+        },
+        {"clients": 16, "naive": _summary(12.0, 90.0), "codetune": _summary(60.0, 20.0, errors=1)},
+    ]
+    levels[1]["codetune"].update(engine_steps=84, rows_per_step=15.2, max_rows_in_step=16)
+    lines = bench.report(_result(levels))
+    text = "\n".join(lines)
+    rows = [line.split() for line in lines if line.split()[:2] in (["1", "naive"], ["16", "codetune"])]
+    assert len(rows) == 2 and rows[1][-2:] == ["15.2", "(16)"] and rows[0][-1] == "-"
+    # 538 MB / 19.6 GB/s = 27.4 ms per token; codetune's single stream at 70 ms is 2.6x that
+    assert "538 MB / 19.6 GB/s = 27.4 ms/token" in text
+    assert "single stream, codetune: 70.0 ms/token (14.3 tokens/s) = 2.6x the bound" in text
+    assert "[PASS] 16 clients: aggregate tokens/s >= 4x the naive server's: 5.0x (60.0 vs 12.0)" in text
+    assert "[PASS] 16 clients: p95 latency lower than the naive server's: 20.00s vs 90.00s" in text
+    assert "[PASS] 1 client: no worse than the naive server" in text
+    assert "note: codetune at 16 clients: 1 errors, first: APIError: x" in text
+
+    levels[1]["codetune"] = _summary(40.0, 95.0)
+    levels[0]["codetune"] = _summary(11.0, 5.5)
+    text = "\n".join(bench.report(_result(levels)))
+    assert "[MISS] 16 clients: aggregate tokens/s >= 4x the naive server's: 3.3x" in text
+    assert "[MISS] 16 clients: p95 latency lower" in text and "[MISS] 1 client: no worse" in text
+
+
+def test_report_of_one_server_has_no_targets(bench):
+    res = _result([{"clients": 1, "naive": _summary(12.0, 6.0)}])
+    res["ready_s"] = {"naive": 3.0}
+    text = "\n".join(bench.report(res))
+    assert "naive ready in 3s" in text and "targets" not in text and "single stream, naive: 50.0 ms/token" in text
+
+
+def test_probes_measure_the_served_models_weight_bytes(bench, tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    fp32 = sum(p.numel() * 4 for p in {p.data_ptr(): p for p in model.parameters()}.values())
+    p = bench.run_probes(str(tiny_model_dir), "fp32")
+    assert p["weight_bytes"] == fp32 and p["weight_dtype"] == "fp32" and p["bandwidth_bytes_per_s"] > 0
+    assert bench.run_probes(str(tiny_model_dir), "bf16")["weight_bytes"] == fp32 // 2
+
+
+@pytest.mark.slow
+def test_naive_server_driven_by_the_openai_client_end_to_end(bench, tiny_model_dir, tmp_path, capsys):
+    """main(): the naive server in its own process, 1 then 2 concurrent streaming clients, the section written."""
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# Measured figures\n\n## perf\n\nkept\n")
+    argv = ["--model", str(tiny_model_dir), "--servers", "naive", "--levels", "1,2", "--requests", "2"]
+    argv += ["--max-tokens", "5", "--threads", "1", "--warmup", "1", "--no-probes"]
+    argv += ["--out", str(tmp_path / "out"), "--results-md", str(md)]
+    assert bench.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "naive ready in" in printed and "targets" not in printed
+    res = json.loads((tmp_path / "out" / "figures.json").read_text())
+    assert [lv["clients"] for lv in res["levels"]] == [1, 2]
+    for raw in res["raw"]:
+        recs = raw["records"]
+        assert len(recs) == 2 * raw["clients"]
+        for r in recs:  # ignore_eos: every completion is exactly max_tokens, streamed in order
+            assert r["error"] is None and r["tokens"] == 5 and r["finish_reason"] == "length"
+            assert r["chunks"] >= 1 and 0 < r["ttft_s"] <= r["latency_s"]
+        # client c's request r gets prompt c * requests + r
+        assert [(r["client"], r["prompt"]) for r in recs] == [
+            (c, c * 2 + i) for c in range(raw["clients"]) for i in (0, 1)
+        ]
+    two = res["levels"][1]["naive"]
+    assert two["tokens"] == 20 and two["errors"] == 0 and two["cpu_s"] > 0
+    assert (tmp_path / "out" / "naive.log").is_file()
+    text = md.read_text()
+    assert "## perf\n\nkept" in text and "## serve_bench" in text and "--servers naive" in text
