@@ -82,6 +82,15 @@ def _token_flags(text: str) -> int:
     return flags
 
 
+def token_texts(tokenizer: Any) -> list[str]:
+    """The text of each token id decoded alone, special tokens as "" (what the stop rule and healing see)."""
+    single = [[i] for i in range(len(tokenizer))]
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # a fast tokenizer's own: 10x batch_decode's speed
+    if backend is not None:
+        return backend.decode_batch(single, skip_special_tokens=True)
+    return tokenizer.batch_decode(single, skip_special_tokens=True)
+
+
 class StopWatch:
     """Says, from a row's newest token alone, whether its text can have just reached the end of the function.
 
@@ -92,16 +101,10 @@ class StopWatch:
     rule: every token. Only then does the full rule (`stopping.is_complete`) run on the row's text.
     """
 
-    def __init__(self, tokenizer: Any, language: str) -> None:
+    def __init__(self, tokenizer: Any, language: str, texts: Sequence[str] | None = None) -> None:
         lang = languages.lookup(language)
         self.kind = lang.stop.kind if lang is not None else None  # unknown: stopping raises on the first check
-        single = [[i] for i in range(len(tokenizer))]
-        backend = getattr(tokenizer, "backend_tokenizer", None)  # a fast tokenizer's own: 10x batch_decode's speed
-        if backend is not None:
-            texts = backend.decode_batch(single, skip_special_tokens=True)
-        else:
-            texts = tokenizer.batch_decode(single, skip_special_tokens=True)
-        self.flags = [_token_flags(t) for t in texts]
+        self.flags = [_token_flags(t) for t in (token_texts(tokenizer) if texts is None else texts)]
         self.tokenizer = tokenizer
 
     def start(self, prompt: str) -> bool:
@@ -141,9 +144,50 @@ class _Row:
     line_blank: bool
 
 
-def _row_seed(seed: int, index: int, sample: int) -> int:
+def start_ids(tokenizer: Any) -> list[int]:
+    """What an empty prompt decodes from: BOS (EOS without one), as HF `generate` does without input."""
+    bos = tokenizer.bos_token_id
+    return [tokenizer.eos_token_id if bos is None else bos]
+
+
+def row_seed(seed: int, index: int, sample: int) -> int:
     digest = hashlib.sha256(f"codetune:{seed}:{index}:{sample}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def pick_tokens(
+    logits: torch.Tensor,
+    temperature: Sequence[float],
+    top_p: Sequence[float],
+    gens: Sequence[torch.Generator | None],
+) -> list[int]:
+    """logits (rows, vocab) -> one token id per row, each row by its own rule: argmax where its generator is
+    None or its temperature 0 (greedy), else temperature + top-p sampling from its generator.
+
+    Rows sharing (temperature, top_p) are sampled together; a row's token depends only on its own logits
+    and generator, not on which rows share the batch.
+    """
+    out = logits.argmax(-1).tolist()
+    groups: dict[tuple[float, float], list[int]] = {}
+    for r, (t, g) in enumerate(zip(temperature, gens)):
+        if g is not None and t > 0:
+            groups.setdefault((t, top_p[r]), []).append(r)
+    for (t, p_max), rows in groups.items():
+        sub = logits if len(rows) == logits.shape[0] else logits[rows]
+        picked = _sample(sub, t, p_max, [gens[r] for r in rows])
+        for r, token in zip(rows, picked):
+            out[r] = token
+    return out
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_p: float, gens: list) -> list[int]:
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    p, idx = probs.sort(dim=-1, descending=True, stable=True)
+    keep = (p.cumsum(-1) - p) < top_p  # the smallest prefix with mass >= top_p (never empty)
+    cum = (p * keep).cumsum(-1)  # (rows, vocab)
+    u = torch.stack([torch.rand((), generator=g, device=logits.device) for g in gens])
+    at = torch.searchsorted(cum, (u * cum[:, -1])[:, None], right=True).clamp(max=cum.shape[1] - 1)
+    return idx.gather(-1, at)[:, 0].tolist()
 
 
 class _Picker:
@@ -156,19 +200,44 @@ class _Picker:
     def generator(self, index: int, sample: int) -> torch.Generator | None:
         if not self.sampling:
             return None
-        return torch.Generator(device=self.device).manual_seed(_row_seed(self.seed, index, sample))
+        return torch.Generator(device=self.device).manual_seed(row_seed(self.seed, index, sample))
 
     def pick(self, logits: torch.Tensor, rows: list[_Row]) -> list[int]:
         """logits (rows, vocab) -> one token id per row."""
-        if not self.sampling:
-            return logits.argmax(-1).tolist()
-        probs = torch.softmax(logits.float() / self.temperature, dim=-1)
-        p, idx = probs.sort(dim=-1, descending=True, stable=True)
-        keep = (p.cumsum(-1) - p) < self.top_p  # the smallest prefix with mass >= top_p (never empty)
-        cum = (p * keep).cumsum(-1)  # (rows, vocab)
-        u = torch.stack([torch.rand((), generator=r.gen, device=self.device) for r in rows])
-        at = torch.searchsorted(cum, (u * cum[:, -1])[:, None], right=True).clamp(max=cum.shape[1] - 1)
-        return idx.gather(-1, at)[:, 0].tolist()
+        n = len(rows)
+        return pick_tokens(logits, [self.temperature] * n, [self.top_p] * n, [r.gen for r in rows])
+
+
+# ---------------------------------------------------------------------------------------------- forwards
+
+
+def forward_logits(model: Any, device: str, precision: str, **kwargs: Any) -> torch.Tensor:
+    """The model's last-position logits, (rows, vocab), under bf16 autocast when precision says so."""
+    bf16 = precision == "bf16"
+    with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
+        out = model(use_cache=True, logits_to_keep=1, **kwargs)
+    return out.logits[:, -1]
+
+
+def prefill(
+    model: Any, ids: list[int], device: str, precision: str, **kwargs: Any
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """One prompt alone (no padding): its per-layer (keys, values), (1, kv_heads, L, head_dim), and its
+    next-token logits (1, vocab). `kwargs` go to the forward (peft's `adapter_names`)."""
+    from transformers import DynamicCache
+
+    dyn = DynamicCache()
+    logits = forward_logits(
+        model, device, precision, input_ids=torch.tensor([ids], device=device), cache=dyn, **kwargs
+    )
+    return [(layer.keys, layer.values) for layer in dyn.layers], logits
+
+
+def mask_dtype(model: Any) -> torch.dtype | None:
+    """The dtype of the additive mask eager attention wants; None (a boolean mask) for SDPA."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    eager = base.config._attn_implementation == "eager"
+    return base.get_input_embeddings().weight.dtype if eager else None
 
 
 # ---------------------------------------------------------------------------------------------- loop
@@ -207,9 +276,7 @@ class Decoder:
         self.done: dict[int, dict[int, list[int]]] = {}
         self.cache: Any = None
         self._prefilled: tuple[int, list, torch.Tensor] | None = None
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        eager = base.config._attn_implementation == "eager"
-        self._mask_dtype = base.get_input_embeddings().weight.dtype if eager else None
+        self._mask_dtype = mask_dtype(model)
         self.steps = self.row_steps = self.prefills = 0
 
     def run(self) -> Iterator[tuple[int, list[list[int]]]]:
@@ -222,25 +289,15 @@ class Decoder:
         yield from self._finished_prompts()
 
     def _forward(self, **kwargs: Any) -> torch.Tensor:
-        """The model's last-position logits, (rows, vocab), under bf16 autocast when precision says so."""
-        bf16 = self.precision == "bf16"
-        with torch.no_grad(), torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=bf16):
-            out = self.model(use_cache=True, logits_to_keep=1, **kwargs)
-        return out.logits[:, -1]
+        return forward_logits(self.model, self.device, self.precision, **kwargs)
 
     def _prefill(self, index: int) -> tuple[list, torch.Tensor]:
         """A prompt's per-layer (keys, values), (1, kv_heads, L, head_dim), and its next-token logits (1, vocab);
         kept for the prompt's next sample."""
-        from transformers import DynamicCache
-
         if self._prefilled is None or self._prefilled[0] != index:
-            ids = self.prompt_ids[index]
-            if not ids:  # an empty prompt: start from BOS, as HF `generate` does without input
-                bos = self.tokenizer.bos_token_id
-                ids = [self.tokenizer.eos_token_id if bos is None else bos]
-            dyn = DynamicCache()
-            logits = self._forward(input_ids=torch.tensor([ids], device=self.device), cache=dyn)
-            self._prefilled = (index, [(layer.keys, layer.values) for layer in dyn.layers], logits)
+            ids = self.prompt_ids[index] or start_ids(self.tokenizer)
+            kv, logits = prefill(self.model, ids, self.device, self.precision)
+            self._prefilled = (index, kv, logits)
             self.prefills += 1
         return self._prefilled[1], self._prefilled[2]
 

@@ -45,6 +45,18 @@ class SlotLayer(CacheLayerMixin):
         self.keys[slot, :, :n] = keys[0]
         self.values[slot, :, :n] = values[0]
 
+    def reserve(self, capacity: int) -> None:
+        """Make room for `capacity` columns per slot, keeping what the slots hold (never shrinks)."""
+        if capacity <= self.capacity:
+            return
+        if self.is_initialized:
+            keys, values = self.keys, self.values
+            self.keys = keys.new_zeros((*keys.shape[:2], capacity, keys.shape[-1]))
+            self.values = values.new_zeros((*values.shape[:2], capacity, values.shape[-1]))
+            self.keys[:, :, : self.capacity] = keys
+            self.values[:, :, : self.capacity] = values
+        self.capacity = capacity
+
     def move(self, src: int, dst: int, length: int) -> None:
         self.keys[dst, :, :length] = self.keys[src, :, :length]
         self.values[dst, :, :length] = self.values[src, :, :length]
@@ -92,6 +104,13 @@ class SlotCache(Cache):
         """Copy a prefilled prompt's per-layer (keys, values) into `slot`."""
         for layer, (k, v) in zip(self.layers, prefilled):
             layer.write_prompt(slot, k, v)
+
+    def reserve(self, capacity: int) -> None:
+        """Grow every slot to `capacity` columns, keeping its contents: a server sizes the cache to the rows it
+        holds rather than to the longest context it allows (a step reads only `span` columns anyway)."""
+        for layer in self.layers:
+            layer.reserve(capacity)
+        self.capacity = max(self.capacity, capacity)
 
     def move(self, src: int, dst: int, length: int) -> None:
         """Move a row's first `length` columns from slot `src` to slot `dst` (all layers)."""
