@@ -495,6 +495,13 @@ def _notes(res: dict) -> list[str]:
                     f"note: while {name} ran at {lvl['clients']} clients the other server used "
                     f"{s['idle_cpu_s']:.1f}s CPU ({s['idle_cpu_s'] / s['wall_s']:.0%} of a core)"
                 )
+    chunks = {n: [lvl[n]["chunks_per_request"] for lvl in res["levels"] if n in lvl] for n in SERVERS}
+    if all(chunks.values()):
+        out.append(
+            "text chunks per request: "
+            + ", ".join(f"{n} {sum(c) / len(c):.1f}" for n, c in chunks.items())
+            + " (TextIteratorStreamer releases text at word boundaries; TTFT waits for the first chunk)"
+        )
     idle = [lvl[n]["idle_cpu_s"] for lvl in res["levels"] for n in SERVERS if lvl.get(n, {}).get("idle_cpu_s")]
     client = [
         lvl[n]["client_cpu_s"] for lvl in res["levels"] for n in SERVERS if lvl.get(n, {}).get("client_cpu_s")

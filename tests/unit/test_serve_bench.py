@@ -98,6 +98,7 @@ def test_report_prints_every_level_the_bound_and_the_targets(bench):
     assert "[PASS] 16 clients: p95 latency lower than the naive server's: 20.00s vs 90.00s" in text
     assert "[PASS] 1 client: no worse than the naive server" in text
     assert "note: codetune at 16 clients: 1 errors, first: APIError: x" in text
+    assert "text chunks per request: naive 64.0, codetune 64.0" in text
 
     levels[1]["codetune"] = _summary(40.0, 95.0)
     levels[0]["codetune"] = _summary(11.0, 5.5)
@@ -125,30 +126,49 @@ def test_probes_measure_the_served_models_weight_bytes(bench, tiny_model_dir):
 
 
 @pytest.mark.slow
-def test_naive_server_driven_by_the_openai_client_end_to_end(bench, tiny_model_dir, tmp_path, capsys):
-    """main(): the naive server in its own process, 1 then 2 concurrent streaming clients, the section written."""
+def test_both_servers_driven_by_the_openai_client_end_to_end(bench, tiny_model_dir, tmp_path, capsys):
+    """main(): the naive server and `codetune serve`, each in its own process, at 1 then 2 concurrent streaming
+    clients in alternating order; every request's record, the engine's counters and the section written."""
     md = tmp_path / "RESULTS.md"
     md.write_text("# Measured figures\n\n## perf\n\nkept\n")
-    argv = ["--model", str(tiny_model_dir), "--servers", "naive", "--levels", "1,2", "--requests", "2"]
-    argv += ["--max-tokens", "5", "--threads", "1", "--warmup", "1", "--no-probes"]
-    argv += ["--out", str(tmp_path / "out"), "--results-md", str(md)]
+    argv = ["--model", str(tiny_model_dir), "--levels", "1,2", "--requests", "2", "--max-tokens", "5"]
+    argv += [
+        "--threads",
+        "1",
+        "--warmup",
+        "1",
+        "--no-probes",
+        "--out",
+        str(tmp_path / "out"),
+        "--results-md",
+        str(md),
+    ]
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "naive ready in" in printed and "targets" not in printed
+    assert "naive ready in" in printed and "codetune ready in" in printed
+    assert "order per level naive codetune | codetune naive" in printed and "targets (printed" in printed
     res = json.loads((tmp_path / "out" / "figures.json").read_text())
-    assert [lv["clients"] for lv in res["levels"]] == [1, 2]
+    assert [(raw["server"], raw["clients"]) for raw in res["raw"]] == [
+        ("naive", 1), ("codetune", 1), ("codetune", 2), ("naive", 2)
+    ]  # fmt: skip
     for raw in res["raw"]:
         recs = raw["records"]
         assert len(recs) == 2 * raw["clients"]
-        for r in recs:  # ignore_eos: every completion is exactly max_tokens, streamed in order
-            assert r["error"] is None and r["tokens"] == 5 and r["finish_reason"] == "length"
+        for r in recs:  # ignore_eos: every completion is exactly max_tokens, streamed
+            assert r["error"] is None and r["tokens"] == 5 and r["finish_reason"] == "length", r
             assert r["chunks"] >= 1 and 0 < r["ttft_s"] <= r["latency_s"]
-        # client c's request r gets prompt c * requests + r
+        # client c's request r gets prompt c * requests + r, on both servers
         assert [(r["client"], r["prompt"]) for r in recs] == [
             (c, c * 2 + i) for c in range(raw["clients"]) for i in (0, 1)
         ]
-    two = res["levels"][1]["naive"]
-    assert two["tokens"] == 20 and two["errors"] == 0 and two["cpu_s"] > 0
-    assert (tmp_path / "out" / "naive.log").is_file()
+    for lvl in res["levels"]:
+        naive, ct = lvl["naive"], lvl["codetune"]
+        assert naive["tokens"] == ct["tokens"] == 2 * lvl["clients"] * 5 and naive["errors"] == ct["errors"] == 0
+        assert naive["cpu_s"] > 0 and ct["cpu_s"] > 0 and naive["rows_per_step"] is None
+        # 4 decoding steps per request (its first token comes with the prefill); 2 clients share some steps
+        assert ct["engine_steps"] * ct["rows_per_step"] == 2 * lvl["clients"] * 4
+        assert 1 <= ct["rows_per_step"] <= lvl["clients"] and ct["max_rows_in_step"] <= 2
+    for name in ("naive", "codetune"):
+        assert (tmp_path / "out" / f"{name}.log").is_file()
     text = md.read_text()
-    assert "## perf\n\nkept" in text and "## serve_bench" in text and "--servers naive" in text
+    assert "## perf\n\nkept" in text and "## serve_bench" in text and "--levels 1,2" in text
