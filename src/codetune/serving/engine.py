@@ -343,8 +343,10 @@ class Engine:
 
         try:
             with bf16_decoding(self.model, enabled=self.precision == "bf16"):
-                while self._next_rows():
+                while True:
                     try:
+                        if not self._next_rows():
+                            return
                         self._step()
                     except Exception as exc:  # noqa: BLE001 - a failed step must not take the server down
                         log.exception("decoding step failed")
@@ -375,18 +377,20 @@ class Engine:
                 return True
 
     def _admit(self, request: _Request) -> None:
-        """Prefill a request and give it a slot, unless it ends at its first token."""
+        """Prefill a request and give it a slot, unless it ends at its first token; a failure ends it alone."""
+        try:
+            self._prefill_into_slot(request)
+        except Exception as exc:  # noqa: BLE001 - one bad request must not take the server down
+            log.exception("prefill failed")
+            self._error(request, exc)
+
+    def _prefill_into_slot(self, request: _Request) -> None:
         from codetune import decoding
         from codetune.kv_cache import SlotCache
 
-        try:
-            kv, logits = decoding.prefill(
-                self.model, request.ids, self.device, self.precision, **self._adapter_kwargs([request])
-            )
-        except Exception as exc:  # noqa: BLE001 - one bad prompt must not take the server down
-            log.exception("prefill failed")
-            self._error(request, exc)
-            return
+        kv, logits = decoding.prefill(
+            self.model, request.ids, self.device, self.precision, **self._adapter_kwargs([request])
+        )
         if not self._accept(request, self._pick(logits, [request])[0]):
             return
         need = len(request.ids) + request.params.max_tokens

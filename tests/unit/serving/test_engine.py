@@ -529,3 +529,32 @@ def test_bf16_decoding_runs_with_a_bf16_cache(tiny_model_dir, tok):
         assert engine._cache.layers[0].keys.dtype == torch.bfloat16
     finally:
         engine.close()
+
+
+def test_a_failed_step_ends_its_rows_with_an_error_and_the_engine_serves_on(tiny_model_dir, tok, monkeypatch):
+    from codetune import decoding
+
+    engine = Engine(_base(tiny_model_dir), tok, base_name="tiny")
+    real = decoding.forward_logits
+    steps = []
+
+    def flaky(*a, **k):
+        if "position_ids" in k:  # a decoding step, not a prefill
+            steps.append(1)
+            if len(steps) == 2:
+                raise RuntimeError("device lost")
+        return real(*a, **k)
+
+    monkeypatch.setattr(decoding, "forward_logits", flaky)
+    rows = [Collect(), Collect()]
+    for c, p in zip(rows, PROMPTS):
+        engine.submit(p, SamplingParams(max_tokens=20, temperature=0, ignore_eos=True), on_event=c)
+    engine.start()
+    try:
+        for c in rows:
+            kinds = [e.kind for e in c.wait().events]
+            assert kinds[-1] == "error" and "done" not in kinds and "device lost" in c.events[-1].message
+        assert _run(engine, PROMPTS[2], max_tokens=6, temperature=0, ignore_eos=True).done.completion_tokens == 6
+        assert engine.stats()["slots_busy"] == 0
+    finally:
+        engine.close()
