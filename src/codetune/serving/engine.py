@@ -143,7 +143,8 @@ class Engine:
         max_queue: requests waiting beyond the slots; one more is `Overloaded`.
         context: prompt + new tokens at most, per request (capped at the model's position limit).
         device: where the model is ("cpu", "cuda").
-        precision: "fp32" or "bf16" (autocast).
+        precision: "fp32" or "bf16" (autocast). With bf16 the frozen Linear weights are stored in bf16 once
+            (`models.cast_frozen_linears`): autocast would cast them at every step, to the same values.
     """
 
     def __init__(
@@ -181,6 +182,10 @@ class Engine:
             raise ModelLoadError(
                 f"the serving engine cannot batch this model: {why}", "serve a llama-family model"
             )
+        if precision == "bf16":
+            from codetune.models import cast_frozen_linears
+
+            cast_frozen_linears(base, "bf16")
         self._texts = decoding.token_texts(tokenizer)
         self._healer = Healer(self._texts)
         self._watches: dict[str, Any] = {}

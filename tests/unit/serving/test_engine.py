@@ -521,11 +521,21 @@ def test_the_cache_grows_while_rows_decode(tiny_model_dir, tok):
         engine.close()
 
 
-def test_bf16_decoding_runs_with_a_bf16_cache(tiny_model_dir, tok):
-    engine = _started(_base(tiny_model_dir), tok, precision="bf16")
+def test_bf16_gives_what_generate_gives_in_bf16_with_bf16_weights_and_cache(tiny_model_dir, tok):
+    from codetune.config import GenerateConfig
+    from codetune.generate import generate
+
+    cfg = GenerateConfig(max_new_tokens=24, batch_size=4)
+    ref = {}
+    for batch in generate(_base(tiny_model_dir), tok, PROMPTS, "python", cfg, device="cpu", precision="bf16"):
+        ref.update({g.index: g for g in batch})
+    model = _base(tiny_model_dir)
+    engine = _started(model, tok, precision="bf16")
     try:
-        got = _run(engine, PROMPTS[1], max_tokens=9, temperature=0, ignore_eos=True)
-        assert got.done.completion_tokens == 9
+        assert model.model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16  # cast once
+        for i, p in enumerate(PROMPTS):
+            got = _run(engine, p, max_tokens=24, temperature=0, stop_at_function_end=True)
+            assert (got.text, got.done.completion_tokens) == (ref[i].completion, ref[i].n_new_tokens)
         assert engine._cache.layers[0].keys.dtype == torch.bfloat16
     finally:
         engine.close()
@@ -556,5 +566,18 @@ def test_a_failed_step_ends_its_rows_with_an_error_and_the_engine_serves_on(tiny
             assert kinds[-1] == "error" and "done" not in kinds and "device lost" in c.events[-1].message
         assert _run(engine, PROMPTS[2], max_tokens=6, temperature=0, ignore_eos=True).done.completion_tokens == 6
         assert engine.stats()["slots_busy"] == 0
+    finally:
+        engine.close()
+
+
+def test_a_character_split_across_tokens_reaches_the_client_whole(tiny_model_dir, tok):
+    body = " return 'é→"
+    engine = _started(_steer(_base(tiny_model_dir), _chain(tok, "def f():", body)), tok)
+    try:
+        got = _run(engine, "def f():", max_tokens=len(tok(body)["input_ids"]), temperature=0)
+        assert got.text == body and got.done.finish_reason == "length"
+        pieces = [e.text for e in got.events if e.kind == "text"]
+        assert all("\ufffd" not in t for t in pieces)
+        assert len(pieces) < got.done.completion_tokens  # some tokens completed no character
     finally:
         engine.close()
