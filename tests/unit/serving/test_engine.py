@@ -581,3 +581,33 @@ def test_a_character_split_across_tokens_reaches_the_client_whole(tiny_model_dir
         assert len(pieces) < got.done.completion_tokens  # some tokens completed no character
     finally:
         engine.close()
+
+
+def test_mixed_adapters_in_bf16_give_what_generate_gives_per_adapter(tiny_model_dir, tiny_adapter_dirs, tok):
+    from peft import PeftModel
+
+    from codetune.config import GenerateConfig
+    from codetune.generate import generate
+    from codetune.serving.adapters import load_for_serving
+
+    cfg = GenerateConfig(max_new_tokens=16, batch_size=4)
+    want = {}
+    for name in ["base", *tiny_adapter_dirs]:
+        ref = _base(tiny_model_dir)
+        if name != "base":
+            ref = PeftModel.from_pretrained(ref, str(tiny_adapter_dirs[name])).eval()
+        for batch in generate(ref, tok, PROMPTS, "python", cfg, device="cpu", precision="bf16", progress=False):
+            want.update({(name, g.index): g.completion for g in batch})
+    model, tokenizer, _ = load_for_serving(str(tiny_model_dir), tiny_adapter_dirs)
+    engine = Engine(model, tokenizer, base_name="base", adapters=list(tiny_adapter_dirs), precision="bf16")
+    got = {}
+    for name in ["base", *tiny_adapter_dirs]:
+        for i, p in enumerate(PROMPTS):
+            got[(name, i)] = Collect()
+            kw = {"max_tokens": 16, "temperature": 0, "stop_at_function_end": True}
+            engine.submit(p, SamplingParams(**kw), model=name, on_event=got[(name, i)])
+    engine.start()
+    try:
+        assert {k: c.wait().text for k, c in got.items()} == want
+    finally:
+        engine.close()
