@@ -9,7 +9,8 @@ lengths, adapters and sampling parameters share that forward:
 * adapters: one `PeftModel` holds every adapter over one copy of the base weights, and peft applies each
   row's own adapter in the same forward (`adapter_names=[...]`, "__base__" for the plain base);
 * sampling: greedy or temperature/top-p per row, each row from its own seeded generator
-  (`decoding.pick_tokens`), so a request's tokens do not depend on which rows shared its steps.
+  (`decoding.pick_tokens`), so a request's tokens do not depend on which rows shared its steps (up to
+  the floating-point differences between batch shapes).
 
 A request submitted while others decode joins at the next step. Text reaches the request's callback
 as `Event`s, in order, from the engine thread (`engine_text.TextStream` decides what is safe to show).

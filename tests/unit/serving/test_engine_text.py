@@ -142,3 +142,12 @@ def test_a_stop_string_before_the_function_end_wins(tok):
     s = _stream(tok, prompt=prompt, stop=["# TODO"], language="python")
     deltas, ended = _feed(s, _ids(tok, text))
     assert ended and "".join(deltas) == "    y = x  "
+
+
+def test_a_stop_string_in_the_healed_run_does_not_count(tok):
+    """Single-line completion (stop at "\\n") after a prompt ending in newline + indent: the run's own newline
+    is the prompt's, so the completion is the next line, not nothing."""
+    prompt = "def add(a, b):\n    "
+    s = _stream(tok, prompt=prompt, heal="\n    ", stop=["\n"])
+    deltas, ended = _feed(s, _ids(tok, "\n    return a + b\n    pass"))
+    assert ended and "".join(deltas) == "return a + b"
