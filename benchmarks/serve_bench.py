@@ -348,19 +348,29 @@ def make_client(base_url: str) -> Any:
 
 
 async def drive(
-    base_url: str, model: str, prompts: list[str], clients: int, requests: int, max_tokens: int
+    base_url: str,
+    model: str,
+    prompts: list[str],
+    clients: int,
+    requests: int,
+    max_tokens: int,
+    first: int = 0,
+    per_client: int | None = None,
 ) -> dict:
     """`clients` concurrent clients, each sending `requests` streamed completions one after another.
 
+    Client c's r-th request is its request `first + r` of `per_client` (default `requests`), and gets prompt
+    c * per_client + first + r: a level measured in parts sends the prompts it would send in one go.
     Returns {"wall_s", "records": [RequestRecord]}.
     """
+    per_client = per_client or requests
     client = make_client(base_url)
     records: list[RequestRecord] = []
     t_level = time.perf_counter()
 
     async def one_client(c: int) -> None:
-        for r in range(requests):
-            i = (c * requests + r) % len(prompts)
+        for r in range(first, first + requests):
+            i = (c * per_client + r) % len(prompts)
             rec = RequestRecord(client=c, index=r, prompt=i, start_s=time.perf_counter() - t_level)
             records.append(rec)
             await stream_completion(client, model, prompts[i], max_tokens, rec)
@@ -621,6 +631,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ARG",
         help="extra argument for codetune serve (repeat; e.g. --serve-arg=--max-batch --serve-arg=16)",
     )
+    p.add_argument(
+        "--halves",
+        action="store_true",
+        help="measure each level in two halves of the requests, servers in turn A B | B A, so a machine whose "
+        "speed drifts during the long naive turns favours neither",
+    )
     p.add_argument("--no-probes", action="store_true", help="skip the weight-bytes and bandwidth probes")
     p.add_argument("--out", metavar="DIR", help="keep every request's record, the figures and the server logs")
     p.add_argument("--results-md", metavar="PATH", default=None, help="default: benchmarks/RESULTS.md")
@@ -641,16 +657,31 @@ def _make_servers(args: argparse.Namespace, names: list[str], precision: str, lo
     return servers
 
 
-def _measure_level(
-    args: argparse.Namespace, servers: dict, name: str, prompts: list[str], clients: int, log: Any
+def merge_runs(runs: list[dict]) -> dict:
+    """One server's parts of a level (`--halves`) as one run: records joined, times and counters summed."""
+    out: dict[str, Any] = {"records": [r for run in runs for r in run["records"]]}
+    out["records"].sort(key=lambda r: (r.client, r.index))
+    for key in ("wall_s", "cpu_s", "idle_cpu_s", "client_cpu_s", "engine_steps"):
+        values = [run.get(key) for run in runs]
+        out[key] = None if None in values else sum(values)
+    out["max_rows_in_step"] = runs[-1].get("max_rows_in_step")
+    return out
+
+
+def _measure(
+    args: argparse.Namespace, servers: dict, name: str, prompts: list[str], clients: int, part: tuple, log: Any
 ) -> dict:
+    """One server at one level, requests [first, first + count) of every client: `drive` plus CPU and counters."""
+    first, count = part
     srv = servers[name]
     others = [s for n, s in servers.items() if n != name]
     cpu0, idle0 = srv.cpu_s(), sum(s.cpu_s() for s in others)
     self0 = resource.getrusage(resource.RUSAGE_SELF)
-    log(f"[serve_bench] {name}: {clients} clients x {args.requests} requests ...")
+    log(f"[serve_bench] {name}: {clients} clients x {count} requests ...")
     before = engine_counters(srv.url)
-    run = asyncio.run(drive(srv.url, args.model, prompts, clients, args.requests, args.max_tokens))
+    run = asyncio.run(
+        drive(srv.url, args.model, prompts, clients, count, args.max_tokens, first=first, per_client=args.requests)
+    )
     self1 = resource.getrusage(resource.RUSAGE_SELF)
     after = engine_counters(srv.url)
     if before and after:
@@ -663,7 +694,27 @@ def _measure_level(
     log(
         f"[serve_bench] {name}: {run['wall_s']:.1f}s, {summary['tok_per_s']:.1f} tok/s, {summary['errors']} errors"
     )
-    return {"summary": summary, "records": [asdict(r) for r in run["records"]]}
+    return run
+
+
+def _level(args: argparse.Namespace, servers: dict, k: int, clients: int, prompts: list[str], log: Any) -> tuple:
+    """Every server at one level, taking turns: (summaries by server, raw parts, the order run)."""
+    names = list(servers)
+    turn = names if k % 2 == 0 else names[::-1]
+    half = args.requests // 2
+    if args.halves and half:
+        plan = [(name, (0, half)) for name in turn] + [(name, (half, args.requests - half)) for name in turn[::-1]]
+    else:
+        plan = [(name, (0, args.requests)) for name in turn]
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    raw = []
+    for name, part in plan:
+        run = _measure(args, servers, name, prompts, clients, part, log)
+        runs[name].append(run)
+        records = [asdict(r) for r in run["records"]]
+        raw.append({"server": name, "clients": clients, "first": part[0], **run, "records": records})
+    summaries = {name: summarize(merge_runs(rs), args.max_tokens) for name, rs in runs.items()}
+    return summaries, raw, " ".join(name for name, _ in plan)
 
 
 def collect(args: argparse.Namespace, log: Any) -> dict:
@@ -698,14 +749,10 @@ def collect(args: argparse.Namespace, log: Any) -> dict:
             if args.warmup:
                 asyncio.run(drive(srv.url, args.model, prompts, 1, args.warmup, min(args.max_tokens, 8)))
         for k, clients in enumerate(levels):
-            turn = names if k % 2 == 0 else names[::-1]
-            order.append(" ".join(turn))
-            lvl: dict[str, Any] = {"clients": clients}
-            for name in turn:
-                m = _measure_level(args, servers, name, prompts, clients, log)
-                lvl[name] = m["summary"]
-                res["raw"].append({"server": name, "clients": clients, **m})
-            res["levels"].append(lvl)
+            summaries, raw, turns = _level(args, servers, k, clients, prompts, log)
+            res["levels"].append({"clients": clients, **summaries})
+            res["raw"] += raw
+            order.append(turns)
     finally:
         for srv in servers.values():
             srv.stop()

@@ -57,6 +57,20 @@ def test_summarize_counts_tokens_over_wall_time_and_leaves_errors_out_of_the_per
     assert s["rows_per_step"] == pytest.approx(2.0) and s["max_rows_in_step"] == 2 and s["cpu_s"] == 3.0
 
 
+def test_merge_runs_joins_a_levels_halves_as_if_measured_in_one_go(bench):
+    a = {"wall_s": 2.0, "records": [_rec(bench, 1, 0, 0.1, 1.0, 5), _rec(bench, 0, 0, 0.1, 1.0, 5)], "cpu_s": 1.0}
+    b = {"wall_s": 3.0, "records": [_rec(bench, 0, 1, 0.2, 2.0, 5)], "cpu_s": 2.0}
+    a.update(engine_steps=4, max_rows_in_step=2, idle_cpu_s=0.0, client_cpu_s=0.1)
+    b.update(engine_steps=6, max_rows_in_step=3, idle_cpu_s=0.5, client_cpu_s=0.2)
+    m = bench.merge_runs([a, b])
+    assert [(r.client, r.index) for r in m["records"]] == [(0, 0), (0, 1), (1, 0)]
+    assert m["wall_s"] == 5.0 and m["cpu_s"] == 3.0 and m["engine_steps"] == 10 and m["max_rows_in_step"] == 3
+    assert m["idle_cpu_s"] == 0.5 and m["client_cpu_s"] == pytest.approx(0.3)
+    del b["engine_steps"]  # the naive server has no counters
+    assert bench.merge_runs([a, b])["engine_steps"] is None
+    assert bench.summarize(m, max_tokens=5)["tok_per_s"] == pytest.approx(15 / 5.0)
+
+
 def _summary(tok_per_s, lat95, ttft95=0.2, per_token=0.05, errors=0):
     return {
         "requests": 20, "errors": errors, "first_error": "APIError: x" if errors else None, "tokens": 1280,
@@ -128,10 +142,10 @@ def test_probes_measure_the_served_models_weight_bytes(bench, tiny_model_dir):
 @pytest.mark.slow
 def test_both_servers_driven_by_the_openai_client_end_to_end(bench, tiny_model_dir, tmp_path, capsys):
     """main(): the naive server and `codetune serve`, each in its own process, at 1 then 2 concurrent streaming
-    clients in alternating order; every request's record, the engine's counters and the section written."""
+    clients, in halves and alternating order; every request's record, the engine's counters, the section."""
     md = tmp_path / "RESULTS.md"
     md.write_text("# Measured figures\n\n## perf\n\nkept\n")
-    argv = ["--model", str(tiny_model_dir), "--levels", "1,2", "--requests", "2", "--max-tokens", "5"]
+    argv = ["--model", str(tiny_model_dir), "--levels", "1,2", "--requests", "2", "--max-tokens", "5", "--halves"]
     argv += [
         "--threads",
         "1",
@@ -145,28 +159,29 @@ def test_both_servers_driven_by_the_openai_client_end_to_end(bench, tiny_model_d
     ]
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "naive ready in" in printed and "codetune ready in" in printed
-    assert "order per level naive codetune | codetune naive" in printed and "targets (printed" in printed
+    assert "naive ready in" in printed and "codetune ready in" in printed and "targets (printed" in printed
+    assert "order per level naive codetune codetune naive | codetune naive naive codetune" in printed
     res = json.loads((tmp_path / "out" / "figures.json").read_text())
-    assert [(raw["server"], raw["clients"]) for raw in res["raw"]] == [
-        ("naive", 1), ("codetune", 1), ("codetune", 2), ("naive", 2)
+    assert [(raw["server"], raw["clients"], raw["first"]) for raw in res["raw"]] == [
+        ("naive", 1, 0), ("codetune", 1, 0), ("codetune", 1, 1), ("naive", 1, 1),
+        ("codetune", 2, 0), ("naive", 2, 0), ("naive", 2, 1), ("codetune", 2, 1),
     ]  # fmt: skip
     for raw in res["raw"]:
         recs = raw["records"]
-        assert len(recs) == 2 * raw["clients"]
+        # one request per client in each half; client c's request r gets prompt c * 2 + r, on both servers
+        assert [(r["client"], r["index"], r["prompt"]) for r in recs] == [
+            (c, raw["first"], 2 * c + raw["first"]) for c in range(raw["clients"])
+        ]
         for r in recs:  # ignore_eos: every completion is exactly max_tokens, streamed
             assert r["error"] is None and r["tokens"] == 5 and r["finish_reason"] == "length", r
             assert r["chunks"] >= 1 and 0 < r["ttft_s"] <= r["latency_s"]
-        # client c's request r gets prompt c * requests + r, on both servers
-        assert [(r["client"], r["prompt"]) for r in recs] == [
-            (c, c * 2 + i) for c in range(raw["clients"]) for i in (0, 1)
-        ]
     for lvl in res["levels"]:
         naive, ct = lvl["naive"], lvl["codetune"]
+        assert naive["requests"] == ct["requests"] == 2 * lvl["clients"]
         assert naive["tokens"] == ct["tokens"] == 2 * lvl["clients"] * 5 and naive["errors"] == ct["errors"] == 0
         assert naive["cpu_s"] > 0 and ct["cpu_s"] > 0 and naive["rows_per_step"] is None
         # 4 decoding steps per request (its first token comes with the prefill); 2 clients share some steps
-        assert ct["engine_steps"] * ct["rows_per_step"] == 2 * lvl["clients"] * 4
+        assert ct["engine_steps"] * ct["rows_per_step"] == pytest.approx(2 * lvl["clients"] * 4)
         assert 1 <= ct["rows_per_step"] <= lvl["clients"] and ct["max_rows_in_step"] <= 2
     for name in ("naive", "codetune"):
         assert (tmp_path / "out" / f"{name}.log").is_file()
