@@ -248,12 +248,57 @@ class EvalConfig(_Strict):
     )
 
 
+class RayConfig(_Strict):
+    """How cells run on a Ray cluster (`executor=ray`): where it is and what each cell's tasks ask of it."""
+
+    address: str | None = _exec(
+        None,
+        description="the cluster to join: HOST:PORT of its head (`ray start --head` prints it), 'auto' = the one "
+        "`ray start` made on this machine, None = start a Ray instance on this machine for the grid",
+    )
+    num_cpus: float = _exec(
+        1,
+        gt=0,
+        description="CPUs the model task of a cell (train, generate) asks for; with `threads` unset torch runs "
+        "this many threads (at least 1)",
+    )
+    num_gpus: float | None = _exec(
+        None,
+        ge=0,
+        description="GPUs the model task asks for, fractions allowed (0.5: two cells share a GPU); None = 1 "
+        "where the cluster has GPUs, else 0",
+    )
+    exec_num_cpus: float = _exec(
+        1,
+        gt=0,
+        description="CPUs the execution task of a cell asks for (the benchmark's programs in the sandbox; "
+        "never a GPU, so CPU-only workers take it)",
+    )
+    max_retries: int = _exec(
+        3,
+        ge=0,
+        description="times Ray reruns a cell's task whose worker or node died; the rerun resumes from the "
+        "cell's files (checkpoint, partial generations, verdicts)",
+    )
+
+
 class RunConfig(_Strict):
     """Everything that determines one training + evaluation run."""
 
     seed: int = Field(0, description="training seed (LoRA init, batch order, dropout)")
     device: Literal["auto", "cpu", "cuda"] = _exec("auto", description="where to train and generate")
     threads: int | None = _exec(None, ge=1, description="CPU threads for torch; None = all cores")
+    executor: Literal["local", "ray"] = _exec(
+        "local",
+        description="where the grid's cells run: 'local' = one after another in this process; 'ray' = as Ray "
+        "tasks on a cluster (ray.*), outputs in a directory every node reaches",
+    )
+    ray: RayConfig = Field(default_factory=RayConfig)
+    tracking: Literal["none", "mlflow", "tensorboard"] = _exec(
+        "none",
+        description="log each run's config, per-step loss / lr / tokens per second and final metrics: 'mlflow' "
+        "(MLFLOW_TRACKING_URI, else ./mlruns), 'tensorboard' (event files in the run's directory)",
+    )
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -305,6 +350,8 @@ class RunConfig(_Strict):
             _pop_dotted(before_benchmarks, key)
         d.pop("threads", None)
         d["train"].pop("checkpoint_every", None)
+        for key in _ADDED_AFTER_EXECUTION_SPLIT:  # no config had them then
+            d.pop(key, None)
         return list(dict.fromkeys([_hash(before_benchmarks), _hash(d)]))
 
     def execution_settings(self) -> dict[str, Any]:
@@ -325,15 +372,23 @@ def _hash(d: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+# Execution fields added after execution fields left the hash (see `legacy_run_ids`).
+_ADDED_AFTER_EXECUTION_SPLIT = ("executor", "ray", "tracking")
 # The eval fields that came with benchmark execution (see `legacy_run_ids`).
 _BENCHMARK_FIELDS = ("benchmark", "benchmark_limit", "benchmark_max_new_tokens", "benchmark_timeout_s")
 
 
 def _pop_dotted(d: dict, key: str) -> None:
+    """Remove `a.b.c` from a nested dict, and a section it leaves empty (a section of execution fields only,
+    such as `ray`, is then no part of a run's id)."""
     *parents, leaf = key.split(".")
+    chain = [d]
     for part in parents:
-        d = d[part]
-    d.pop(leaf, None)
+        chain.append(chain[-1][part])
+    chain[-1].pop(leaf, None)
+    for parent, part in zip(reversed(chain[:-1]), reversed(parents)):
+        if parent[part] == {}:
+            del parent[part]
 
 
 class ExperimentConfig(_Strict):

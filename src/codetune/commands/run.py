@@ -21,6 +21,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="list the runs with their ids and estimated cost, run nothing"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        help="where the cells run: local (one after another here, the default) or ray (Ray tasks on a "
+        "cluster; OUT must be a directory every node reaches); the same as executor=...",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="HOST:PORT of the Ray cluster's head, or auto (the one `ray start` made here); default: start Ray "
+        "on this machine. Implies --executor ray; the same as ray.address=...",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from codetune.config import load_experiment
 
-    exp = load_experiment(args.experiment, args.overrides)
+    exp = load_experiment(args.experiment, [*args.overrides, *_executor_overrides(args)])
     if args.dry_run:
         from codetune.experiments.estimate import describe_plan
 
@@ -46,3 +58,15 @@ def run(args: argparse.Namespace) -> int:
     kept = f", {outside} of them finished earlier outside this grid (in_grid False)" if outside else ""
     print(f"results: {exp_dir / 'results.csv'} ({len(rows)} runs{kept}), plot: {exp_dir / 'results.png'}")
     return 0
+
+
+def _executor_overrides(args: argparse.Namespace) -> list[str]:
+    """--executor / --ray-address as the key=value overrides they stand for."""
+    import json
+
+    out = []
+    if args.executor or args.ray_address:
+        out.append(f"executor={args.executor or 'ray'}")
+    if args.ray_address:
+        out.append(f"ray.address={json.dumps(args.ray_address)}")  # quoted: YAML would read 1:2 as a number
+    return out

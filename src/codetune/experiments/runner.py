@@ -16,10 +16,12 @@ from typing import Any
 from codetune import faults
 from codetune.config import ExperimentConfig, RunConfig, RunSpec, dump_yaml, expand_grid
 from codetune.data.records import CodeSample, read_jsonl
+from codetune.experiments.tracking import Tracker, open_tracker, tracking_uri
 from codetune.io import atomic_write_text
 from codetune.rundir import EXPERIMENT_FILE, RunDir, run_lock, tables_lock, try_lock, wait_lock
 
 Log = Callable[[str], None]
+HELD = "another codetune process is running it, skipped (rerun when that one is done)"
 
 
 @dataclass
@@ -51,6 +53,10 @@ class Runner:
         self.log = log
         self.specs: list[RunSpec] = expand_grid(exp)
         self._cache = _Cache()
+        # torch's threads where `threads` is unset: None = every core (a Ray task sets its CPU share)
+        self.default_threads: int | None = None
+        # where MLflow writes, resolved here once (a Ray task gets the driver's)
+        self.tracking_uri = tracking_uri(exp.base.tracking)
 
     def run_dir(self, spec: RunSpec) -> RunDir:
         return RunDir(self.exp_dir / spec.dirname)
@@ -59,8 +65,9 @@ class Runner:
         return self.run_dir(spec).is_finished()
 
     def run_all(self) -> list[dict]:
-        """Run every unfinished cell; rewrite the tables after each. A cell another live process holds
-        (its lock under `.locks/`) is skipped with one line; rerun once that process is done."""
+        """Run every unfinished cell with the experiment's executor (`executor`: local, or ray); rewrite
+        the tables after each. A cell another live process holds (its lock under `.locks/`) is skipped with
+        one line; rerun once that process is done."""
         from codetune.rundir import check_writable_dir
 
         # Before anything loads or trains: a run that cannot write its results is work thrown away.
@@ -70,36 +77,73 @@ class Runner:
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.exp_dir / EXPERIMENT_FILE, dump_yaml(self.exp))
         self._resolve_benchmarks()
-        held = 0
-        for i, spec in enumerate(self.specs, 1):
-            head = f"[{i}/{len(self.specs)}] {spec.label} ({spec.run_id})"
-            with try_lock(run_lock(self.exp_dir, spec.dirname)) as mine:
-                if not mine:
-                    held += 1
-                    self.log(
-                        f"{head}: another codetune process is running it, skipped (rerun when that one is done)"
-                    )
-                    continue
-                self._run_cell(spec, head)
-        rows = self._write_tables()
+        if self.exp.base.executor == "ray":
+            from codetune.experiments.ray_executor import run_on_ray
+
+            held, ran = run_on_ray(self)
+        else:
+            held, ran = self._run_local()
+        rows = self.write_tables()
         if held:
             self.log(f"{held} run(s) left to the other process; their rows appear once it has finished them")
-        self._release_models()
+        if ran and rows and self.exp.base.tracking == "mlflow":
+            self._track_report()
+        self.release_models()
         return rows
 
-    def _run_cell(self, spec: RunSpec, head: str) -> None:
-        """One cell, under its lock: adopted, skipped when finished, else run (resuming its stage)."""
+    def heads(self) -> list[tuple[RunSpec, str]]:
+        """Each cell with the head of its log lines, `[i/n] label (run id)`."""
+        return [
+            (spec, f"[{i}/{len(self.specs)}] {spec.label} ({spec.run_id})") for i, spec in enumerate(self.specs, 1)
+        ]
+
+    def needs_run(self, spec: RunSpec, head: str) -> bool:
+        """The ledger's word on a cell its caller holds the lock of: adopted under its legacy name, and
+        False (said in one line) when it is finished."""
         self._adopt_legacy(spec)
         if self.is_done(spec) and not self._lacks_benchmark(spec):
             self.log(f"{head}: already finished, skipped")
-            return
+            return False
+        return True
+
+    def _run_local(self) -> tuple[int, int]:
+        """The local executor: every cell in this process, one after another; returns how many cells
+        another process held and how many ran here."""
+        held = ran = 0
+        for spec, head in self.heads():
+            with try_lock(run_lock(self.exp_dir, spec.dirname)) as mine:
+                if not mine:
+                    held += 1
+                    self.log(f"{head}: {HELD}")
+                    continue
+                ran += self._run_cell(spec, head)
+        return held, ran
+
+    def _run_cell(self, spec: RunSpec, head: str) -> bool:
+        """One cell, under its lock: adopted, skipped when finished, else run (resuming its stage);
+        whether it ran."""
+        if not self.needs_run(spec, head):
+            return False
         self.log(f"{head}: running in {self.run_dir(spec).path}")
         metrics = self.run_one(spec)
-        self.log(f"{head}: {_headline(metrics)}")
-        self._write_tables()
+        self.log(f"{head}: {headline(metrics)}")
+        self.write_tables()
         faults.checkpoint("run_done")
+        return True
 
-    def _write_tables(self) -> list[dict]:
+    def _track_report(self) -> None:
+        """The grid's table, plot and report (written here) as artifacts of an MLflow run of their own."""
+        from codetune.experiments.tracking import log_report
+        from codetune.reporting.report import write_report
+
+        md, html = write_report(self.exp_dir)
+        tables = [self.exp_dir / name for name in ("results.csv", "results_long.csv", "results.png", "cost.png")]
+        log_report(self.tracking_uri, self.exp.name, [*tables, md, html])
+        self.log(
+            f"tracking: results and report logged to MLflow ({self.tracking_uri}, experiment {self.exp.name})"
+        )
+
+    def write_tables(self) -> list[dict]:
         """results.csv and its plot from every finished run, one process at a time."""
         from codetune.reporting.results import write_results
 
@@ -132,16 +176,20 @@ class Runner:
         from codetune.experiments.benchmark import resolve_benchmark
 
         for spec in self.specs:
-            e = spec.config.eval
-            key = (e.benchmark, spec.config.data.language, e.benchmark_limit)
+            key = benchmark_key(spec.config)
             if key not in self._cache.benchmarks:
                 bench = resolve_benchmark(*key)
                 self._cache.benchmarks[key] = bench
-                if bench.note and e.benchmark != "none":
+                if bench.note and key[0] != "none":
                     self.log(f"benchmark for {key[1]}: {bench.note}; pass@1 is recorded as unavailable")
 
-    def _benchmark_of(self, cfg: RunConfig) -> Any:
-        return self._cache.benchmarks[(cfg.eval.benchmark, cfg.data.language, cfg.eval.benchmark_limit)]
+    def benchmark_for(self, cfg: RunConfig) -> Any:
+        """The Benchmark a run of `cfg` is executed on (resolved at the start of `run_all`)."""
+        return self._cache.benchmarks[benchmark_key(cfg)]
+
+    def use_benchmark(self, cfg: RunConfig, bench: Any) -> None:
+        """Take a Benchmark another process resolved (a Ray task gets the driver's) for runs of `cfg`."""
+        self._cache.benchmarks[benchmark_key(cfg)] = bench
 
     def _lacks_benchmark(self, spec: RunSpec) -> bool:
         """A run finished by a codetune without benchmark execution (adopted): only that stage is left."""
@@ -155,14 +203,15 @@ class Runner:
 
         key = f"{cfg.model.name}@{cfg.model.revision}:{setup.device}:{setup.base_weights}"
         if key not in self._cache.models:
-            self._release_models()
+            self.release_models()
             self.log(f"loading model {cfg.model.name}")
             loaded = load_base(cfg.model, device=setup.device)
             cast_frozen_linears(loaded.model, setup.base_weights)
             self._cache.models[key] = loaded
         return self._cache.models[key]
 
-    def _release_models(self) -> None:
+    def release_models(self) -> None:
+        """Drop the loaded base models (the next run loads its own; a Ray task on a GPU frees its memory)."""
         self._cache.models.clear()
 
     def _splits(self, cfg: RunConfig, tokenizer: Any, rd: RunDir) -> tuple[list[CodeSample], list[CodeSample]]:
@@ -179,11 +228,10 @@ class Runner:
         rd.write_data_counts(splits.counts)
         return splits.train, splits.test
 
-    @staticmethod
-    def _setup(cfg: RunConfig) -> _Setup:
+    def _setup(self, cfg: RunConfig) -> _Setup:
         from codetune.device import pick_device, resolve_base_weights, resolve_precision, set_threads
 
-        threads = set_threads(cfg.threads)
+        threads = set_threads(cfg.threads or self.default_threads)
         device = pick_device(cfg.device)
         precision = resolve_precision(cfg.train.precision, device)
         return _Setup(device, precision, resolve_base_weights(cfg.train.base_weights, precision), threads)
@@ -191,8 +239,18 @@ class Runner:
     def run_one(self, spec: RunSpec) -> dict:
         """Train, generate, score and execute one cell on its benchmark, resuming whatever stage it
         stopped in (a finished run without the benchmark stage gets only that stage)."""
+        return self.execute_stage(spec, self.model_stage(spec))
+
+    def model_stage(self, spec: RunSpec) -> dict:
+        """The stages that need the model (train, generate, score, generate the benchmark's samples).
+
+        Returns the hand-off for `execute_stage`: the metrics so far, the benchmark generation's seconds and
+        the fields that say how the run executed. Its files are in the run directory, so the execution
+        stage may run in another process or on another machine (a CPU-only Ray worker) that reaches it.
+        """
         import warnings
 
+        from codetune.device import device_name
         from codetune.evaluation.scoring import score_run, train_fields
 
         # peft calls a transformers property deprecated in v5; the warning is theirs, not the user's.
@@ -203,7 +261,11 @@ class Runner:
         setup = self._setup(cfg)
         loaded = self._base_model(cfg, setup)
         train_set, test_set = self._splits(cfg, loaded.tokenizer, rd)
-        model, tres = self._trained(loaded, cfg, train_set, rd, setup)
+        tracker = self.tracker(spec)
+        try:
+            model, tres = self._trained(loaded, cfg, train_set, rd, setup, tracker)
+        finally:
+            tracker.close()
         try:
             if rd.is_finished():  # adopted from an earlier codetune: keep what it measured
                 metrics = {**rd.read_metrics(), **train_fields(tres)}
@@ -211,35 +273,58 @@ class Runner:
                 gens, gen_time = self._generate(model, loaded.tokenizer, cfg, test_set, rd, setup)
                 metrics = score_run(cfg, spec, test_set, gens, tres, rd.path)
                 metrics["gen_time_s"] = round(gen_time, 3)
-            metrics.update(self._run_benchmark(model, loaded.tokenizer, cfg, rd, setup))
+            bench_gen_s = self._generate_benchmark(model, loaded.tokenizer, cfg, rd, setup)
         finally:
             if not cfg.baseline:  # remove the LoRA layers (not merged): the base model serves the next run
                 loaded.model = model.unload()
+        tail: dict[str, Any] = {}
         if cfg.baseline:  # nothing was trained: no training examples, no adapter to describe
-            metrics.update(n_train=0, train_size=0, lora_r=None, lora_alpha=None, lora_dropout=None, epochs=0)
-        metrics.update(
+            tail.update(n_train=0, train_size=0, lora_r=None, lora_alpha=None, lora_dropout=None, epochs=0)
+        tail.update(
             baseline=cfg.baseline,
             threads=setup.threads,
             device=setup.device,
+            device_name=device_name(setup.device),
             precision=setup.precision,
             model_kind=loaded.kind,
             model_params=loaded.n_params,
             **_execution_record(cfg),
         )
+        return {"metrics": metrics, "benchmark_gen_s": bench_gen_s, "tail": tail}
+
+    def execute_stage(self, spec: RunSpec, handoff: dict) -> dict:
+        """Execute the benchmark's samples in the sandbox (CPU only, no model) and write metrics.json,
+        which finishes the run; returns its metrics."""
+        cfg = spec.config
+        rd = self.run_dir(spec)
+        metrics = dict(handoff["metrics"])
+        metrics.update(self._execute_benchmark(cfg, rd, handoff["benchmark_gen_s"]))
+        metrics.update(handoff["tail"])
+        # Tracked before metrics.json finishes the run: a tracker that failed is retried by a rerun.
+        tracker = self.tracker(spec)
+        tracker.log_final(metrics, step=int(metrics.get("train_steps") or 0))
+        tracker.log_files([rd.config, rd.adapter])
+        tracker.log_json(RunDir.METRICS, metrics)
+        tracker.close(finished=True)
         rd.write_metrics(metrics)
         return metrics
 
-    def _run_benchmark(self, model: Any, tok: Any, cfg: RunConfig, rd: RunDir, setup: _Setup) -> dict:
-        """Generate on the run's benchmark and execute the samples (both resume); its results columns."""
-        from codetune.experiments.benchmark import benchmark_metrics, execute_samples, generate_samples
+    def tracker(self, spec: RunSpec) -> Tracker:
+        """The run's tracker (`tracking`); the base Tracker records nothing."""
+        return open_tracker(spec.config.tracking, self.tracking_uri, self.exp.name, spec, self.run_dir(spec).path)
 
-        bench = self._benchmark_of(cfg)
-        n = cfg.generate.n_samples
+    def _generate_benchmark(self, model: Any, tok: Any, cfg: RunConfig, rd: RunDir, setup: _Setup) -> float | None:
+        """Generate on the run's benchmark (resumes; kept when samples.jsonl is there); the seconds it took,
+        None when the benchmark is not available."""
+        from codetune.experiments.benchmark import generate_samples
+
+        bench = self.benchmark_for(cfg)
         if not bench.available:
-            return benchmark_metrics(bench, None, n)
+            return None
+        n = cfg.generate.n_samples
         gen_cfg = cfg.generate.model_copy(update={"max_new_tokens": cfg.eval.benchmark_max_new_tokens})
         self.log(f"  benchmark {bench.name}: {len(bench.tasks)} tasks x {n} sample(s)")
-        samples, gen_s = generate_samples(
+        _, gen_s = generate_samples(
             model,
             tok,
             bench.tasks,
@@ -250,6 +335,17 @@ class Runner:
             seed=cfg.seed,
             progress=self.progress,
         )
+        return gen_s
+
+    def _execute_benchmark(self, cfg: RunConfig, rd: RunDir, gen_s: float | None) -> dict:
+        """Execute the samples the model stage wrote (resumes); the run's benchmark columns."""
+        from codetune.experiments.benchmark import benchmark_metrics, execute_samples
+
+        bench = self.benchmark_for(cfg)
+        n = cfg.generate.n_samples
+        if not bench.available:
+            return benchmark_metrics(bench, None, n)
+        samples = rd.benchmark.read_samples()
         summary = execute_samples(
             bench.tasks,
             samples,
@@ -259,7 +355,7 @@ class Runner:
             ci_level=cfg.eval.ci_level,
             n_boot=cfg.eval.n_boot,
             progress=self.progress,
-            extra={"benchmark": bench.name, "gen_time_s": round(gen_s, 3)},
+            extra={"benchmark": bench.name, "gen_time_s": round(gen_s or 0.0, 3)},
             log=self.log,
         )
         out = benchmark_metrics(bench, summary, n)
@@ -267,7 +363,9 @@ class Runner:
         out["benchmark_new_tokens"] = sum(int(s.get("n_new_tokens") or 0) for s in samples)
         return out
 
-    def _trained(self, loaded: Any, cfg: RunConfig, train_set: list[CodeSample], rd: RunDir, setup: _Setup):
+    def _trained(
+        self, loaded: Any, cfg: RunConfig, train_set: list[CodeSample], rd: RunDir, setup: _Setup, tracker: Tracker
+    ):
         """The PEFT model with this run's adapter: loaded when training finished before, else trained."""
         import torch
 
@@ -296,6 +394,7 @@ class Runner:
             precision=setup.precision,
             checkpoint_dir=rd.checkpoint,
             progress=self.progress,
+            on_step=tracker.log_step,
         )
         save_adapter(model, rd.adapter, tres)
         rd.drop_checkpoint()
@@ -333,12 +432,17 @@ class Runner:
         return gens, gen_time
 
 
+def benchmark_key(cfg: RunConfig) -> tuple:
+    """What a run's benchmark is resolved from: its setting, the run's language and the task limit."""
+    return (cfg.eval.benchmark, cfg.data.language, cfg.eval.benchmark_limit)
+
+
 def benchmark_ks(n_samples: int) -> tuple[int, ...]:
     """The k of pass@k a run reports: 1, and 10 / 100 where a task has more samples than that."""
     return (1, *(k for k in (10, 100) if n_samples > k))
 
 
-def _headline(metrics: dict) -> str:
+def headline(metrics: dict) -> str:
     """One line of what a run measured."""
     parts = [f"BLEU {metrics['BLEU']:.2f}", f"syntax pass {_fmt(metrics['Syntax_Pass_Rate'])}%"]
     if metrics.get("pass@1") is not None:

@@ -8,6 +8,7 @@ the runner leaves the step's gradient in .grad, the optimizer steps, the checkpo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,15 @@ def train(
     precision: str,
     checkpoint_dir: Path | None = None,
     progress: bool = True,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train the LoRA weights of `model` (a PeftModel) on `samples`; returns the TrainResult (the caller
     saves the adapter with `save_adapter`).
 
     checkpoint_dir: where step checkpoints go every `train.checkpoint_every` steps, and where a rerun
     resumes from; None = no checkpoints.
+    on_step: called after each optimizer step with the number of steps done and the step's `loss`, `lr`
+    (the rate it used) and `tokens_per_s` (its real tokens over its seconds): what a tracker logs.
     """
     from codetune.training.forward import choose_forward
     from codetune.training.steps import make_runner
@@ -62,12 +66,16 @@ def train(
     with runner, forward.active():
         t0 = time.perf_counter() - result.train_time_s
         for step in range(start, plan.total_steps):
+            lr, tokens_before, t_step = opt.param_groups[0]["lr"], result.real_tokens, time.perf_counter()
             shares = runner.run(plan.steps[step])
             step_loss = _apply_step(shares, params, opt, sched, tc.max_grad_norm, result)
             result.train_time_s = time.perf_counter() - t0
             bar.update(1)
             tok_s = result.real_tokens / max(result.train_time_s, 1e-9)
             bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tok_s:.0f}")
+            if on_step is not None:
+                step_tok_s = (result.real_tokens - tokens_before) / max(time.perf_counter() - t_step, 1e-9)
+                on_step(step + 1, {"loss": step_loss, "lr": lr, "tokens_per_s": step_tok_s})
             if checkpointer.due(step + 1):
                 checkpointer.save(model, opt, sched, step + 1, result)
             faults.checkpoint("train_step")
