@@ -18,15 +18,29 @@ def pick_device(requested: str) -> str:
 
 
 def bf16_fast(device: str) -> bool:
-    """True where bf16 matmuls are native: CUDA with bf16, or a CPU with AVX-512 BF16 / AMX."""
+    """True where bf16 matmuls are native: a CUDA GPU with bf16 units (Ampere and later), or a CPU with
+    AVX-512 BF16 / AMX."""
     import torch
 
     if device == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
+        try:
+            # torch counts emulated bf16 (a V100, a T4) as supported unless told not to: slower than fp32.
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # a torch without the argument counts native support only
+            return bool(torch.cuda.is_bf16_supported())
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # older torch
         return False
+
+
+def device_name(device: str) -> str:
+    """What the run's device is, for its results: the GPU's name on CUDA, else the device string."""
+    if device != "cuda":
+        return device
+    import torch
+
+    return torch.cuda.get_device_name(torch.cuda.current_device())
 
 
 def resolve_precision(requested: str, device: str) -> str:
