@@ -1,0 +1,92 @@
+"""From a validated request body to the engine requests it stands for: which model, how many tokens fit
+the context, one SamplingParams per choice. Refusals are ApiErrors that name the field to change."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from codetune.serving.engine import SamplingParams
+from codetune.serving.http_errors import ApiError
+from codetune.serving.state import Backend
+
+
+def resolve_model(backend: Backend, name: str | None) -> str:
+    """The served model a request names (the base when it names none); 404 for any other name."""
+    if name is None or name == "":
+        return backend.base_name
+    models = list(backend.engine.models)
+    if name not in models:
+        raise ApiError(
+            404,
+            f"model {name!r} is not served here; send `model` as one of: {', '.join(models)} (GET /v1/models)",
+            param="model",
+            code="model_not_found",
+        )
+    return name
+
+
+@dataclass
+class Sampling:
+    """What every choice of a request shares."""
+
+    temperature: float
+    top_p: float
+    seed: int | None
+    stop: list[str]
+    stop_at_function_end: bool
+    language: str
+    ignore_eos: bool
+
+
+def _cap(backend: Backend, prompt_tokens: int, cap: int | None, cap_field: str) -> int:
+    context = backend.context
+    if prompt_tokens >= context:
+        raise ApiError(
+            400,
+            f"`prompt` is {prompt_tokens} tokens and the context holds {context} (--context), leaving no room to "
+            "generate; shorten the prompt, or restart the server with a larger --context",
+            param="prompt",
+            code="context_length_exceeded",
+        )
+    room = context - prompt_tokens
+    if cap is None:
+        return room
+    if cap > room:
+        raise ApiError(
+            400,
+            f"`{cap_field}` {cap} plus the prompt's {prompt_tokens} tokens exceeds the context of {context} "
+            f"tokens; ask for at most {room}",
+            param=cap_field,
+            code="context_length_exceeded",
+        )
+    return cap
+
+
+async def plan(
+    backend: Backend, prompts: list[str], *, n: int, cap: int | None, cap_field: str, sampling: Sampling
+) -> list[tuple[int, str, SamplingParams]]:
+    """(prompt index, prompt, params) for every choice: `n` per prompt, in OpenAI's order (prompt-major).
+
+    Args:
+        cap: new tokens asked for; None = as many as the context leaves.
+        cap_field: the body's name for `cap`, for the error message.
+    """
+    items = []
+    for i, prompt in enumerate(prompts):
+        tokens = await asyncio.to_thread(backend.engine.count_tokens, prompt)
+        max_tokens = _cap(backend, tokens, cap, cap_field)
+        for j in range(n):
+            params = SamplingParams(
+                max_tokens=max_tokens,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                seed=sampling.seed,
+                stop=list(sampling.stop),
+                stop_at_function_end=sampling.stop_at_function_end,
+                language=sampling.language,
+                ignore_eos=sampling.ignore_eos,
+                choice=j,  # the engine seeds each choice apart from the one seed
+            )
+            items.append((i, prompt, params))
+    return items
