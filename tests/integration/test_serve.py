@@ -436,3 +436,16 @@ def test_a_client_leaving_a_request_that_is_not_streamed_frees_its_slot(small):
     assert steps < RUN_LONG["max_tokens"], f"{steps} steps: the request ran to its end after its client left"
     status, body = small.post("/v1/completions", {"prompt": "x", "max_tokens": 2}, AUTH)
     assert status == 200 and body["usage"]["completion_tokens"] >= 1  # the slot serves the next request
+
+
+def test_llamacpp_says_why_it_stopped(server):
+    body = {"prompt": PROMPT, "n_predict": 30, "temperature": 0, "ignore_eos": True}
+    status, full = server.post("/completion", body)
+    assert status == 200 and full["stopped_limit"] is True and full["tokens_predicted"] == 30
+    assert len(full["content"]) > 6, full
+    word = full["content"][4:6]
+    status, cut = server.post("/completion", {**body, "stop": [word]})
+    assert status == 200 and cut["content"] == full["content"][: full["content"].index(word)]
+    assert (cut["stopped_word"], cut["stopping_word"], cut["stopped_limit"], cut["stopped_eos"]) == (
+        True, word, False, False,
+    )  # fmt: skip

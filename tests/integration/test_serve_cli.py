@@ -25,7 +25,7 @@ def _error_line(capsys) -> str:
         ("best", ["NAME=DIR", "--adapter best=runs/quick/<run>/adapter"]),
         ("=somewhere", ["NAME=DIR"]),
         ("my.adapter={dir}", ["'my.adapter'", "letters, digits"]),
-        ("best={missing}", ["no directory", "missing"]),
+        ("best={missing}", ["does not exist", "missing"]),
         ("best={empty}", ["no adapter_config.json"]),
         ("smollm2-135m={dir}", ["base model's name"]),
     ],
@@ -33,7 +33,7 @@ def _error_line(capsys) -> str:
 def test_a_bad_adapter_is_one_error_line(tmp_path, capsys, adapter, words):
     (tmp_path / "empty").mkdir()
     (tmp_path / "ok").mkdir()
-    (tmp_path / "ok" / "adapter_config.json").write_text("{}")
+    (tmp_path / "ok" / "adapter_config.json").write_text('{"peft_type": "LORA"}')
     spec = adapter.format(dir=tmp_path / "ok", missing=tmp_path / "missing", empty=tmp_path / "empty")
     assert main(["serve", "--adapter", spec, "--port", "0"]) == 2
     line = _error_line(capsys)
@@ -41,7 +41,7 @@ def test_a_bad_adapter_is_one_error_line(tmp_path, capsys, adapter, words):
 
 
 def test_an_adapter_name_given_twice_is_one_error_line(tmp_path, capsys):
-    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA"}')
     assert main(["serve", "--adapter", f"a={tmp_path}", "--adapter", f"a={tmp_path}", "--port", "0"]) == 2
     assert "given twice" in _error_line(capsys)
 

@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import errno
 import os
-import re
 import signal
 import socket
 import sys
@@ -23,7 +22,6 @@ HELP = (
 )
 DEFAULT_MODEL = "smollm2-135m"
 DEFAULT_CONTEXT = 2048
-_ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # peft cannot name a module with a "."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,37 +75,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_adapters(specs: list[str], model: str) -> dict[str, Path]:
-    """`NAME=DIR` options as {name: dir}, each checked before anything loads."""
-    adapters: dict[str, Path] = {}
+    """`NAME=DIR` options as {name: dir}, checked (names, directories, adapter_config.json) before
+    anything loads, so a bad one is an error line before the port is taken."""
+    from codetune.serving.adapters import check_adapters
+
+    pairs = []
     for spec in specs:
         name, sep, where = spec.partition("=")
-        name = name.strip()
-        if not sep or not name or not where:
+        if not sep or not name.strip() or not where:
             raise ConfigError(
                 f"--adapter {spec!r} is not NAME=DIR",
                 "name the adapter, e.g. --adapter best=runs/quick/<run>/adapter",
             )
-        if not _ADAPTER_NAME.match(name):
-            raise ConfigError(
-                f"--adapter {spec!r}: the name {name!r} has characters a `model` id cannot carry",
-                "use letters, digits, '-' and '_', e.g. --adapter best=DIR",
-            )
-        if name in adapters:
-            raise ConfigError(f"--adapter {name}= is given twice", "give each adapter its own name")
-        if name == model:
-            raise ConfigError(
-                f"--adapter {name}= has the base model's name (--model {model})", "give the adapter another name"
-            )
-        path = Path(where).expanduser()
-        if not path.is_dir():
-            raise ConfigError(f"--adapter {spec}: no directory {where}", "pass a PEFT adapter directory")
-        if not (path / "adapter_config.json").is_file():
-            raise ConfigError(
-                f"--adapter {spec}: no adapter_config.json in {where}",
-                "pass a PEFT adapter directory, e.g. runs/quick/<run>/adapter",
-            )
-        adapters[name] = path
-    return adapters
+        pairs.append((name.strip(), Path(where).expanduser()))
+    return dict(check_adapters(pairs, model))
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

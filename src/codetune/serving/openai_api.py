@@ -67,6 +67,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 
 def _sampling(req: CompletionRequest | ChatRequest) -> Sampling:
     return Sampling(
+        heal=isinstance(req, CompletionRequest),
         temperature=req.temperature,
         top_p=req.top_p,
         seed=req.seed,

@@ -37,6 +37,7 @@ class Sampling:
     stop_at_function_end: bool
     language: str
     ignore_eos: bool
+    heal: bool = True  # off for chat: the template's trailing newline is text the model was trained on
 
 
 def _cap(backend: Backend, prompt_tokens: int, cap: int | None, cap_field: str) -> int:
@@ -87,6 +88,7 @@ async def plan(
                 language=sampling.language,
                 ignore_eos=sampling.ignore_eos,
                 choice=j,  # the engine seeds each choice apart from the one seed
+                heal=sampling.heal,
             )
             items.append((i, prompt, params))
     return items

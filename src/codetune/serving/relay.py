@@ -30,6 +30,8 @@ class Choice:
     handle: Any = None
     parts: list[str] = field(default_factory=list)
     finish_reason: str | None = None  # "stop" | "length" | "cancelled" | "error"
+    stop_detail: str | None = None  # at "stop": "eos" | "stop_string" | "function_end"
+    stop_word: str = ""
     error: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -116,6 +118,7 @@ class Relay:
         choice.done_at = time.perf_counter()
         if event.kind == "done":
             choice.finish_reason = event.finish_reason
+            choice.stop_detail, choice.stop_word = event.stop_detail, event.stop_word
             choice.prompt_tokens, choice.completion_tokens = event.prompt_tokens, event.completion_tokens
         else:
             choice.finish_reason, choice.error = "error", event.message or "the engine failed"
