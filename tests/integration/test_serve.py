@@ -64,7 +64,7 @@ def server(chat_model_dir, tiny_adapter_dirs, tmp_path_factory):
         [
             "--model", str(chat_model_dir),
             "--adapter", f"a={tiny_adapter_dirs['a']}",
-            "--adapter", f"b={tiny_adapter_dirs['b']}",
+            "--adapter", f"b={tiny_adapter_dirs['b']}", "--default-model", "a",
             "--max-batch", "4", "--max-queue", "8", "--context", "512",
             "--device", "cpu", "--precision", "fp32", "--timeout", "120",
         ],
@@ -321,6 +321,18 @@ def test_llamacpp_completion_with_curl(server, client, base, tokenizer):
     assert all(e["stop"] is False for e in events[:-1]) and events[-1]["stop"] is True
     assert "".join(e["content"] for e in events) == got["content"]
     assert events[-1]["tokens_predicted"] == got["tokens_predicted"]
+
+
+def test_a_request_naming_no_model_gets_the_default_model(server, base):
+    body = {"prompt": PROMPT, "n_predict": 10, "temperature": 0, "ignore_eos": True}
+    unnamed = server.post("/completion", body)[1]
+    assert (
+        unnamed["model"] == "a"
+        and unnamed["content"] == server.post("/completion", {**body, "model": "a"})[1]["content"]
+    )
+    assert unnamed["content"] != server.post("/completion", {**body, "model": base})[1]["content"]
+    status, r = server.post("/v1/completions", {"prompt": PROMPT, "max_tokens": 3})
+    assert status == 200 and r["model"] == "a"
 
 
 def test_llamacpp_defaults_run_to_the_context_and_n_predict_zero_evaluates_only(server, tokenizer):

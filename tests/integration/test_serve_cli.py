@@ -46,6 +46,13 @@ def test_an_adapter_name_given_twice_is_one_error_line(tmp_path, capsys):
     assert "given twice" in _error_line(capsys)
 
 
+def test_a_default_model_that_is_not_served_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    assert main(["serve", "--adapter", f"a={tmp_path}", "--default-model", "b", "--port", "0"]) == 2
+    line = _error_line(capsys)
+    assert "--default-model b is not served" in line and "smollm2-135m, a" in line
+
+
 def test_a_port_in_use_is_one_error_line(capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

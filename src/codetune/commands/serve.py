@@ -38,6 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a PEFT LoRA adapter served as model NAME, e.g. best=runs/quick/<run>/adapter (repeatable)",
     )
     p.add_argument(
+        "--default-model",
+        metavar="NAME",
+        default=None,
+        help="what a request that names no model gets (llama.cpp clients never name one): the base (default) "
+        "or an --adapter NAME",
+    )
+    p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)"
     )
     p.add_argument(
@@ -89,6 +96,12 @@ def parse_adapters(specs: list[str], model: str) -> dict[str, Path]:
             )
         pairs.append((name.strip(), Path(where).expanduser()))
     return dict(check_adapters(pairs, model))
+
+
+def check_default_model(name: str | None, model: str, adapters: dict[str, Path]) -> None:
+    if name is not None and name != model and name not in adapters:
+        served = ", ".join([model, *adapters])
+        raise ConfigError(f"--default-model {name} is not served", f"use one of: {served}")
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -171,7 +184,12 @@ def make_loader(args: argparse.Namespace, adapters: dict[str, Path]) -> Any:
         engine.start()
         paths = {name: str(path.resolve()) for name, path in adapters.items()}
         return Backend(
-            engine=engine, tokenizer=tokenizer, base_name=base_name, adapters=paths, context=engine.context
+            engine=engine,
+            tokenizer=tokenizer,
+            base_name=base_name,
+            adapters=paths,
+            context=engine.context,
+            default_model=args.default_model or base_name,
         )
 
     return load
@@ -193,6 +211,7 @@ def _stopped_by_signal_is_a_clean_exit() -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     _check_numbers(args)
     adapters = parse_adapters(args.adapter, args.model)
+    check_default_model(args.default_model, args.model, adapters)
     sock = bind(args.host, args.port)
     url = url_of(sock)
 
@@ -205,7 +224,10 @@ def run(args: argparse.Namespace) -> int:
 
     def ready(backend: Any) -> None:
         names = ", ".join([backend.base_name, *backend.adapters])
-        print(f"serving {names} at {url} (playground: {url}/, OpenAI API: {url}/v1)", flush=True)
+        default = (
+            "" if backend.default_model == backend.base_name else f"; unnamed requests get {backend.default_model}"
+        )
+        print(f"serving {names} at {url} (playground: {url}/, OpenAI API: {url}/v1{default})", flush=True)
 
     def failed(exc: BaseException) -> None:
         if server is not None:

@@ -12,9 +12,10 @@ from codetune.serving.state import Backend
 
 
 def resolve_model(backend: Backend, name: str | None) -> str:
-    """The served model a request names (the base when it names none); 404 for any other name."""
+    """The served model a request names (the default, the base unless --default-model, when it names
+    none); 404 for any other name."""
     if name is None or name == "":
-        return backend.base_name
+        return backend.default_model or backend.base_name
     models = list(backend.engine.models)
     if name not in models:
         raise ApiError(

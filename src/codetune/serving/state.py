@@ -23,6 +23,7 @@ class Backend:
     base_name: str
     adapters: dict[str, str] = field(default_factory=dict)  # name -> the directory it came from
     context: int = 2048
+    default_model: str | None = None  # what a request naming no model gets; None: the base
     created: int = field(default_factory=lambda: int(time.time()))
 
 
