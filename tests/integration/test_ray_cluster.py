@@ -255,3 +255,17 @@ def test_a_node_that_does_not_share_the_output_dir_stops_the_run_in_one_line(clu
     assert "Traceback" not in p.stderr
     assert not list(out.rglob("metrics.json")) and not list(out.rglob("train.jsonl"))
     assert not list((out / "grid").glob(".codetune-shared-probe-*"))  # the probe files are gone
+
+
+def test_a_cell_that_fails_in_its_task_is_one_error_line(cluster, exp_file, tmp_path):
+    """An expected failure inside a task (too little data) comes back as the task's own error line, named by
+    its cell; no cell is finished and nothing is retried (only lost workers are)."""
+    out = tmp_path / "out"
+    argv = ["data.train_size=500", "lora.r=[2, 4]", "--ray-address", cluster]
+    p = subprocess.run(_cmd(exp_file, out, *argv), env=_env(out), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: run Rank 2: asked for 500 training + 4 test samples"), p.stderr
+    assert "lower data.train_size" in last and "Traceback" not in p.stderr
+    assert "will be retried" not in p.stderr
+    assert not list(out.rglob("metrics.json"))

@@ -57,10 +57,11 @@ def run_on_ray(runner: Runner) -> tuple[int, int]:
 
     Connects to `ray.address` (or starts Ray on this machine), checks that every node shares the
     experiment directory, submits each cell's two tasks and waits for them, writing the tables as each
-    cell finishes. A cell that fails does not stop the others; the first failure is raised at the end.
+    cell finishes. A cell that fails does not stop the others; the first failing cell's error (in grid
+    order) is raised at the end.
     """
-    ray = import_ray()
     settings = runner.exp.base.ray
+    ray = import_ray(local_only=not settings.address)
     started = connect(ray, settings.address, runner.log)
     try:
         check_shared_dir(ray, runner.exp_dir)
@@ -70,10 +71,17 @@ def run_on_ray(runner: Runner) -> tuple[int, int]:
             ray.shutdown()
 
 
-def import_ray() -> Any:
-    # Every line a task logs reaches the driver, not one per kind ("[repeated 3x across cluster]");
-    # read when ray is first imported.
+def import_ray(local_only: bool = False) -> Any:
+    """Import ray (a CodetuneError naming the install when it is missing).
+
+    local_only: the Ray this process starts serves this machine alone, so it listens on 127.0.0.1 (Ray
+    otherwise binds the machine's outward address, open to other hosts). Both settings are read when
+    ray is first imported.
+    """
+    # Every line a task logs reaches the driver, not one per kind ("[repeated 3x across cluster]").
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    if local_only:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError:
@@ -191,6 +199,8 @@ def _probe_task(path: str, token: str) -> str:
 
 
 def _run_cells(ray: Any, runner: Runner, settings: RayConfig) -> tuple[int, int]:
+    """Submit each unfinished cell this process could lock (held until the end), then gather them as
+    they finish; (cells another process held, cells run)."""
     from codetune.experiments.runner import HELD, benchmark_key, headline
 
     num_gpus = settings.num_gpus
@@ -221,7 +231,7 @@ def _run_cells(ray: Any, runner: Runner, settings: RayConfig) -> tuple[int, int]
             runner.log(
                 f"{head}: submitted ({settings.num_cpus:g} CPU, {num_gpus:g} GPU) -> {runner.run_dir(spec).path}"
             )
-        failures: list[CodetuneError] = []
+        failures: dict[str, BaseException] = {}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             spec, head = pending.pop(ready[0])
@@ -229,26 +239,27 @@ def _run_cells(ray: Any, runner: Runner, settings: RayConfig) -> tuple[int, int]
                 metrics = ray.get(ready[0])
             except Exception as exc:
                 failure = _as_failure(ray, exc, spec, settings.max_retries)
-                runner.log(f"{head}: failed: {failure.message}")
-                failures.append(failure)
+                runner.log(f"{head}: failed: {_first_line(failure)}")
+                failures[spec.run_id] = failure
                 continue
             ran += 1
             runner.log(f"{head}: {headline(metrics)}")
             runner.write_tables()
-    if failures:
-        raise failures[0]
+    if failures:  # the first in grid order, whichever failed first
+        raise next(failures[s.run_id] for s in runner.specs if s.run_id in failures)
     return held, ran
 
 
-def _as_failure(ray: Any, exc: BaseException, spec: RunSpec, retries: int) -> CodetuneError:
-    """A task's failure as one error line: a CodetuneError raised in the task keeps its message and hint;
-    a worker or node that kept dying says so; anything else (a bug) is raised as it is."""
+def _as_failure(ray: Any, exc: BaseException, spec: RunSpec, retries: int) -> BaseException:
+    """What a task's failure is raised as: a CodetuneError raised in the task keeps its message and hint
+    (one error line); a worker or node that kept dying says so in one; anything else (a bug) stays the
+    task's error, with its traceback."""
     cause = getattr(exc, "cause", None)
     if isinstance(exc, CodetuneError) or isinstance(cause, CodetuneError):
         err = cause if isinstance(cause, CodetuneError) else exc
         return CodetuneError(f"run {spec.label}: {err.message}", err.hint)
     if isinstance(exc, ray.exceptions.RayTaskError):
-        raise exc
+        return exc
     return CodetuneError(
         f"run {spec.label} stopped on the Ray cluster after {retries} retries ({type(exc).__name__}: "
         f"{_first_line(exc)})",
@@ -281,16 +292,20 @@ def _worker_log(msg: str) -> None:
 
 
 def _model_task(job: Job, spec: RunSpec, bench: Any) -> dict:
+    from codetune.training.checkpoint import STATE
+
     runner = _worker_runner(job)
     runner.use_benchmark(spec.config, bench)
-    from codetune.training.checkpoint import STATE
+    # device=auto: the GPU Ray gave this task (it sets CUDA_VISIBLE_DEVICES to it), else the CPU, even on
+    # a node whose other GPUs are visible but belong to other tasks.
+    runner.auto_device = "cuda" if _on_gpu() else "cpu"
 
     state = "resuming from its checkpoint" if (runner.run_dir(spec).checkpoint / STATE).is_file() else "starting"
     runner.log(f"{spec.label}: model stage {state} on {_where()}")
     try:
         return runner.model_stage(spec)
     finally:
-        if spec.config.device != "cpu" and _on_gpu():
+        if runner.auto_device == "cuda":
             runner.release_models()  # GPU memory is not shared between worker processes
 
 

@@ -18,7 +18,7 @@ from codetune.config import ExperimentConfig, RunConfig, RunSpec, dump_yaml, exp
 from codetune.data.records import CodeSample, read_jsonl
 from codetune.experiments.tracking import Tracker, open_tracker, tracking_uri
 from codetune.io import atomic_write_text
-from codetune.rundir import EXPERIMENT_FILE, RunDir, run_lock, tables_lock, try_lock, wait_lock
+from codetune.rundir import EXPERIMENT_FILE, LOCK_DIR, RunDir, run_lock, tables_lock, try_lock, wait_lock
 
 Log = Callable[[str], None]
 HELD = "another codetune process is running it, skipped (rerun when that one is done)"
@@ -55,6 +55,8 @@ class Runner:
         self._cache = _Cache()
         # torch's threads where `threads` is unset: None = every core (a Ray task sets its CPU share)
         self.default_threads: int | None = None
+        # what device=auto means: None = CUDA where visible (a Ray task says whether it was given a GPU)
+        self.auto_device: str | None = None
         # where MLflow writes, resolved here once (a Ray task gets the driver's)
         self.tracking_uri = tracking_uri(exp.base.tracking)
 
@@ -200,12 +202,16 @@ class Runner:
 
     def _base_model(self, cfg: RunConfig, setup: _Setup) -> Any:
         from codetune.models import cast_frozen_linears, load_base
+        from codetune.paths import cache_dir
 
         key = f"{cfg.model.name}@{cfg.model.revision}:{setup.device}:{setup.base_weights}"
         if key not in self._cache.models:
             self.release_models()
             self.log(f"loading model {cfg.model.name}")
-            loaded = load_base(cfg.model, device=setup.device)
+            # One load at a time per cache: two processes converting the same GGUF into the cache at once
+            # (two Ray workers on a node, two `codetune run`s) clobbered each other's temporary directory.
+            with wait_lock(cache_dir() / LOCK_DIR / "models.lock"):
+                loaded = load_base(cfg.model, device=setup.device)
             cast_frozen_linears(loaded.model, setup.base_weights)
             self._cache.models[key] = loaded
         return self._cache.models[key]
@@ -232,7 +238,7 @@ class Runner:
         from codetune.device import pick_device, resolve_base_weights, resolve_precision, set_threads
 
         threads = set_threads(cfg.threads or self.default_threads)
-        device = pick_device(cfg.device)
+        device = pick_device(self.auto_device if cfg.device == "auto" and self.auto_device else cfg.device)
         precision = resolve_precision(cfg.train.precision, device)
         return _Setup(device, precision, resolve_base_weights(cfg.train.base_weights, precision), threads)
 
