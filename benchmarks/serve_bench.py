@@ -306,6 +306,7 @@ class RequestRecord:
     ttft_s: float | None = None  # to the first non-empty text chunk
     latency_s: float | None = None  # to the end of the stream
     tokens: int | None = None  # usage.completion_tokens of the final chunk
+    prompt_tokens: int | None = None  # usage.prompt_tokens
     chunks: int = 0  # non-empty text chunks
     chars: int = 0
     finish_reason: str | None = None
@@ -333,7 +334,7 @@ async def stream_completion(client: Any, model: str, prompt: str, max_tokens: in
                     rec.chunks, rec.chars = rec.chunks + 1, rec.chars + len(choice.text)
                 rec.finish_reason = choice.finish_reason or rec.finish_reason
             if chunk.usage is not None:
-                rec.tokens = chunk.usage.completion_tokens
+                rec.tokens, rec.prompt_tokens = chunk.usage.completion_tokens, chunk.usage.prompt_tokens
     except Exception as exc:  # noqa: BLE001 - any failure is a counted error, not a crashed benchmark
         rec.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
     rec.latency_s = time.perf_counter() - t0
@@ -424,6 +425,7 @@ def summarize(run: dict, max_tokens: int) -> dict:
         "latency_p95": percentile(lat, 95),
         "decode_s_per_token_p50": percentile(per_token, 50),
         "chunks_per_request": sum(r.chunks for r in ok) / len(ok) if ok else 0.0,
+        "prompt_tokens_mean": sum(r.prompt_tokens or 0 for r in ok) / len(ok) if ok else 0.0,
         "engine_steps": steps,
         # Rows per decoding step: every token but each request's first (that one comes with its prefill).
         "rows_per_step": (tokens - len(ok)) / steps if steps else None,
@@ -511,6 +513,12 @@ def _notes(res: dict) -> list[str]:
             "text chunks per request: "
             + ", ".join(f"{n} {sum(c) / len(c):.1f}" for n, c in chunks.items())
             + " (TextIteratorStreamer releases text at word boundaries; TTFT waits for the first chunk)"
+        )
+    prompts = [lvl[n]["prompt_tokens_mean"] for lvl in res["levels"] for n in SERVERS if n in lvl]
+    if prompts:
+        out.append(
+            f"prompts: {sum(prompts) / len(prompts):.0f} tokens per request on average (usage.prompt_tokens), each "
+            f"prefilled whole by either server: batching shares decoding steps, not prefill"
         )
     idle = [lvl[n]["idle_cpu_s"] for lvl in res["levels"] for n in SERVERS if lvl.get(n, {}).get("idle_cpu_s")]
     client = [

@@ -76,8 +76,8 @@ def _summary(tok_per_s, lat95, ttft95=0.2, per_token=0.05, errors=0):
         "requests": 20, "errors": errors, "first_error": "APIError: x" if errors else None, "tokens": 1280,
         "not_max_tokens": 0, "no_text": 0, "wall_s": 10.0, "tok_per_s": tok_per_s, "ttft_p50": 0.1,
         "ttft_p95": ttft95, "latency_p50": lat95 / 2, "latency_p95": lat95, "decode_s_per_token_p50": per_token,
-        "chunks_per_request": 64.0, "engine_steps": None, "rows_per_step": None, "max_rows_in_step": None, "cpu_s": 18.0,
-        "idle_cpu_s": 0.01, "client_cpu_s": 0.5,
+        "chunks_per_request": 64.0, "prompt_tokens_mean": 150.0, "engine_steps": None, "rows_per_step": None,
+        "max_rows_in_step": None, "cpu_s": 18.0, "idle_cpu_s": 0.01, "client_cpu_s": 0.5,
     }  # fmt: skip
 
 
@@ -113,6 +113,7 @@ def test_report_prints_every_level_the_bound_and_the_targets(bench):
     assert "[PASS] 1 client: no worse than the naive server" in text
     assert "note: codetune at 16 clients: 1 errors, first: APIError: x" in text
     assert "text chunks per request: naive 64.0, codetune 64.0" in text
+    assert "prompts: 150 tokens per request on average" in text
 
     levels[1]["codetune"] = _summary(40.0, 95.0)
     levels[0]["codetune"] = _summary(11.0, 5.5)
@@ -174,7 +175,14 @@ def test_both_servers_driven_by_the_openai_client_end_to_end(bench, tiny_model_d
         ]
         for r in recs:  # ignore_eos: every completion is exactly max_tokens, streamed
             assert r["error"] is None and r["tokens"] == 5 and r["finish_reason"] == "length", r
-            assert r["chunks"] >= 1 and 0 < r["ttft_s"] <= r["latency_s"]
+            assert r["chunks"] >= 1 and 0 < r["ttft_s"] <= r["latency_s"] and r["prompt_tokens"] > 0
+    # the same prompts reach both servers, counted alike (usage.prompt_tokens)
+    counted = {
+        (raw["server"], raw["clients"], r["client"], r["index"]): r["prompt_tokens"]
+        for raw in res["raw"]
+        for r in raw["records"]
+    }
+    assert all(counted[("naive", *key[1:])] == n for key, n in counted.items())
     for lvl in res["levels"]:
         naive, ct = lvl["naive"], lvl["codetune"]
         assert naive["requests"] == ct["requests"] == 2 * lvl["clients"]
