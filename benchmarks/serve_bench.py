@@ -16,7 +16,8 @@ prompts from HumanEval (client c's request r gets prompt c * requests + r, the s
 `--max-tokens` (64) with `ignore_eos` and no stop strings, so every completion is exactly that many tokens
 (counted from the final chunk's `usage`; the report says how many were not). The servers take turns at
 each level, in alternating order (naive first at the first level, codetune first at the next, ...) against
-drift; each gets warm-up requests first. Printed per server and level: p50/p95 time to first token (TTFT:
+drift, and with `--halves` each level in two halves A B | B A (the naive server's 16-client turn is long);
+each server gets warm-up requests first. Printed per server and level: p50/p95 time to first token (TTFT:
 from sending the request to its first non-empty text chunk), p50/p95 total latency, aggregate tokens/s
 (every completion token of the level / its wall time), and the server's CPU use; the idle server's CPU
 while the other one runs is printed too (it should be ~0).
@@ -28,8 +29,8 @@ Targets (printed, never asserted): at the highest level, codetune's aggregate to
 server's and its p95 latency lower; at 1 client no worse (tokens/s and p95 latency). The report replaces
 the `serve_bench` section of benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/serve_bench.py                           # full: 1, 4, 16 clients x 20 requests
-    .venv/bin/python benchmarks/serve_bench.py --requests 2 --no-results-md      # smoke run
+    .venv/bin/python benchmarks/serve_bench.py --halves --out /tmp/serve_bench    # full: ~50 min quiet, 2 cores
+    .venv/bin/python benchmarks/serve_bench.py --requests 2 --max-tokens 16 --no-results-md       # smoke run
 """
 
 from __future__ import annotations
