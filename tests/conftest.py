@@ -195,3 +195,41 @@ def tiny_adapter_dirs(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
         get_peft_model(base, cfg).save_pretrained(out / name)
         dirs[name] = out / name
     return dirs
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package: never `playwright install`, which downloads browsers
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture()
+def headless_chromium():
+    """A function that starts headless Chromium under playwright: `with headless_chromium() as browser:`.
+    Skips where chromium is not installed, except in CI, which must have it."""
+    import contextlib
+    import os
+    import shutil
+
+    if not (os.path.exists(CHROMIUM) and shutil.which("chromium")):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI: apt-get install -y chromium")
+        pytest.skip("chromium is not installed (apt-get install -y chromium); this test runs in CI")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the `test` extra)")
+
+    @contextlib.contextmanager
+    def launch():
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield browser
+            finally:
+                browser.close()
+
+    launch.sync_api = sync_api
+    return launch

@@ -4,21 +4,9 @@ and the tokens/s; the text is what the API gives for the same request."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _helpers():
@@ -37,12 +25,10 @@ def _wait(page, sync_api, condition: str, errors: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_playground_streams_a_completion_in_headless_chromium(tiny_model_dir, tiny_adapter_dirs, tmp_path):
-    if not (os.path.exists(CHROMIUM) and shutil.which("chromium")):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI: apt-get install -y chromium")
-        pytest.skip("chromium is not installed (apt-get install -y chromium); this test runs in CI")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the `test` extra)")
+def test_playground_streams_a_completion_in_headless_chromium(
+    tiny_model_dir, tiny_adapter_dirs, tmp_path, headless_chromium
+):
+    sync_api = headless_chromium.sync_api
     server = _helpers().Server(
         ["--model", str(tiny_model_dir), "--adapter", f"a={tiny_adapter_dirs['a']}",
          "--adapter", f"b={tiny_adapter_dirs['b']}", "--device", "cpu", "--precision", "fp32"],
@@ -62,8 +48,7 @@ def test_playground_streams_a_completion_in_headless_chromium(tiny_model_dir, ti
         want = wants[model]
         errors: list[str] = []
         streamed: list[str] = []
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        with headless_chromium() as browser:
             page = browser.new_page()
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -86,7 +71,6 @@ def test_playground_streams_a_completion_in_headless_chromium(tiny_model_dir, ti
             _wait(page, sync_api, "document.querySelector('#stats').textContent.includes('tokens/s')", errors)
             output = page.text_content("#output")
             stats = page.text_content("#stats")
-            browser.close()
         assert output == want["choices"][0]["text"]
         n = want["usage"]["completion_tokens"]
         assert f"{n} token{'s' if n != 1 else ''} ·" in stats, stats

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from codetune.cli import main
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _fabricate():
@@ -51,19 +39,13 @@ def test_report_on_a_directory_without_runs_is_one_error_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_html_report_renders_in_headless_chromium(experiment):
-    if not (os.path.exists(CHROMIUM) and shutil.which("chromium")):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI: apt-get install -y chromium")
-        pytest.skip("chromium is not installed (apt-get install -y chromium); this test runs in CI")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the `test` extra)")
+def test_html_report_renders_in_headless_chromium(experiment, headless_chromium):
     if not (experiment / "report.html").is_file():
         assert main(["report", str(experiment)]) == 0
     url = (experiment / "report.html").resolve().as_uri()
     errors: list[str] = []
     requests: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with headless_chromium() as browser:
         page = browser.new_page()
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -80,7 +62,6 @@ def test_html_report_renders_in_headless_chromium(experiment):
         opened = first.evaluate("d => d.open")
         completion_visible = first.locator("pre").nth(2).is_visible()
         n_samples = page.locator("details.sample").count()
-        browser.close()
     assert errors == []
     assert all(u.startswith(("file:", "data:")) for u in requests), requests  # nothing fetched from outside
     # headline, runs, Pareto-optimal configurations, comparisons, benchmark taxonomy, corpus syntax counts

@@ -109,26 +109,13 @@ async def _start(request: Request, body_cls: Any) -> tuple[ServerState, Backend,
 async def completions(request: Request) -> Response:
     state, b, req, model = await _start(request, CompletionRequest)
     items = await plan(b, req.prompt, n=req.n, cap=req.max_tokens, cap_field="max_tokens", sampling=_sampling(req))
-    relay = Relay(b.engine, model, state.settings.timeout_s)
-    await relay.submit(items)
     meta = _Meta(f"cmpl-{uuid.uuid4().hex}", "text_completion", model, int(time.time()))
-    if req.stream:
-        return event_stream(_completion_chunks(relay, req, meta))
-    if not await finish_unless_disconnected(relay, request.receive):
-        return gone()
-    failure = relay.failure()
-    if failure is not None:
-        raise failure
-    choices = [
-        {
-            "index": c.index,
-            "text": (c.prompt if req.echo else "") + c.text,
-            "logprobs": None,
-            "finish_reason": c.finish_reason,
-        }
-        for c in relay.choices
-    ]
-    return JSONResponse(meta.wrap(choices, usage=relay.usage()))
+
+    def choice(c: Choice) -> dict[str, Any]:
+        text = (c.prompt if req.echo else "") + c.text
+        return {"index": c.index, "text": text, "logprobs": None, "finish_reason": c.finish_reason}
+
+    return await _answer(request, state, b, items, meta, req.stream, _completion_chunks, choice, req)
 
 
 async def _completion_chunks(relay: Relay, req: CompletionRequest, meta: _Meta) -> AsyncIterator[str]:
@@ -187,27 +174,39 @@ async def chat_completions(request: Request) -> Response:
     prompt = await _chat_prompt(b, req)
     cap_field = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
     items = await plan(b, [prompt], n=req.n, cap=req.token_cap, cap_field=cap_field, sampling=_sampling(req))
-    relay = Relay(b.engine, model, state.settings.timeout_s)
-    await relay.submit(items)
     meta = _Meta(f"chatcmpl-{uuid.uuid4().hex}", "chat.completion", model, int(time.time()))
     if req.stream:
         meta.object = "chat.completion.chunk"
-        return event_stream(_chat_chunks(relay, req, meta))
+
+    def choice(c: Choice) -> dict[str, Any]:
+        message = {"role": "assistant", "content": c.text}
+        return {"index": c.index, "message": message, "logprobs": None, "finish_reason": c.finish_reason}
+
+    return await _answer(request, state, b, items, meta, req.stream, _chat_chunks, choice, req)
+
+
+async def _answer(
+    request: Request,
+    state: ServerState,
+    b: Backend,
+    items: Any,
+    meta: _Meta,
+    stream: bool,
+    chunks: Any,
+    choice: Any,
+    req: Any,
+) -> Response:
+    """Submit the planned rows; stream `chunks(relay, req, meta)`, or wait and answer with every `choice(c)`."""
+    relay = Relay(b.engine, meta.model, state.settings.timeout_s)
+    await relay.submit(items)
+    if stream:
+        return event_stream(chunks(relay, req, meta))
     if not await finish_unless_disconnected(relay, request.receive):
         return gone()
     failure = relay.failure()
     if failure is not None:
         raise failure
-    choices = [
-        {
-            "index": c.index,
-            "message": {"role": "assistant", "content": c.text},
-            "logprobs": None,
-            "finish_reason": c.finish_reason,
-        }
-        for c in relay.choices
-    ]
-    return JSONResponse(meta.wrap(choices, usage=relay.usage()))
+    return JSONResponse(meta.wrap([choice(c) for c in relay.choices], usage=relay.usage()))
 
 
 async def _chat_chunks(relay: Relay, req: ChatRequest, meta: _Meta) -> AsyncIterator[str]:
