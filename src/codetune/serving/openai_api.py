@@ -122,15 +122,24 @@ async def _completion_chunks(relay: Relay, req: CompletionRequest, meta: _Meta) 
     def chunk(c: Choice, text: str, finish: str | None = None) -> str:
         return sse(meta.wrap([{"index": c.index, "text": text, "logprobs": None, "finish_reason": finish}]))
 
+    first = [chunk(c, c.prompt) for c in relay.choices] if req.echo else []
+    async for line in _sse_stream(relay, req, meta, first, chunk, lambda text: text, ""):
+        yield line
+
+
+async def _sse_stream(
+    relay: Relay, req: Any, meta: _Meta, first: list[str], chunk: Any, payload: Any, empty: Any
+) -> AsyncIterator[str]:
+    """The SSE lines of a streamed request: `first`, then `chunk(c, payload(text))` per text event and
+    `chunk(c, empty, finish)` per finished choice, an error event on failure or timeout, usage, `[DONE]`."""
     try:
-        if req.echo:
-            for c in relay.choices:
-                yield chunk(c, c.prompt)
+        for line in first:
+            yield line
         async for c, ev in relay.events():
             if ev.kind == "text":
-                yield chunk(c, ev.text)
+                yield chunk(c, payload(ev.text))
             elif c.finish_reason in ("stop", "length"):
-                yield chunk(c, "", c.finish_reason)
+                yield chunk(c, empty, c.finish_reason)
             else:
                 yield sse(relay.failure().body())  # type: ignore[union-attr]
                 break
@@ -213,22 +222,6 @@ async def _chat_chunks(relay: Relay, req: ChatRequest, meta: _Meta) -> AsyncIter
     def chunk(c: Choice, delta: dict[str, str], finish: str | None = None) -> str:
         return sse(meta.wrap([{"index": c.index, "delta": delta, "logprobs": None, "finish_reason": finish}]))
 
-    try:
-        for c in relay.choices:
-            yield chunk(c, {"role": "assistant", "content": ""})
-        async for c, ev in relay.events():
-            if ev.kind == "text":
-                yield chunk(c, {"content": ev.text})
-            elif c.finish_reason in ("stop", "length"):
-                yield chunk(c, {}, c.finish_reason)
-            else:
-                yield sse(relay.failure().body())  # type: ignore[union-attr]
-                break
-        else:
-            if req.include_usage:
-                yield sse(meta.wrap([], usage=relay.usage()))
-    except ApiError as exc:  # the timeout
-        yield sse(exc.body())
-    finally:
-        relay.cancel()
-    yield DONE
+    first = [chunk(c, {"role": "assistant", "content": ""}) for c in relay.choices]
+    async for line in _sse_stream(relay, req, meta, first, chunk, lambda text: {"content": text}, {}):
+        yield line
