@@ -81,14 +81,24 @@ def _summary(tok_per_s, lat95, ttft95=0.2, per_token=0.05, errors=0):
     }  # fmt: skip
 
 
-def _result(levels):
+def _raw(server, latencies, ttft=0.3, tokens=64):
+    """One server's 1-client part: prompt i answered in latencies[i] seconds."""
+    records = [
+        {"client": 0, "index": i, "latency_s": lat, "ttft_s": ttft, "tokens": tokens, "error": None}
+        for i, lat in enumerate(latencies)
+    ]
+    return {"server": server, "clients": 1, "first": 0, "records": records}
+
+
+def _result(levels, raw=None):
     opts = {
         "model": "m", "precision": "fp32", "levels": [lv["clients"] for lv in levels], "requests": 20,
         "max_tokens": 64, "serve_args": [], "cores": 2,
     }  # fmt: skip
     probe = {"weight_bytes": 538_000_000, "weight_dtype": "fp32", "bandwidth_bytes_per_s": 19.6e9}
     ready = {"naive": 20.0, "codetune": 25.0}
-    return {"options": opts, "probe": probe, "levels": levels, "ready_s": ready, "order": "naive codetune"}
+    res = {"options": opts, "probe": probe, "levels": levels, "ready_s": ready, "order": "naive codetune"}
+    return {**res, "raw": raw or []}
 
 
 def test_report_prints_every_level_the_bound_and_the_targets(bench):
@@ -101,7 +111,9 @@ def test_report_prints_every_level_the_bound_and_the_targets(bench):
         {"clients": 16, "naive": _summary(12.0, 90.0), "codetune": _summary(60.0, 20.0, errors=1)},
     ]
     levels[1]["codetune"].update(engine_steps=84, rows_per_step=15.2, max_rows_in_step=16)
-    lines = bench.report(_result(levels))
+    naive = [5.0 + 0.1 * (i % 7) for i in range(20)]  # prompts differ; each server sees the same prompts
+    raw = [_raw("naive", naive), _raw("codetune", [x - 0.05 for x in naive])]
+    lines = bench.report(_result(levels, raw))
     text = "\n".join(lines)
     rows = [line.split() for line in lines if line.split()[:2] in (["1", "naive"], ["16", "codetune"])]
     assert len(rows) == 2 and rows[1][-2:] == ["15.2", "(16)"] and rows[0][-1] == "-"
@@ -110,16 +122,31 @@ def test_report_prints_every_level_the_bound_and_the_targets(bench):
     assert "single stream, codetune: 70.0 ms/token (14.3 tokens/s) = 2.6x the bound" in text
     assert "[PASS] 16 clients: aggregate tokens/s >= 4x the naive server's: 5.0x (60.0 vs 12.0)" in text
     assert "[PASS] 16 clients: p95 latency lower than the naive server's: 20.00s vs 90.00s" in text
-    assert "[PASS] 1 client: no worse than the naive server" in text
+    # codetune 0.05 s faster on every prompt: the paired interval is that difference, well below +5%
+    assert "[PASS] 1 client: latency_s no worse than the naive server (paired over 20 prompts" in text
+    assert "-0.0500 s (-0.9%)" in text and "[PASS] 1 client: decode_s_per_token no worse" in text
+    assert "point estimates at 1 client: 13.0 vs 12.0 tokens/s" in text
     assert "note: codetune at 16 clients: 1 errors, first: APIError: x" in text
     assert "text chunks per request: naive 64.0, codetune 64.0" in text
     assert "prompts: 150 tokens per request on average" in text
 
     levels[1]["codetune"] = _summary(40.0, 95.0)
     levels[0]["codetune"] = _summary(11.0, 5.5)
-    text = "\n".join(bench.report(_result(levels)))
+    raw = [_raw("naive", naive), _raw("codetune", [1.1 * x for x in naive])]  # 10% slower on every prompt
+    text = "\n".join(bench.report(_result(levels, raw)))
     assert "[MISS] 16 clients: aggregate tokens/s >= 4x the naive server's: 3.3x" in text
-    assert "[MISS] 16 clients: p95 latency lower" in text and "[MISS] 1 client: no worse" in text
+    assert "[MISS] 16 clients: p95 latency lower" in text
+    assert "[MISS] 1 client: latency_s no worse" in text and "(+10.0%)" in text
+
+    # noisy and small: a point estimate near 0 whose interval reaches past +5% is not shown to be no worse
+    noisy = [x + (1.0 if i % 2 else -1.0) for i, x in enumerate(naive)]
+    text = "\n".join(bench.report(_result(levels, [_raw("naive", naive), _raw("codetune", noisy)])))
+    assert "[MISS] 1 client: latency_s no worse" in text
+
+    # without paired prompts there is nothing to judge "no worse" on; a 1-client-only run has no top targets
+    text = "\n".join(bench.report(_result(levels[:1])))
+    assert "[MISS] 1 client: no worse than the naive server: no prompt was answered by both" in text
+    assert "16 clients" not in text and "aggregate tokens/s >= 4x" not in text
 
 
 def test_report_of_one_server_has_no_targets(bench):
