@@ -3,7 +3,8 @@
 Stages write, in order: config.yaml -> train.jsonl/test.jsonl (+ data_counts.json) -> checkpoint/
 (while training) -> adapter/ (with train_result.json) -> generations.partial.jsonl (while generating)
 -> generations.jsonl -> benchmark/ (the benchmark's samples, per-sample verdicts, summary; see
-`BenchmarkDir`) -> metrics.json. metrics.json is written last and atomically: a run that has it
+`BenchmarkDir`) -> infilling/ (with `eval.infilling` on: the infilling items' generated middles, verdicts and
+summary, the same layout) -> metrics.json. metrics.json is written last and atomically: a run that has it
 is finished and is skipped on a rerun. Nothing else in codetune spells these names.
 """
 
@@ -41,6 +42,7 @@ class RunDir:
     GENERATIONS = "generations.jsonl"
     METRICS = "metrics.json"
     BENCHMARK = "benchmark"
+    INFILLING = "infilling"
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -96,6 +98,12 @@ class RunDir:
     @property
     def benchmark(self) -> BenchmarkDir:
         return BenchmarkDir(self.path / self.BENCHMARK)
+
+    @property
+    def infilling(self) -> BenchmarkDir:
+        """The infilling benchmark's stage files (`eval.infilling`): a sample's `task_id` is the infilling
+        item's id, its `completion` the generated middle."""
+        return BenchmarkDir(self.path / self.INFILLING)
 
     # -------------------------------------------------------------------------------------- states
     def create(self) -> RunDir:
