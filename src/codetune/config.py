@@ -96,6 +96,24 @@ class DataConfig(_Strict):
     order: Literal["shuffled", "curriculum"] = Field(
         "shuffled", description="'curriculum' trains simple -> complex (by cyclomatic complexity, then length)"
     )
+    fim_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of training examples turned into fill-in-the-middle (each one independently, seeded "
+        "by seed and the example's id); > 0 adds the <fim_prefix>/<fim_suffix>/<fim_middle> tokens where the "
+        "tokenizer lacks them and trains their embedding rows with LoRA (codetune.fim). 0 = off",
+    )
+    fim_mode: Literal["psm", "spm", "both"] = Field(
+        "psm",
+        description="FIM layout: 'psm' prefix-suffix-middle, 'spm' suffix-prefix-middle (StarCoder's), "
+        "'both' = each FIM example one of them with probability 1/2",
+    )
+    fim_split: Literal["char", "line"] = Field(
+        "char",
+        description="where a FIM example's body is cut into prefix / middle / suffix: at two random "
+        "'char'acter offsets, or at two random 'line' boundaries",
+    )
 
     @field_validator("language", mode="before")
     @classmethod
@@ -246,6 +264,15 @@ class EvalConfig(_Strict):
     benchmark_timeout_s: float = Field(
         10.0, gt=0, description="wall-clock and CPU seconds per benchmark program in the sandbox"
     )
+    infilling: Literal["none", "single_line", "multi_line"] = Field(
+        "none",
+        description="also run the benchmark's infilling set after the left-to-right benchmark: 'single_line' "
+        "(each non-blank line of each canonical body masked in turn) or 'multi_line' (each block of lines), "
+        "the model given prefix and suffix (FIM, codetune.fim), the program run against the task's tests",
+    )
+    infilling_limit: int | None = Field(
+        None, ge=1, description="build the infilling set from the benchmark's first N tasks (None = all)"
+    )
 
 
 class RayConfig(_Strict):
@@ -329,6 +356,7 @@ class RunConfig(_Strict):
         d = self.model_dump(mode="json")
         for key in execution_keys():
             _pop_dotted(d, key)
+        _drop_inert(d)
         return _hash(d)
 
     def legacy_run_ids(self) -> list[str]:
@@ -342,6 +370,7 @@ class RunConfig(_Strict):
         if self.baseline:
             return []
         d = self.model_dump(mode="json")
+        _drop_inert(d)
         d.pop("baseline", None)
         for name in _BENCHMARK_FIELDS:
             d["eval"].pop(name, None)
@@ -372,6 +401,37 @@ def _hash(d: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+# Fields added after run ids were first published: hashed only where they change the result, so every
+# config that does not use them keeps the id it had before they existed. Each is left out of the hash at
+# its default, and also where the key after "when" says it has no effect.
+_HASHED_WHEN_SET: dict[str, tuple[str, Any] | None] = {
+    "data.fim_rate": None,
+    "data.fim_mode": ("data.fim_rate", 0.0),  # no FIM examples: the layout is never used
+    "data.fim_split": ("data.fim_rate", 0.0),
+    "eval.infilling": None,
+    "eval.infilling_limit": ("eval.infilling", "none"),
+}
+
+
+def _drop_inert(d: dict) -> None:
+    """Remove from a dumped config (in place) the `_HASHED_WHEN_SET` fields that do not change its result."""
+
+    def get(key: str) -> Any:
+        cur: Any = d
+        for part in key.split("."):
+            cur = cur[part]
+        return cur
+
+    inert = []
+    for key, when in _HASHED_WHEN_SET.items():
+        section, name = key.split(".")
+        default = _SECTIONS[section].model_fields[name].get_default()
+        if get(key) == default or (when is not None and get(when[0]) == when[1]):
+            inert.append(key)
+    for key in inert:  # popped after every check: a `when` key may itself be inert
+        _pop_dotted(d, key)
+
+
 # Execution fields added after execution fields left the hash (see `legacy_run_ids`).
 _ADDED_AFTER_EXECUTION_SPLIT = ("executor", "ray", "tracking")
 # The eval fields that came with benchmark execution (see `legacy_run_ids`).
@@ -389,6 +449,9 @@ def _pop_dotted(d: dict, key: str) -> None:
     for parent, part in zip(reversed(chain[:-1]), reversed(parents)):
         if parent[part] == {}:
             del parent[part]
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {"data": DataConfig, "eval": EvalConfig}
 
 
 class ExperimentConfig(_Strict):
@@ -782,7 +845,16 @@ def expand_grid(exp: ExperimentConfig) -> list[RunSpec]:
 
 BASELINE_LABEL = "Base model"
 # What only shapes training: a base-model run ignores it, so cells differing only here share one baseline.
-_TRAINING_ONLY = ("lora", "train", "data.train_size", "data.sampling", "data.order")
+_TRAINING_ONLY = (
+    "lora",
+    "train",
+    "data.train_size",
+    "data.sampling",
+    "data.order",
+    "data.fim_rate",
+    "data.fim_mode",
+    "data.fim_split",
+)
 
 
 def baseline_config(cfg: RunConfig) -> RunConfig:
@@ -793,7 +865,14 @@ def baseline_config(cfg: RunConfig) -> RunConfig:
     """
     train = TrainConfig(precision=cfg.train.precision, base_weights=cfg.train.base_weights)
     seed = cfg.seed if cfg.generate.n_samples > 1 else 0
-    return cfg.model_copy(update={"lora": LoraConfig(), "train": train, "seed": seed, "baseline": True})
+    # FIM shapes only the training examples: the base model is the same whatever the cell's FIM settings.
+    data = cfg.data.model_copy(update={k: DataConfig.model_fields[k].get_default() for k in _FIM_FIELDS})
+    return cfg.model_copy(
+        update={"lora": LoraConfig(), "train": train, "data": data, "seed": seed, "baseline": True}
+    )
+
+
+_FIM_FIELDS = ("fim_rate", "fim_mode", "fim_split")
 
 
 def baseline_specs(specs: list[RunSpec]) -> list[RunSpec]:
