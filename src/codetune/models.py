@@ -179,12 +179,27 @@ def lora_targets(model: Any, cfg: LoraConfig) -> tuple[list[str], bool]:
     return targets, fan
 
 
-def apply_lora(model: Any, cfg: LoraConfig) -> Any:
-    """Wrap the model with fresh LoRA adapters (base weights frozen)."""
+def apply_lora(model: Any, cfg: LoraConfig, *, tokenizer: Any = None, fim: bool = False) -> Any:
+    """Wrap the model with fresh LoRA adapters (base weights frozen).
+
+    fim=True (training with data.fim_rate > 0) readies the model for FIM: where `tokenizer` lacks the
+    sentinels, `fim.add_fim_tokens` adds them to it and to the model (in place: the caller's base model
+    and tokenizer change), and the sentinels' embedding rows train beside the LoRA weights (peft's
+    `trainable_token_indices`; with untied embeddings, their LM-head rows too). A tokenizer that has them
+    already (a FIM-pretrained model) keeps its rows: plain LoRA.
+    """
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
     targets, fan = lora_targets(model, cfg)
+    token_rows = None
+    if fim:
+        from codetune.fim import add_fim_tokens, fim_tokens
+
+        if tokenizer is None:
+            raise TypeError("apply_lora(fim=True) needs the tokenizer")
+        if fim_tokens(tokenizer) is None:
+            token_rows = _sentinel_rows(model, add_fim_tokens(model, tokenizer).ids)
     pcfg = PeftLoraConfig(
         r=cfg.r,
         lora_alpha=cfg.alpha,
@@ -193,8 +208,114 @@ def apply_lora(model: Any, cfg: LoraConfig) -> Any:
         fan_in_fan_out=fan,
         bias="none",
         task_type="CAUSAL_LM",
+        trainable_token_indices=token_rows,
     )
-    return get_peft_model(model, pcfg)
+    peft_model = get_peft_model(model, pcfg)
+    if token_rows is not None:
+        _fp32_token_rows(peft_model)
+    return peft_model
+
+
+def _sentinel_rows(model: Any, ids: list[int]) -> dict[str, list[int]]:
+    """peft's `trainable_token_indices` for the sentinel ids: the input embedding's rows, and the LM head's
+    when it is a separate matrix (tied embeddings train one set of rows that both use)."""
+    inp, out = model.get_input_embeddings(), model.get_output_embeddings()
+    names = {id(m): name for name, m in model.named_modules()}
+    rows = {names[id(inp)]: list(ids)}
+    if out is not None and out.weight is not inp.weight:
+        rows[names[id(out)]] = list(ids)
+    return rows
+
+
+def _fp32_token_rows(model: Any) -> None:
+    """Keep the trained sentinel rows in fp32 (peft copies them in the base weight's dtype, bf16 for an
+    LM head stored in bf16); the forward casts them to the weight's dtype as it merges them."""
+    import torch
+
+    for module in model.modules():
+        deltas = getattr(module, "trainable_tokens_delta", None)
+        if isinstance(deltas, torch.nn.ParameterDict):
+            for name, p in deltas.items():
+                if p.dtype != torch.float32:
+                    deltas[name] = torch.nn.Parameter(p.detach().float(), requires_grad=p.requires_grad)
+
+
+def attach_adapter(model: Any, tokenizer: Any, adapter_dir: str | Path, name: str | None = None) -> Any:
+    """Load a saved LoRA adapter onto `model`, FIM sentinel rows included; returns the PeftModel.
+
+    An adapter trained with data.fim_rate > 0 holds its tokenizer: where that has the FIM sentinels,
+    `tokenizer` and `model` get them first (`fim.add_fim_tokens`, in place), with the same ids, so the
+    adapter's trained rows land where they belong. name=None: `model` is a base model, wrapped with
+    `PeftModel.from_pretrained` (adapter name "default"); else `model` may already be a PeftModel and
+    the adapter loads beside the others under `name`.
+
+    Raises ModelLoadError when the adapter's sentinel ids differ from what `tokenizer` gives them (an
+    adapter trained on another base model).
+    """
+    adapter_dir = Path(adapter_dir)
+    _add_adapter_fim_tokens(model, tokenizer, adapter_dir)
+    from peft import PeftModel
+
+    try:
+        if isinstance(model, PeftModel):
+            model.load_adapter(str(adapter_dir), adapter_name=name or "default", is_trainable=False)
+            return model
+        if name is None:
+            return PeftModel.from_pretrained(model, str(adapter_dir))
+        return PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=name)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(
+            f"could not load the adapter in '{adapter_dir}': {str(exc).splitlines()[0]}",
+            "point it at a directory written by codetune (or peft's save_pretrained) for this base model",
+        ) from None
+
+
+def adapter_has_fim(adapter_dir: str | Path) -> bool:
+    """Whether the tokenizer saved in `adapter_dir` has the FIM sentinels (an adapter trained with FIM, or
+    on a model that has them); False when the directory holds no tokenizer."""
+    return _adapter_fim_ids(Path(adapter_dir)) is not None
+
+
+def _adapter_fim_ids(adapter_dir: Path) -> list[int] | None:
+    """The sentinel ids of the tokenizer saved with an adapter, read from its tokenizer.json (no tokenizer
+    is loaded); None when there is no tokenizer or it lacks a sentinel."""
+    import json
+
+    from codetune.fim import SENTINELS
+
+    path = adapter_dir / "tokenizer.json"
+    if not path.is_file():
+        if not (adapter_dir / "tokenizer_config.json").is_file():
+            return None
+        from transformers import AutoTokenizer
+
+        from codetune.fim import fim_tokens
+
+        tokens = fim_tokens(AutoTokenizer.from_pretrained(str(adapter_dir)))  # a tokenizer without a JSON file
+        return None if tokens is None else tokens.ids
+    try:
+        added = json.loads(path.read_text(encoding="utf-8")).get("added_tokens", [])
+    except (OSError, ValueError):
+        return None
+    ids = {t.get("content"): t.get("id") for t in added if isinstance(t, dict)}
+    if not all(isinstance(ids.get(s), int) for s in SENTINELS):
+        return None
+    return [ids[s] for s in SENTINELS]
+
+
+def _add_adapter_fim_tokens(model: Any, tokenizer: Any, adapter_dir: Path) -> None:
+    from codetune.fim import add_fim_tokens
+
+    want = _adapter_fim_ids(adapter_dir)
+    if want is None:
+        return
+    got = add_fim_tokens(model, tokenizer).ids
+    if got != want:
+        raise ModelLoadError(
+            f"the adapter in '{adapter_dir}' has its FIM tokens at ids {want}, this base model's tokenizer "
+            f"at {got}",
+            "load it on the base model it was trained on (its adapter_config.json names it)",
+        )
 
 
 def cast_frozen_linears(model: Any, dtype_name: str) -> int:

@@ -8,9 +8,10 @@ settled here, so the runners never look at `train.*` switches.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch  # this module is imported only where a model is trained
@@ -32,15 +33,54 @@ def supports_target_logits(model: Any) -> bool:
     )
 
 
-def lm_head_weight(model: Any, dtype: Any = None) -> Any:
-    """The LM head's weight (vocab, hidden), detached, in `dtype` (None = as stored)."""
+def _head_layer(head: Any) -> Any:
+    """The LM head's own Linear, under peft's TrainableTokensWrapper when its rows train (FIM)."""
+    adapter = getattr(head, "token_adapter", None)
+    return head if adapter is None else adapter.get_base_layer()
+
+
+def trainable_head_rows(model: Any) -> tuple[Any, Any] | None:
+    """(ids, values) of the LM head's rows that train, or None: the FIM sentinels' rows under peft's
+    `trainable_token_indices` (with tied embeddings, the input embedding's trained rows, which the head
+    shares). values (k, hidden) is the trainable parameter peft writes over those rows."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    weight = base.get_output_embeddings().weight.detach()
-    return weight if dtype is None else weight.to(dtype)
+    head = base.get_output_embeddings()
+    adapter = getattr(head, "token_adapter", None)
+    if adapter is None or head.disable_adapters or not head.active_adapters:
+        return None
+    name = head.active_adapters[0]
+    if name not in adapter.trainable_tokens_delta:
+        return None
+    values = adapter.trainable_tokens_delta[name]
+    return torch.tensor(adapter.token_indices[name], dtype=torch.long, device=values.device), values
+
+
+def lm_head_weight(model: Any, dtype: Any = None) -> Any:
+    """The LM head's weight (vocab, hidden), detached, in `dtype` (None = as stored), the trained rows'
+    current values in place (`trainable_head_rows`: then always a copy, never the model's own tensor)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    weight = _head_layer(base.get_output_embeddings()).weight.detach()
+    rows = trainable_head_rows(model)
+    if rows is None:
+        return weight if dtype is None else weight.to(dtype)
+    weight = weight.to(dtype or weight.dtype, copy=True)
+    _write_rows(weight, rows)
+    return weight
+
+
+def _write_rows(weight: Any, rows: tuple[Any, Any]) -> None:
+    ids, values = rows
+    with torch.no_grad():
+        weight[ids] = values.detach().to(weight.dtype)
 
 
 def target_loss(
-    model: Any, batch: dict[str, Any], chunk: int = 0, hidden_fn: Any = None, head_weight: Any = None
+    model: Any,
+    batch: dict[str, Any],
+    chunk: int = 0,
+    hidden_fn: Any = None,
+    head_weight: Any = None,
+    head_rows: Any = None,
 ) -> Any:
     """Mean next-token cross-entropy over labelled tokens, running the LM head on those tokens only.
 
@@ -49,7 +89,8 @@ def target_loss(
     chunk > 0: the head and loss run over at most `chunk` target tokens at a time
     (`kernels.head_cross_entropy`), so only one chunk's logits is ever alive.
     hidden_fn: input_ids -> final hidden states (the fused forward); None = the model's own forward.
-    head_weight: the LM head's weight already in the matmul dtype (saves a cast per call).
+    head_weight: the LM head's weight already in the matmul dtype (saves a cast per call), holding the
+    current values of the trained rows `head_rows` (`trainable_head_rows`) when there are any.
     """
     import torch.nn.functional as F
 
@@ -69,14 +110,15 @@ def target_loss(
     keep = labels != -100
     head = base.get_output_embeddings()
     hidden, labels = hidden[keep], labels[keep]  # (n_target, hidden), (n_target,)
-    if chunk <= 0 or head.bias is not None:
-        return F.cross_entropy(head(hidden).float(), labels)
+    if chunk <= 0 or _head_layer(head).bias is not None:
+        return F.cross_entropy(head(hidden).float(), labels)  # a wrapped head merges its trained rows itself
     if head_weight is None:
         device = hidden.device.type
         head_weight = lm_head_weight(
             model, torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
         )
-    return head_cross_entropy(hidden, head_weight, labels, chunk) / len(labels)
+        head_rows = trainable_head_rows(model)
+    return head_cross_entropy(hidden, head_weight, labels, chunk, head_rows) / len(labels)
 
 
 @dataclass
@@ -93,6 +135,9 @@ class Forward:
     fused: Any = None  # a FusedLlama, or None: the PEFT forward
     head_weight: Any = None  # (vocab, hidden) in the matmul dtype, for the target-only head
     note: str = ""  # why the fused forward was not used, when train.fused=auto fell back
+    head_rows: Any = None  # (ids, values) of LM-head rows that train (FIM sentinels), copied into head_weight
+    _rows_version: int = -1  # values._version when they were last copied (the optimizer steps in place)
+    _rows_lock: Any = field(default_factory=threading.Lock)  # worker threads share head_weight
 
     @property
     def name(self) -> str:
@@ -114,16 +159,28 @@ class Forward:
         generator, as the PEFT forward always does).
         """
         batch = {k: v.to(self.device) for k, v in batch.items()}
+        if self.head_rows is not None and self.head_weight is not None:
+            self._refresh_head_rows()
         if self.omit_padding_mask:
             batch["attention_mask"] = None  # right padding: see TrainConfig.padding_mask
         fused = self.fused
         hidden_fn = None if fused is None else (lambda ids: fused.hidden(ids, generator))
         with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.bf16):
             if self.own_head:
-                mean = target_loss(self.model, batch, self.logits_chunk, hidden_fn, self.head_weight)
+                mean = target_loss(
+                    self.model, batch, self.logits_chunk, hidden_fn, self.head_weight, self.head_rows
+                )
             else:
                 mean = self.model(**batch).loss
             return mean * weight
+
+    def _refresh_head_rows(self) -> None:
+        """Copy the trained head rows into `head_weight` once per optimizer step (before its first piece)."""
+        values = self.head_rows[1]
+        with self._rows_lock:
+            if values._version != self._rows_version:
+                _write_rows(self.head_weight, self.head_rows)
+                self._rows_version = values._version
 
 
 def choose_forward(model: Any, cfg: RunConfig, *, device: str, precision: str) -> Forward:
@@ -149,6 +206,7 @@ def choose_forward(model: Any, cfg: RunConfig, *, device: str, precision: str) -
         fused=fused,
         head_weight=lm_head_weight(model, torch.bfloat16 if bf16 else None) if own_head else None,
         note=note,
+        head_rows=trainable_head_rows(model) if own_head else None,
     )
 
 

@@ -144,8 +144,12 @@ def fp32_attention(model: Any, enabled: bool = True) -> Iterator[bool]:
 _SOFTMAX_ROWS = 16  # rows of fp32 softmax work at a time: 16 x 49152 x 4 B = 3 MiB stays in a core's L2
 
 
-def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int) -> Any:
+def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int, rows: Any = None) -> Any:
     """Sum over rows of cross-entropy(hidden @ weight.T, labels), `chunk` rows at a time.
+
+    rows: None, or (ids, values) for a head whose rows `ids` train (FIM's sentinel rows, peft
+    `trainable_token_indices`): `weight` already holds `values` (k, d) at those rows, and the gradient with
+    respect to `values`, (softmax - onehot)[:, ids].T @ hidden, is gathered from the same softmax.
 
     hidden (n, d) fp32, weight (vocab, d) frozen, in the matmul dtype (bf16 under bf16). The gradient
     with respect to hidden, (softmax - onehot) @ weight, is computed chunk by chunk during the forward
@@ -161,9 +165,11 @@ def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int) -> Any
 
     class _HeadCE(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, h: Any, w: Any, y: Any) -> Any:
+        def forward(ctx: Any, h: Any, w: Any, y: Any, values: Any, ids: Any) -> Any:
             total = torch.zeros((), dtype=torch.float32, device=h.device)
             grad = torch.empty_like(h) if ctx.needs_input_grad[0] else None
+            # (k, d): the trained rows' gradient, summed over the rows of every block
+            grad_v = h.new_zeros(values.shape, dtype=torch.float32) if ctx.needs_input_grad[3] else None
             block_rows = torch.arange(_SOFTMAX_ROWS, device=h.device)
             for i in range(0, h.shape[0], chunk):
                 logits = h[i : i + chunk].to(w.dtype) @ w.t()  # (chunk, vocab)
@@ -178,17 +184,26 @@ def head_cross_entropy(hidden: Any, weight: Any, labels: Any, chunk: int) -> Any
                     e = f.sub_(top).exp_()
                     z = e.sum(-1, keepdim=True)
                     total += (z.log().add_(top).squeeze(1) - picked).sum()
-                    if grad is not None:
+                    if grad is not None or grad_v is not None:
                         e.div_(z)[rows, y_part] -= 1
                         part.copy_(e)  # softmax - onehot, over the logits
+                    if grad_v is not None:
+                        at = i + j
+                        grad_v += e[:, ids].t() @ h[at : at + f.shape[0]].float()
                 if grad is not None:
                     grad[i : i + chunk] = (logits @ w).to(grad.dtype)
-            ctx.save_for_backward(grad)
+            ctx.save_for_backward(grad, grad_v)
+            ctx.values_dtype = values.dtype
             return total
 
         @staticmethod
         def backward(ctx: Any, g: Any) -> Any:
-            (grad,) = ctx.saved_tensors
-            return grad * g, None, None
+            grad, grad_v = ctx.saved_tensors
+            gv = None if grad_v is None else (grad_v * g).to(ctx.values_dtype)
+            return None if grad is None else grad * g, None, None, gv, None
 
-    return _HeadCE.apply(hidden, weight, labels)
+    if rows is None:
+        values, ids = hidden.new_zeros((0, hidden.shape[-1])), torch.zeros(0, dtype=torch.long)
+    else:
+        ids, values = rows
+    return _HeadCE.apply(hidden, weight, labels, values, ids.to(hidden.device))

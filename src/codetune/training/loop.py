@@ -53,6 +53,7 @@ def train(
         precision=precision,
         device=device,
         trainable_params=sum(p.numel() for p in params),
+        fim_examples=sum(e.fim for e in plan.encoded),
     )
     checkpointer = Checkpointer(checkpoint_dir, tc.checkpoint_every, plan.total_steps)
     start = checkpointer.resume(model, opt, sched, result)

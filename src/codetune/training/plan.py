@@ -11,7 +11,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from codetune.config import RunConfig
+from codetune.config import DataConfig, RunConfig
+from codetune.data.fim import FimSplit
 from codetune.data.records import CodeSample
 
 
@@ -21,10 +22,41 @@ class Encoded:
 
     input_ids: list[int]
     labels: list[int]
+    fim: bool = False  # a fill-in-the-middle example (data.fim_rate)
 
 
-def encode(tokenizer: Any, samples: list[CodeSample]) -> list[Encoded]:
-    """Tokenize prompt+target once; tokens that start inside the prompt get no loss; end with EOS."""
+def encode(
+    tokenizer: Any, samples: list[CodeSample], data: DataConfig | None = None, seed: int = 0
+) -> list[Encoded]:
+    """Tokenize each example; loss on what the model should write, then EOS.
+
+    Left-to-right (every example when `data` is None or data.fim_rate is 0): prompt+target tokenized
+    once, tokens that start inside the prompt get no loss. With data.fim_rate > 0, each example becomes
+    FIM with that probability (`data.fim.fim_split`, seeded by `seed` and its id): the FIM prompt's ids
+    (`fim.fim_ids`), then the middle's, then EOS, loss on the middle and EOS only.
+    """
+    if data is None or data.fim_rate == 0:
+        return _encode_left_to_right(tokenizer, samples)
+    from codetune.data.fim import fim_split
+
+    splits = [
+        fim_split(s, seed=seed, rate=data.fim_rate, mode=data.fim_mode, split=data.fim_split) for s in samples
+    ]
+    plain = iter(_encode_left_to_right(tokenizer, [s for s, f in zip(samples, splits) if f is None]))
+    return [next(plain) if f is None else _encode_fim(tokenizer, f) for f in splits]
+
+
+def _encode_fim(tokenizer: Any, split: FimSplit) -> Encoded:
+    from codetune.fim import fim_ids, text_ids
+
+    prompt = fim_ids(tokenizer, split.prefix, split.suffix, split.mode)
+    middle = text_ids(tokenizer, split.middle) + [tokenizer.eos_token_id]
+    return Encoded(input_ids=prompt + middle, labels=[-100] * len(prompt) + middle, fim=True)
+
+
+def _encode_left_to_right(tokenizer: Any, samples: list[CodeSample]) -> list[Encoded]:
+    if not samples:
+        return []
     texts = [s.prompt + s.target for s in samples]
     enc = tokenizer(texts, add_special_tokens=True, return_offsets_mapping=True)
     eos = tokenizer.eos_token_id
@@ -154,7 +186,16 @@ def plan_steps(tokenizer: Any, samples: list[CodeSample], cfg: RunConfig) -> Ste
     """Encode `samples` and lay out every step: epochs of batches (fractional epochs cut the last one),
     grad_accum batches a step."""
     tc = cfg.train
-    encoded = encode(tokenizer, samples)
+    if cfg.data.fim_rate > 0:
+        from codetune.errors import CodetuneError
+        from codetune.fim import fim_tokens
+
+        if fim_tokens(tokenizer) is None:
+            raise CodetuneError(
+                "data.fim_rate > 0 but the tokenizer has no FIM tokens",
+                "wrap the model with codetune.models.apply_lora(model, cfg.lora, tokenizer=tok, fim=True)",
+            )
+    encoded = encode(tokenizer, samples, cfg.data, cfg.seed)
     lengths = [len(e.input_ids) for e in encoded]
     n_loss_tokens = [sum(lab != -100 for lab in e.labels[1:]) for e in encoded]  # predicted positions
     mode = "sequential" if cfg.data.order == "curriculum" else tc.batching

@@ -30,16 +30,23 @@ class TrainResult:
     forward: str = "peft"  # "fused", "fused+compile" (training.fused) or "peft" (transformers + PEFT)
     forward_note: str = ""  # why the fused forward was not used, when train.fused=auto fell back
     workers: int = 1  # data-parallel threads (train.workers, resolved)
+    fim_examples: int = 0  # training examples laid out as fill-in-the-middle (data.fim_rate)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def save_adapter(model: Any, out_dir: Path, result: TrainResult) -> None:
+def save_adapter(model: Any, out_dir: Path, result: TrainResult, tokenizer: Any = None) -> None:
     """Write the adapter in PEFT format with the training record beside it, swapped in whole: a directory
-    that has the record (`RunDir.TRAIN_RESULT`) is complete."""
+    that has the record (`RunDir.TRAIN_RESULT`) is complete.
+
+    tokenizer: saved into the directory too when given: a FIM adapter's tokenizer has the sentinels the
+    adapter's trained rows belong to (`models.attach_adapter` reads them from there).
+    """
     with atomic_dir(Path(out_dir)) as tmp:
         model.save_pretrained(str(tmp))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
         (tmp / RunDir.TRAIN_RESULT).write_text(json.dumps(result.to_dict(), indent=1))
 
 
