@@ -17,8 +17,9 @@ from codetune.errors import ConfigError
 
 NAME = "serve"
 HELP = (
-    "Serve a model and LoRA adapters over HTTP for editors and the openai client: OpenAI /v1/completions and "
-    "/v1/chat/completions, llama.cpp's /completion, a playground at /; concurrent requests decode together."
+    "Serve a model and LoRA adapters over HTTP for editors and the openai client: OpenAI /v1/completions "
+    "(fill-in-the-middle with `suffix` for FIM adapters) and /v1/chat/completions, llama.cpp's /completion and "
+    "/infill, a playground at /; concurrent requests decode together."
 )
 DEFAULT_MODEL = "smollm2-135m"
 DEFAULT_CONTEXT = 2048
@@ -35,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=DIR",
-        help="a PEFT LoRA adapter served as model NAME, e.g. best=runs/quick/<run>/adapter (repeatable)",
+        help="a PEFT LoRA adapter served as model NAME, e.g. best=runs/quick/<run>/adapter (repeatable); one "
+        "trained with data.fim_rate > 0 also fills in the middle (`suffix`, /infill)",
     )
     p.add_argument(
         "--default-model",
@@ -157,15 +159,16 @@ def make_loader(args: argparse.Namespace, adapters: dict[str, Path]) -> Any:
 
     def load() -> Any:
         from codetune.device import pick_device, resolve_precision
-        from codetune.serving.adapters import load_for_serving
+        from codetune.serving.adapters import load_served
         from codetune.serving.engine import Engine
         from codetune.serving.state import Backend
 
         device = pick_device(args.device)
         precision = resolve_precision(args.precision, device)
-        model, tokenizer, base_name = load_for_serving(args.model, adapters, device)
+        served = load_served(args.model, adapters, device)
+        tokenizer, base_name = served.tokenizer, served.base_name
         engine = Engine(
-            model,
+            served.model,
             tokenizer,
             base_name=base_name,
             adapters=list(adapters),
@@ -174,6 +177,8 @@ def make_loader(args: argparse.Namespace, adapters: dict[str, Path]) -> Any:
             context=args.context or DEFAULT_CONTEXT,
             device=device,
             precision=precision,
+            fim_models=served.fim_models,
+            untrained_ids=served.untrained_ids,
         )
         if args.context and engine.context < args.context:
             print(
@@ -223,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
     server: uvicorn.Server | None = None
 
     def ready(backend: Any) -> None:
-        names = ", ".join([backend.base_name, *backend.adapters])
+        fim = set(backend.engine.fim_models)
+        names = ", ".join(n + (" (fill-in-the-middle)" if n in fim else "") for n in backend.engine.models)
         default = (
             "" if backend.default_model == backend.base_name else f"; unnamed requests get {backend.default_model}"
         )

@@ -24,7 +24,9 @@ from codetune.serving.state import ServerState
 
 STATIC = Path(__file__).parent / "static"
 OPEN_PATHS = ("/", "/health", "/favicon.ico")  # what a browser or a load balancer reads without the key
-ENDPOINTS = "GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /completion"
+ENDPOINTS = (
+    "GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /completion, POST /infill"
+)
 
 
 class BearerAuth:

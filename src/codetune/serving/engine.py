@@ -12,6 +12,11 @@ lengths, adapters and sampling parameters share that forward:
   (`decoding.pick_tokens`), so a request's tokens do not depend on which rows shared its steps (up to
   the floating-point differences between batch shapes).
 
+A fill-in-the-middle request (`SamplingParams.infill`) is read as the PSM prompt `codetune.fim.fim_ids`
+builds (no token healing) and its middle ends at EOS or any sentinel (`fim.fim_stop_ids`); only the
+models named in `fim_models` take one. Sentinels added to the vocabulary for a FIM adapter are rows the
+other models never trained, so those models never pick them.
+
 A request submitted while others decode joins at the next step. Text reaches the request's callback
 as `Event`s, in order, from the engine thread (`engine_text.TextStream` decides what is safe to show).
 """
@@ -34,6 +39,15 @@ log = logging.getLogger(__name__)
 BASE = "__base__"  # peft's adapter name for rows that run the base model alone
 
 
+@dataclass(frozen=True)
+class Infill:
+    """A fill-in-the-middle request: the prompt submitted with it is the text before the cursor."""
+
+    suffix: str  # the text after the cursor
+    middle_start: str = ""  # llama.cpp's /infill `prompt`: the middle's start, read after <fim_middle>
+    extra: str = ""  # context read before <fim_prefix> (llama.cpp's `input_extra`, joined)
+
+
 @dataclass
 class SamplingParams:
     """How one request is decoded."""
@@ -48,6 +62,7 @@ class SamplingParams:
     ignore_eos: bool = False  # (vLLM's extension) go on past EOS: exactly max_tokens tokens
     choice: int = 0  # which of a request's n choices: each choice is seeded apart from the same seed
     heal: bool = True  # token healing of a trailing newline + indentation (off: the prompt is read as sent)
+    infill: Infill | None = None  # fill in the middle before `infill.suffix` (never healed)
 
 
 @dataclass
@@ -80,6 +95,15 @@ class InvalidRequest(EngineError):
     """A sampling parameter out of range or an unknown language."""
 
     http_status = 400
+
+
+class NoFim(InvalidRequest):
+    """A fill-in-the-middle request (a suffix, or a prompt in the FIM layout) for a model not trained for it;
+    `param` names the request field that asked for it."""
+
+    def __init__(self, message: str, hint: str | None = None, param: str = "suffix") -> None:
+        super().__init__(message, hint)
+        self.param = param
 
 
 class PromptTooLong(EngineError):
@@ -123,6 +147,7 @@ class _Request:
     stream: Any  # engine_text.TextStream: generated ids and text
     gen: Any  # torch.Generator, None when greedy
     on_event: Callable[[Event], None]
+    stop_ids: frozenset[int] = frozenset()  # tokens that end it whatever ignore_eos says (FIM's sentinels)
     cancelled: bool = False
     ended: bool = False  # its last event ("done" or "error") was sent
 
@@ -146,6 +171,9 @@ class Engine:
         device: where the model is ("cpu", "cuda").
         precision: "fp32" or "bf16" (autocast). With bf16 the frozen Linear weights are stored in bf16 once
             (`models.cast_frozen_linears`): autocast would cast them at every step, to the same values.
+        fim_models: the served names (the base's and adapters') that take fill-in-the-middle requests.
+        untrained_ids: token ids added to the vocabulary for the FIM models (their sentinels), whose rows
+            the other models never trained: rows of those models never pick them.
     """
 
     def __init__(
@@ -160,6 +188,8 @@ class Engine:
         context: int = 2048,
         device: str = "cpu",
         precision: str = "fp32",
+        fim_models: Sequence[str] = (),
+        untrained_ids: Sequence[int] = (),
     ) -> None:
         from codetune import decoding
         from codetune.serving.healing import Healer
@@ -191,6 +221,7 @@ class Engine:
         self._healer = Healer(self._texts)
         self._watches: dict[str, Any] = {}
         self._eos = _eos_ids(model, tokenizer)
+        self._set_fim(fim_models, untrained_ids)
         self._mask_dtype = decoding.mask_dtype(model)
         self._cond = threading.Condition()
         # Callers tokenize on their own threads; a fast tokenizer must not be entered by two at once.
@@ -209,6 +240,15 @@ class Engine:
     def models(self) -> list[str]:
         return [self.base_name, *self.adapters]
 
+    @property
+    def fim_models(self) -> list[str]:
+        """The served names that take fill-in-the-middle requests."""
+        return [m for m in self.models if self._adapter(m) in self._fim]
+
+    def takes_fim(self, model: str | None) -> bool:
+        """Whether `model` (a served name; None: the base) takes fill-in-the-middle requests."""
+        return self._adapter(model) in self._fim
+
     def start(self) -> None:
         """Start the decoding thread."""
         if self._thread is None:
@@ -226,9 +266,10 @@ class Engine:
         elif thread is not threading.current_thread():
             thread.join()
 
-    def count_tokens(self, prompt: str) -> int:
+    def count_tokens(self, prompt: str, infill: Infill | None = None) -> int:
+        """The prompt's tokens as the model reads it (`infill`: the whole FIM prompt)."""
         with self._tokenize_lock:
-            return len(self._encode(prompt))
+            return len(self._fim_ids(prompt, infill) if infill is not None else self._encode(prompt))
 
     def submit(
         self,
@@ -247,6 +288,9 @@ class Engine:
             raise Stopped("the server is shutting down", "retry against a running server")
         adapter = self._adapter(model)
         self._check(params)
+        if adapter not in self._fim and (params.infill is not None or _fim_layout(prompt)):
+            param = "suffix" if params.infill is not None else "prompt"
+            raise NoFim(*no_fim_message(model or self.base_name, self.fim_models, param), param=param)
         request = self._request(prompt, params, adapter, on_event)
         with self._cond:
             if self._stopping:
@@ -305,10 +349,15 @@ class Engine:
         from codetune.serving.engine_text import TextStream
         from codetune.serving.healing import split_prompt
 
-        read, heal = split_prompt(prompt) if params.heal else (prompt, "")
+        infill = params.infill
+        read, heal = split_prompt(prompt) if params.heal and infill is None else (prompt, "")
         with self._tokenize_lock:
-            n_prompt = len(self._encode(prompt))
-            ids = self._encode(read) if heal else self._encode(prompt)
+            if infill is not None:  # the middle continues the prefix (and the middle's start, if sent)
+                ids = self._fim_ids(prompt, infill)
+                n_prompt, read = len(ids), prompt + infill.middle_start
+            else:
+                n_prompt = len(self._encode(prompt))
+                ids = self._encode(read) if heal else self._encode(prompt)
             watch = self._watch(params.language) if params.stop_at_function_end else None
         ids = ids or decoding.start_ids(self.tokenizer)
         need = max(n_prompt, len(ids)) + params.max_tokens
@@ -324,11 +373,48 @@ class Engine:
             gen = torch.Generator(device=self.device).manual_seed(decoding.row_seed(seed, 0, params.choice))
         language = params.language if params.stop_at_function_end else None
         line_blank = watch.start(read) if watch is not None else False
-        stream = TextStream(self.tokenizer, prompt, heal, params.stop, language, watch, line_blank)
-        return _Request(params, adapter, ids, n_prompt, stream, gen, on_event)
+        stream = TextStream(
+            self.tokenizer, read if infill is not None else prompt, heal, params.stop, language, watch, line_blank
+        )
+        stops = self._fim_stops if adapter in self._fim else frozenset()  # a FIM model writes no sentinel
+        return _Request(params, adapter, ids, n_prompt, stream, gen, on_event, stop_ids=stops)
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text)["input_ids"]
+
+    def _set_fim(self, fim_models: Sequence[str], untrained_ids: Sequence[int]) -> None:
+        from codetune import fim
+
+        unknown = [m for m in fim_models if m not in self.models]
+        if unknown:
+            raise ModelLoadError(f"fim_models {unknown} are not served", f"name some of: {', '.join(self.models)}")
+        tokens = fim.fim_tokens(self.tokenizer)
+        if fim_models and tokens is None:
+            raise ModelLoadError(
+                f"models {list(fim_models)} are to take fill-in-the-middle requests, but the tokenizer has no "
+                f"{'/'.join(fim.SENTINELS)}",
+                "load FIM adapters with serving.adapters.load_served",
+            )
+        self._fim_tokens = tokens
+        self._fim = {BASE if m == self.base_name else m for m in fim_models}
+        self._fim_stops = frozenset(fim.fim_stop_ids(self.tokenizer)) if tokens is not None else frozenset()
+        self._untrained = sorted(set(untrained_ids))
+
+    def _fim_ids(self, prefix: str, infill: Infill) -> list[int]:
+        """The PSM prompt: [BOS] [extra] <fim_prefix> prefix <fim_suffix> suffix <fim_middle> [middle_start],
+        each piece tokenized as plain text (a sentinel written in the code stays text); llama.cpp's layout."""
+        from codetune import fim
+
+        if self._fim_tokens is None:
+            raise NoFim(*no_fim_message(self.base_name, [], "suffix"))
+        ids = fim.fim_ids(self.tokenizer, prefix, infill.suffix, "psm")
+        at = ids.index(self._fim_tokens.prefix)
+        return (
+            ids[:at]
+            + fim.text_ids(self.tokenizer, infill.extra)
+            + ids[at:]
+            + fim.text_ids(self.tokenizer, infill.middle_start)
+        )
 
     def _watch(self, language: str) -> Any:
         from codetune.decoding import StopWatch
@@ -453,6 +539,11 @@ class Engine:
             row = torch.full_like(logits[i], float("-inf"))
             row[idx] = logits[i, idx]
             logits[i] = row
+        if self._untrained:
+            plain = [i for i, r in enumerate(rows) if r.adapter not in self._fim]
+            if plain:  # rows these models never trained: not a token they can write
+                idx = torch.tensor(self._untrained, device=logits.device)
+                logits[torch.tensor(plain, device=logits.device)[:, None], idx[None, :]] = float("-inf")
         p = [r.params for r in rows]
         return pick_tokens(logits, [q.temperature for q in p], [q.top_p for q in p], [r.gen for r in rows])
 
@@ -461,6 +552,8 @@ class Engine:
         text, ended = request.stream.push(token)
         reason = "stop" if ended else None
         if reason is None and token in self._eos and not request.params.ignore_eos:
+            reason = "stop"
+        if reason is None and token in request.stop_ids:  # a sentinel: never part of a middle
             reason = "stop"
         if reason is None and len(request.stream.ids) >= request.params.max_tokens:
             reason = "length"
@@ -544,6 +637,33 @@ class Engine:
         rows, self._rows = self._rows, []
         for request in rows + left:
             self._finish(request, "cancelled")
+
+
+def no_fim_message(model: str, fim_models: Sequence[str], param: str) -> tuple[str, str]:
+    """(what failed, the fix) for a fill-in-the-middle request to `model`, which does not take one; `param`
+    is the request field that asked for it ("suffix", "input_suffix", or "prompt": a prompt in the FIM layout)."""
+    from codetune.fim import SENTINELS
+
+    asked = f"a prompt in the FIM layout ({'...'.join(SENTINELS)})" if param == "prompt" else f"`{param}`"
+    what = (
+        f"{asked} asks model '{model}' to fill in the middle, and it was not trained for fill-in-the-middle "
+        "(no trained FIM tokens)"
+    )
+    other = {
+        "suffix": "leave out the suffix",
+        "input_suffix": "send the text before the cursor to POST /completion",
+        "prompt": 'for Continue, set promptTemplates autocomplete: "{{{prefix}}}"',
+    }.get(param, f"leave out `{param}`")
+    if fim_models:
+        return what, f"send `model` as one of: {', '.join(fim_models)}; or {other}"
+    return what, f"serve an adapter trained with data.fim_rate > 0 (codetune serve --adapter NAME=DIR); or {other}"
+
+
+def _fim_layout(prompt: str) -> bool:
+    """Whether a text prompt is written in the FIM layout (Continue's default autocomplete template is)."""
+    from codetune.fim import SENTINELS
+
+    return all(s in prompt for s in SENTINELS)
 
 
 def _round_up(n: int, cap: int, step: int = 256) -> int:

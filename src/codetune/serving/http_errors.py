@@ -7,7 +7,15 @@ import difflib
 import json
 from typing import Any
 
-from codetune.serving.engine import EngineError, InvalidRequest, Overloaded, PromptTooLong, Stopped, UnknownModel
+from codetune.serving.engine import (
+    EngineError,
+    InvalidRequest,
+    NoFim,
+    Overloaded,
+    PromptTooLong,
+    Stopped,
+    UnknownModel,
+)
 
 
 class ApiError(Exception):
@@ -58,6 +66,8 @@ def from_engine(exc: EngineError) -> ApiError:
     text = str(exc)
     if isinstance(exc, UnknownModel):
         return ApiError(404, text, param="model", code="model_not_found")
+    if isinstance(exc, NoFim):
+        return ApiError(400, text, param=exc.param, code="fim_not_supported")
     if isinstance(exc, PromptTooLong):
         return ApiError(400, text, param="prompt", code="context_length_exceeded")
     if isinstance(exc, InvalidRequest):

@@ -1,6 +1,11 @@
 """The llama.cpp server's POST /completion, for editor plugins that speak it (Continue's llama.cpp provider,
 Tabby's `llama.cpp/completion`): `content`, `stop`, `tokens_predicted`, `tokens_evaluated`, `timings`;
-streamed as lines `data: {...}`, the last with `"stop": true` and the totals (no [DONE], as llama.cpp)."""
+streamed as lines `data: {...}`, the last with `"stop": true` and the totals (no [DONE], as llama.cpp).
+
+POST /infill (llama.cpp's fill-in-the-middle) answers the same way: `input_prefix`, `input_suffix`, and
+`prompt`, the middle's start, laid out as llama.cpp does for a model without repo/file tokens:
+[input_extra]<fim_prefix>{input_prefix}<fim_suffix>{input_suffix}<fim_middle>{prompt}. Unlike llama.cpp, a
+prompt longer than the context is refused (400), not cut, and a model without FIM answers 400, not 501."""
 
 from __future__ import annotations
 
@@ -11,11 +16,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from codetune.serving.engine import Infill
 from codetune.serving.http_errors import ApiError, parse_body
 from codetune.serving.openai_api import event_stream, gone, server_of, sse
-from codetune.serving.plan import Sampling, plan, resolve_model
+from codetune.serving.plan import Sampling, check_fim, plan, resolve_model
 from codetune.serving.relay import Choice, Relay, finish_unless_disconnected
-from codetune.serving.schemas import LlamaCompletionRequest
+from codetune.serving.schemas import LlamaCompletionRequest, LlamaInfillRequest
 
 router = APIRouter()
 
@@ -48,13 +54,22 @@ def _timings(c: Choice | None, prompt_tokens: int) -> dict[str, float]:
     }
 
 
+def _shown_prompt(req: LlamaCompletionRequest) -> str:
+    """The prompt as the response reports it: the FIM layout as text for /infill."""
+    if isinstance(req, LlamaInfillRequest):
+        from codetune.fim import fim_prompt
+
+        return req.extra + fim_prompt(req.input_prefix, req.input_suffix, "psm") + req.prompt
+    return req.prompt
+
+
 def _final(req: LlamaCompletionRequest, model: str, cap: int, c: Choice | None, prompt_tokens: int) -> dict:
     return {
         "index": 0,
         "content": "" if c is None else c.text,
         "stop": True,
         "model": model,
-        "prompt": req.prompt,
+        "prompt": _shown_prompt(req),
         "tokens_predicted": 0 if c is None else c.completion_tokens,
         "tokens_evaluated": prompt_tokens,
         "stopped_eos": c is not None and c.stop_detail == "eos",
@@ -81,9 +96,26 @@ async def completion(request: Request) -> Response:
     state = server_of(request)
     b = state.backend()
     req = parse_body(LlamaCompletionRequest, await request.body())
+    return await _complete(request, state, b, req, resolve_model(b, req.model), req.prompt, None)
+
+
+@router.post("/infill")
+async def infill(request: Request) -> Response:
+    state = server_of(request)
+    b = state.backend()
+    req = parse_body(LlamaInfillRequest, await request.body())
     model = resolve_model(b, req.model)
+    check_fim(b, model, "input_suffix")
+    fill = Infill(suffix=req.input_suffix, middle_start=req.prompt, extra=req.extra)
+    return await _complete(request, state, b, req, model, req.input_prefix, fill)
+
+
+async def _complete(
+    request: Request, state: Any, b: Any, req: LlamaCompletionRequest, model: str, prompt: str, fill: Infill | None
+) -> Response:
+    """Answer /completion (`fill` None) or /infill: streamed lines, or one JSON object."""
     if req.n_predict == 0:  # llama.cpp evaluates the prompt and predicts nothing (clients use it to warm up)
-        tokens = await asyncio.to_thread(b.engine.count_tokens, req.prompt)
+        tokens = await asyncio.to_thread(b.engine.count_tokens, prompt, fill)
         return JSONResponse(_final(req, model, 0, None, tokens))
     sampling = Sampling(
         temperature=req.temperature,
@@ -95,7 +127,7 @@ async def completion(request: Request) -> Response:
         ignore_eos=req.ignore_eos,
     )
     cap = None if req.n_predict == -1 else req.n_predict
-    items = await plan(b, [req.prompt], n=1, cap=cap, cap_field="n_predict", sampling=sampling)
+    items = await plan(b, [prompt], n=1, cap=cap, cap_field="n_predict", sampling=sampling, infill=fill)
     relay = Relay(b.engine, model, state.settings.timeout_s)
     await relay.submit(items)
     max_tokens = items[0][2].max_tokens

@@ -1,6 +1,8 @@
 """OpenAI's API: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (streamed or not).
 
 The adapter is chosen per request by `model` (vLLM's convention); choices are ordered prompt-major.
+A completion with a `suffix` fills in the middle (the served model's FIM template, `codetune.fim`): only
+models trained with the FIM tokens take one (`"fim": true` in GET /v1/models), the others answer 400.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from codetune.serving.engine import Infill
 from codetune.serving.http_errors import ApiError, parse_body
-from codetune.serving.plan import Sampling, plan, resolve_model
+from codetune.serving.plan import Sampling, check_fim, plan, resolve_model
 from codetune.serving.relay import Choice, Relay, finish_unless_disconnected
 from codetune.serving.schemas import ChatRequest, CompletionRequest
 from codetune.serving.state import Backend, ServerState
@@ -60,6 +63,7 @@ async def list_models(request: Request) -> dict[str, Any]:
                 "root": b.adapters.get(name, name) if adapter else b.base_name,
                 "parent": b.base_name if adapter else None,
                 "max_model_len": b.context,
+                "fim": b.engine.takes_fim(name),  # codetune: takes `suffix` (and /infill)
             }
         )
     return {"object": "list", "data": data}
@@ -108,7 +112,10 @@ async def _start(request: Request, body_cls: Any) -> tuple[ServerState, Backend,
 @router.post("/v1/completions")
 async def completions(request: Request) -> Response:
     state, b, req, model = await _start(request, CompletionRequest)
-    items = await plan(b, req.prompt, n=req.n, cap=req.max_tokens, cap_field="max_tokens", sampling=_sampling(req))
+    infill = _infill(b, req, model)
+    items = await plan(
+        b, req.prompt, n=req.n, cap=req.max_tokens, cap_field="max_tokens", sampling=_sampling(req), infill=infill
+    )
     meta = _Meta(f"cmpl-{uuid.uuid4().hex}", "text_completion", model, int(time.time()))
 
     def choice(c: Choice) -> dict[str, Any]:
@@ -116,6 +123,15 @@ async def completions(request: Request) -> Response:
         return {"index": c.index, "text": text, "logprobs": None, "finish_reason": c.finish_reason}
 
     return await _answer(request, state, b, items, meta, req.stream, _completion_chunks, choice, req)
+
+
+def _infill(b: Backend, req: CompletionRequest, model: str) -> Infill | None:
+    """The middle a completion asks for: a `suffix` (an empty one only on a FIM model: the file ends at the
+    cursor), or None (left to right)."""
+    if req.suffix is None or (req.suffix == "" and not b.engine.takes_fim(model)):
+        return None
+    check_fim(b, model, "suffix")
+    return Infill(suffix=req.suffix)
 
 
 async def _completion_chunks(relay: Relay, req: CompletionRequest, meta: _Meta) -> AsyncIterator[str]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from codetune.serving.engine import SamplingParams
-from codetune.serving.http_errors import ApiError
+from codetune.serving.engine import Infill, NoFim, SamplingParams, no_fim_message
+from codetune.serving.http_errors import ApiError, from_engine
 from codetune.serving.state import Backend
 
 
@@ -39,14 +39,15 @@ class Sampling:
     language: str
     ignore_eos: bool
     heal: bool = True  # off for chat: the template's trailing newline is text the model was trained on
+    # (never on for fill-in-the-middle: the FIM prompt ends in <fim_middle>, not in the code's whitespace)
 
 
-def _cap(backend: Backend, prompt_tokens: int, cap: int | None, cap_field: str) -> int:
+def _cap(backend: Backend, prompt_tokens: int, cap: int | None, cap_field: str, what: str = "`prompt`") -> int:
     context = backend.context
     if prompt_tokens >= context:
         raise ApiError(
             400,
-            f"`prompt` is {prompt_tokens} tokens and the context holds {context} (--context), leaving no room to "
+            f"{what} is {prompt_tokens} tokens and the context holds {context} (--context), leaving no room to "
             "generate; shorten the prompt, or restart the server with a larger --context",
             param="prompt",
             code="context_length_exceeded",
@@ -65,19 +66,35 @@ def _cap(backend: Backend, prompt_tokens: int, cap: int | None, cap_field: str) 
     return cap
 
 
+def check_fim(backend: Backend, model: str, field: str) -> None:
+    """A 400 naming `field` when served model `model` does not take fill-in-the-middle requests."""
+    engine = backend.engine
+    if not engine.takes_fim(model):
+        raise from_engine(NoFim(*no_fim_message(model, engine.fim_models, field), param=field))
+
+
 async def plan(
-    backend: Backend, prompts: list[str], *, n: int, cap: int | None, cap_field: str, sampling: Sampling
+    backend: Backend,
+    prompts: list[str],
+    *,
+    n: int,
+    cap: int | None,
+    cap_field: str,
+    sampling: Sampling,
+    infill: Infill | None = None,
 ) -> list[tuple[int, str, SamplingParams]]:
     """(prompt index, prompt, params) for every choice: `n` per prompt, in OpenAI's order (prompt-major).
 
     Args:
         cap: new tokens asked for; None = as many as the context leaves.
         cap_field: the body's name for `cap`, for the error message.
+        infill: fill in the middle before `infill.suffix` (each prompt is a prefix); `check_fim` first.
     """
     items = []
     for i, prompt in enumerate(prompts):
-        tokens = await asyncio.to_thread(backend.engine.count_tokens, prompt)
-        max_tokens = _cap(backend, tokens, cap, cap_field)
+        tokens = await asyncio.to_thread(backend.engine.count_tokens, prompt, infill)
+        what = "the fill-in-the-middle prompt (prefix and suffix)" if infill is not None else "`prompt`"
+        max_tokens = _cap(backend, tokens, cap, cap_field, what)
         for j in range(n):
             params = SamplingParams(
                 max_tokens=max_tokens,
@@ -89,7 +106,8 @@ async def plan(
                 language=sampling.language,
                 ignore_eos=sampling.ignore_eos,
                 choice=j,  # the engine seeds each choice apart from the one seed
-                heal=sampling.heal,
+                heal=sampling.heal and infill is None,
+                infill=infill,
             )
             items.append((i, prompt, params))
     return items

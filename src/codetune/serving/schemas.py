@@ -118,16 +118,20 @@ class _OpenAISampling(_Extensions):
 class CompletionRequest(_OpenAISampling):
     """POST /v1/completions."""
 
+    # Before `prompt`, whose validator reads it: with a suffix, an empty prompt is a cursor at the file's start.
+    suffix: str | None = Field(
+        None,
+        description="the text after the cursor: the model fills in the middle (a model trained with FIM tokens)",
+    )
     prompt: list[str] = Field(description="the text to continue: a string, or a list of strings (one each)")
     max_tokens: int = Field(16, ge=1, description="new tokens at most (OpenAI's default: 16)")
     echo: bool = Field(False, description="the prompt in front of each choice's text")
-    suffix: str | None = None
     best_of: int | None = None
     logprobs: int | None = None
 
     @field_validator("prompt", mode="before")
     @classmethod
-    def _prompt(cls, v: Any) -> list[str]:
+    def _prompt(cls, v: Any, info: ValidationInfo) -> list[str]:
         if isinstance(v, str):
             v = [v]
         if isinstance(v, list) and v and all(isinstance(p, int) or isinstance(p, list) for p in v):
@@ -136,18 +140,15 @@ class CompletionRequest(_OpenAISampling):
             raise ValueError('send a string or a list of strings, e.g. "def add(a, b):"')
         if not v:
             raise ValueError("the list is empty; send at least one prompt")
-        if any(p == "" for p in v):
+        if any(p == "" for p in v) and not info.data.get("suffix"):
             raise ValueError('a prompt is empty; send some text, e.g. "def add(a, b):"')
         return v
 
-    @field_validator("suffix")
-    @classmethod
-    def _no_suffix(cls, v: str) -> str:
-        if v:
-            raise ValueError(
-                "fill-in-the-middle is not supported; send only the text before the cursor as `prompt`"
-            )
-        return v
+    @model_validator(mode="after")
+    def _echo_suffix(self) -> CompletionRequest:
+        if self.echo and self.suffix:
+            raise ValueError("`echo` with a `suffix` is not supported; leave `echo` out (the text is the middle)")
+        return self
 
     @field_validator("logprobs")
     @classmethod
@@ -277,3 +278,40 @@ class LlamaCompletionRequest(_Extensions):
     def _unsupported(cls, v: Any, info: ValidationInfo) -> Any:
         off, ok = _LLAMA_OFF[info.field_name]
         return _off(info.field_name, v, off, ok)
+
+
+class InfillChunk(BaseModel):
+    """One piece of llama.cpp's `input_extra`: context from another file (other keys, e.g. `time`, ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = Field(description="the context's text")
+    filename: str = Field("tmp", description="where it comes from (llama.cpp's default: tmp)")
+
+
+# llama.cpp's separator before each `input_extra` chunk when the model has no repo/file tokens.
+SNIPPET_SEPARATOR = "\n\n--- snippet ---\n\n"
+
+
+class LlamaInfillRequest(LlamaCompletionRequest):
+    """POST /infill, as the llama.cpp server takes it: `input_prefix` and `input_suffix` around the cursor,
+    `prompt` (optional) the start of the middle, read after <fim_middle>; every /completion option."""
+
+    input_prefix: str = Field(description="the code before the cursor (may be empty)")
+    input_suffix: str = Field(description="the code after the cursor (may be empty)")
+    input_extra: list[InfillChunk] = Field(
+        default_factory=list, description='context read before the prefix: [{"filename": ..., "text": ...}]'
+    )
+    prompt: str = Field("", description="the middle's start, after <fim_middle> (llama.cpp's `prompt`)")
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, v: Any) -> str:
+        if not isinstance(v, str):
+            raise ValueError('send a string: the start of the middle, e.g. "return "')
+        return v
+
+    @property
+    def extra(self) -> str:
+        """`input_extra` as the text read before <fim_prefix> (llama.cpp's layout without repo tokens)."""
+        return "".join(SNIPPET_SEPARATOR + chunk.text for chunk in self.input_extra)
