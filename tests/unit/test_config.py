@@ -119,6 +119,11 @@ def test_legacy_run_ids_are_the_old_formulas():
 
     cfg = expand_grid(load_experiment("quick", ["eval.benchmark_limit=5"]))[1].config
     d = cfg.model_dump(mode="json")
+    # Fields added after ids were published (FIM, infilling) are no part of any id at their defaults.
+    for section, key in (("data", "fim_rate"), ("data", "fim_mode"), ("data", "fim_split")):
+        d[section].pop(key)
+    for section, key in (("eval", "infilling"), ("eval", "infilling_limit")):
+        d[section].pop(key)
     # Before benchmark execution: no eval.benchmark* fields, no `baseline` (whatever they are set to now).
     d.pop("baseline")
     for key in ("benchmark", "benchmark_limit", "benchmark_max_new_tokens", "benchmark_timeout_s"):
@@ -140,6 +145,42 @@ def test_legacy_run_ids_are_the_old_formulas():
     assert cfg.run_id() not in cfg.legacy_run_ids()
     # The rank preset's first cell: the id its directory had before #17 (measured on that code).
     assert expand_grid(load_experiment("rank"))[1].config.legacy_run_ids()[0] == "502e6aa349"
+
+
+def test_fim_and_infilling_fields_enter_the_run_id_only_where_they_change_the_result():
+    from codetune.config import RunConfig, baseline_config
+
+    # The default config's id, measured before the FIM and infilling fields existed.
+    assert RunConfig().run_id() == "47542e5468"
+    quick = expand_grid(load_experiment("quick"))
+    base = [s.run_id for s in quick]
+    legacy = [s.config.legacy_run_ids() for s in quick]
+    for item in (
+        "data.fim_rate=0",
+        "data.fim_mode=spm",  # no FIM examples: the layout is never used
+        "data.fim_split=line",
+        "eval.infilling=none",
+        "eval.infilling_limit=3",  # no infilling set to limit
+    ):
+        specs = expand_grid(load_experiment("quick", [item]))
+        assert [s.run_id for s in specs] == base, item
+        assert [s.config.legacy_run_ids() for s in specs] == legacy, item
+
+    def ids(*items: str) -> list[str]:
+        return [s.run_id for s in expand_grid(load_experiment("quick", list(items))) if not s.config.baseline]
+
+    fim = ids("data.fim_rate=0.5")
+    assert fim != ids() and ids("data.fim_rate=0.5", "data.fim_mode=spm") != fim
+    assert ids("data.fim_rate=0.5", "data.fim_split=line") != fim
+    infill = ids("eval.infilling=single_line")
+    assert infill != ids() and ids("eval.infilling=single_line", "eval.infilling_limit=3") != infill
+    # FIM shapes training only: one base-model run for every FIM rate, the same as without FIM
+    grid = expand_grid(load_experiment("quick", ["data.fim_rate=[0.9, 0.5]", "data.fim_mode=both"]))
+    baselines = [s for s in grid if s.config.baseline]
+    assert len(baselines) == 1 and baselines[0].run_id == quick[0].run_id
+    assert baselines[0].config.data.fim_rate == 0 and baselines[0].config.data.fim_mode == "psm"
+    cell = RunConfig.model_validate({"data": {"fim_rate": 0.5, "fim_split": "line"}})
+    assert baseline_config(cell).data == RunConfig().data
 
 
 def test_base_model_runs_one_per_test_set():

@@ -14,6 +14,16 @@ STATE = "state.pt"
 RESUMED_FIELDS = ("losses", "train_time_s", "real_tokens", "target_tokens", "padded_tokens")
 
 
+def uses_trainable_tokens(model: Any) -> bool:
+    """Whether an adapter of `model` trains token rows (FIM's sentinels, peft `trainable_token_indices`).
+
+    Their vocabulary was resized to make room for the sentinels, and peft then saves the whole embedding
+    and LM head unless told not to; only the sentinels' rows differ from what `fim.add_fim_tokens` gives
+    the base, and those are saved as the adapter's trainable tokens.
+    """
+    return any(getattr(c, "trainable_token_indices", None) for c in model.peft_config.values())
+
+
 class Checkpointer:
     """Saves every `every` steps into `directory` (not after the last: the adapter follows) and loads it."""
 
@@ -37,7 +47,7 @@ class Checkpointer:
 
         assert self.directory is not None
         state = {
-            "adapter": get_peft_model_state_dict(model),
+            "adapter": get_peft_model_state_dict(model, save_embedding_layers=not uses_trainable_tokens(model)),
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
             "step": step,

@@ -136,7 +136,6 @@ class Forward:
     head_weight: Any = None  # (vocab, hidden) in the matmul dtype, for the target-only head
     note: str = ""  # why the fused forward was not used, when train.fused=auto fell back
     head_rows: Any = None  # (ids, values) of LM-head rows that train (FIM sentinels), copied into head_weight
-    _rows_version: int = -1  # values._version when they were last copied (the optimizer steps in place)
     _rows_lock: Any = field(default_factory=threading.Lock)  # worker threads share head_weight
 
     @property
@@ -175,12 +174,11 @@ class Forward:
             return mean * weight
 
     def _refresh_head_rows(self) -> None:
-        """Copy the trained head rows into `head_weight` once per optimizer step (before its first piece)."""
-        values = self.head_rows[1]
+        """Copy the trained head rows' current values into `head_weight` (a few rows: cheap, so before every
+        piece; the fused AdamW updates them in place without bumping their version counter, so a version check
+        would miss the update). Within a step the values do not change: workers write the same bytes."""
         with self._rows_lock:
-            if values._version != self._rows_version:
-                _write_rows(self.head_weight, self.head_rows)
-                self._rows_version = values._version
+            _write_rows(self.head_weight, self.head_rows)
 
 
 def choose_forward(model: Any, cfg: RunConfig, *, device: str, precision: str) -> Forward:

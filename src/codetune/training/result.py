@@ -9,6 +9,7 @@ from typing import Any
 
 from codetune.io import atomic_dir, read_json
 from codetune.rundir import RunDir
+from codetune.training.checkpoint import uses_trainable_tokens
 
 
 @dataclass
@@ -43,8 +44,10 @@ def save_adapter(model: Any, out_dir: Path, result: TrainResult, tokenizer: Any 
     tokenizer: saved into the directory too when given: a FIM adapter's tokenizer has the sentinels the
     adapter's trained rows belong to (`models.attach_adapter` reads them from there).
     """
+    # FIM: not the whole resized embedding, only the sentinels' rows (see `uses_trainable_tokens`)
+    kwargs = {"save_embedding_layers": False} if uses_trainable_tokens(model) else {}
     with atomic_dir(Path(out_dir)) as tmp:
-        model.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp), **kwargs)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
         (tmp / RunDir.TRAIN_RESULT).write_text(json.dumps(result.to_dict(), indent=1))
