@@ -288,9 +288,8 @@ class Engine:
             raise Stopped("the server is shutting down", "retry against a running server")
         adapter = self._adapter(model)
         self._check(params)
-        if adapter not in self._fim and (params.infill is not None or _fim_layout(prompt)):
-            param = "suffix" if params.infill is not None else "prompt"
-            raise NoFim(*no_fim_message(model or self.base_name, self.fim_models, param), param=param)
+        if adapter not in self._fim and params.infill is not None:
+            raise NoFim(*no_fim_message(model or self.base_name, self.fim_models, "suffix"))
         request = self._request(prompt, params, adapter, on_event)
         with self._cond:
             if self._stopping:
@@ -659,8 +658,9 @@ def no_fim_message(model: str, fim_models: Sequence[str], param: str) -> tuple[s
     return what, f"serve an adapter trained with data.fim_rate > 0 (codetune serve --adapter NAME=DIR); or {other}"
 
 
-def _fim_layout(prompt: str) -> bool:
-    """Whether a text prompt is written in the FIM layout (Continue's default autocomplete template is)."""
+def fim_layout(prompt: str) -> bool:
+    """Whether a text prompt is written in the FIM layout, all three sentinels in it (as Continue's default
+    autocomplete template writes it)."""
     from codetune.fim import SENTINELS
 
     return all(s in prompt for s in SENTINELS)

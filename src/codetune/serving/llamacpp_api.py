@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from codetune.serving.engine import Infill
 from codetune.serving.http_errors import ApiError, parse_body
 from codetune.serving.openai_api import event_stream, gone, server_of, sse
-from codetune.serving.plan import Sampling, check_fim, plan, resolve_model
+from codetune.serving.plan import Sampling, check_fim, check_fim_layout, plan, resolve_model
 from codetune.serving.relay import Choice, Relay, finish_unless_disconnected
 from codetune.serving.schemas import LlamaCompletionRequest, LlamaInfillRequest
 
@@ -96,7 +96,9 @@ async def completion(request: Request) -> Response:
     state = server_of(request)
     b = state.backend()
     req = parse_body(LlamaCompletionRequest, await request.body())
-    return await _complete(request, state, b, req, resolve_model(b, req.model), req.prompt, None)
+    model = resolve_model(b, req.model)
+    check_fim_layout(b, model, [req.prompt])  # e.g. Continue's default template, sent to a plain model
+    return await _complete(request, state, b, req, model, req.prompt, None)
 
 
 @router.post("/infill")

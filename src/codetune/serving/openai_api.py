@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from codetune.serving.engine import Infill
 from codetune.serving.http_errors import ApiError, parse_body
-from codetune.serving.plan import Sampling, check_fim, plan, resolve_model
+from codetune.serving.plan import Sampling, check_fim, check_fim_layout, plan, resolve_model
 from codetune.serving.relay import Choice, Relay, finish_unless_disconnected
 from codetune.serving.schemas import ChatRequest, CompletionRequest
 from codetune.serving.state import Backend, ServerState
@@ -129,6 +129,7 @@ def _infill(b: Backend, req: CompletionRequest, model: str) -> Infill | None:
     """The middle a completion asks for: a `suffix` (an empty one only on a FIM model: the file ends at the
     cursor), or None (left to right)."""
     if req.suffix is None or (req.suffix == "" and not b.engine.takes_fim(model)):
+        check_fim_layout(b, model, req.prompt)  # e.g. Continue's default template, sent to a plain model
         return None
     check_fim(b, model, "suffix")
     return Infill(suffix=req.suffix)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from codetune.serving.engine import Infill, NoFim, SamplingParams, no_fim_message
+from codetune.serving.engine import Infill, NoFim, SamplingParams, fim_layout, no_fim_message
 from codetune.serving.http_errors import ApiError, from_engine
 from codetune.serving.state import Backend
 
@@ -71,6 +71,14 @@ def check_fim(backend: Backend, model: str, field: str) -> None:
     engine = backend.engine
     if not engine.takes_fim(model):
         raise from_engine(NoFim(*no_fim_message(model, engine.fim_models, field), param=field))
+
+
+def check_fim_layout(backend: Backend, model: str, prompts: list[str]) -> None:
+    """A 400 (param `prompt`) when a completion prompt is written in the FIM layout for a model without FIM:
+    its sentinels would be rows that model never trained (or, with no FIM model served, plain text)."""
+    engine = backend.engine
+    if not engine.takes_fim(model) and any(fim_layout(p) for p in prompts):
+        raise from_engine(NoFim(*no_fim_message(model, engine.fim_models, "prompt"), param="prompt"))
 
 
 async def plan(
