@@ -188,10 +188,36 @@ def test_the_engine_reads_the_psm_layout_tokenized_piece_by_piece(served, monkey
     assert seen[1] == [*text(extra), t.prefix, *text(PREFIX), t.suffix, *text(suffix), t.middle, *text("return ")]
 
 
-def test_middles_in_a_mixed_batch_equal_each_model_alone(served, tiny_model_dir, tiny_adapter_dirs, fim_dir):
+@pytest.fixture(scope="module")
+def tied(tiny_model_dir, tiny_adapter_dirs, tmp_path_factory):
+    """The tiny model with tied input/output embeddings (as the bundled SmolLM2 has), its own FIM adapter
+    ("a" fits it too: LoRA on the attention only), and both served."""
+    import shutil
+
+    from transformers import AutoConfig, LlamaForCausalLM
+
+    from codetune.serving.adapters import load_served
+
+    base = tmp_path_factory.mktemp("tied") / "tiny-tied"
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    config.tie_word_embeddings = True
+    torch.manual_seed(5)
+    LlamaForCausalLM(config).save_pretrained(base)
+    for f in Path(tiny_model_dir).glob("*token*"):
+        shutil.copy(f, base / f.name)
+    f_dir = build_fim_adapter(base, base.parent / "f")
+    return base, f_dir, load_served(str(base), {"a": tiny_adapter_dirs["a"], "f": f_dir})
+
+
+@pytest.mark.parametrize("embeddings", ["untied", "tied"])
+def test_middles_in_a_mixed_batch_equal_each_model_alone(
+    embeddings, served, tied, tiny_model_dir, tiny_adapter_dirs, fim_dir
+):
     """Base, plain adapter "a" and FIM adapter "f" (a middle, and left to right) decode in the same steps;
     each gives what its model alone gives: "f" as plain peft loads it, "a" and the base over their own
     vocabulary (the sentinel rows added for "f" change nothing for them)."""
+    if embeddings == "tied":
+        tiny_model_dir, fim_dir, served = tied
     n = 12
     tok = served.tokenizer
     stops = fim.fim_stop_ids(tok)
