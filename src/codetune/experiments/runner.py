@@ -3,11 +3,14 @@
 A run's directory (`codetune.rundir.RunDir` owns its layout and the "finished" rule) fills stage by
 stage; a finished run is skipped. The base model is loaded once per experiment and reused: LoRA layers
 are removed after each run (`unload()` without merging), which restores the original modules with their
-weights untouched.
+weights untouched. A run that adds the FIM sentinels to the model (training with `data.fim_rate > 0`, or
+infilling on a model without them) has its embeddings and tokenizer put back as loaded when it ends
+(`_VocabSnapshot`), so no later run sees rows or tokens an earlier one added.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,7 @@ class _Cache:
     models: dict[str, Any] = field(default_factory=dict)
     corpora: dict[tuple, list[CodeSample]] = field(default_factory=dict)
     benchmarks: dict[tuple, Any] = field(default_factory=dict)
+    infilling: dict[tuple, list] = field(default_factory=dict)
 
 
 @dataclass
@@ -184,10 +188,37 @@ class Runner:
                 self._cache.benchmarks[key] = bench
                 if bench.note and key[0] != "none":
                     self.log(f"benchmark for {key[1]}: {bench.note}; pass@1 is recorded as unavailable")
+            if spec.config.eval.infilling != "none":
+                self.infilling_for(spec.config)  # a benchmark without canonical solutions stops here
 
     def benchmark_for(self, cfg: RunConfig) -> Any:
         """The Benchmark a run of `cfg` is executed on (resolved at the start of `run_all`)."""
         return self._cache.benchmarks[benchmark_key(cfg)]
+
+    def infilling_for(self, cfg: RunConfig) -> list | None:
+        """The infilling items of a run with `eval.infilling` on, built from its benchmark's tasks (the first
+        `eval.infilling_limit`); None when the benchmark is not available here.
+
+        Raises:
+            ConfigError: infilling with several samples per prompt (infilling is greedy).
+            BenchmarkError: the benchmark has no canonical solutions to cut the items from.
+        """
+        from codetune.errors import ConfigError
+        from codetune.experiments.infilling import infilling_items
+
+        if cfg.generate.n_samples != 1:
+            raise ConfigError(
+                f"`eval.infilling` generates one greedy middle per item, but generate.n_samples is "
+                f"{cfg.generate.n_samples}",
+                "set generate.n_samples=1 for infilling runs, or eval.infilling=none",
+            )
+        bench = self.benchmark_for(cfg)
+        if not bench.available:
+            return None
+        key = (*benchmark_key(cfg), cfg.eval.infilling, cfg.eval.infilling_limit)
+        if key not in self._cache.infilling:
+            self._cache.infilling[key] = infilling_items(bench.tasks, cfg.eval.infilling, cfg.eval.infilling_limit)
+        return self._cache.infilling[key]
 
     def use_benchmark(self, cfg: RunConfig, bench: Any) -> None:
         """Take a Benchmark another process resolved (a Ray task gets the driver's) for runs of `cfg`."""
@@ -245,14 +276,18 @@ class Runner:
     def run_one(self, spec: RunSpec) -> dict:
         """Train, generate, score and execute one cell on its benchmark, resuming whatever stage it
         stopped in (a finished run without the benchmark stage gets only that stage)."""
-        return self.execute_stage(spec, self.model_stage(spec))
+        handoff = self.model_stage(spec)
+        faults.checkpoint("model_stage_done")  # all generated (files on disk), nothing executed yet
+        return self.execute_stage(spec, handoff)
 
     def model_stage(self, spec: RunSpec) -> dict:
-        """The stages that need the model (train, generate, score, generate the benchmark's samples).
+        """The stages that need the model (train, generate, score, generate the benchmark's samples and, with
+        `eval.infilling`, the infilling middles).
 
-        Returns the hand-off for `execute_stage`: the metrics so far, the benchmark generation's seconds and
-        the fields that say how the run executed. Its files are in the run directory, so the execution
-        stage may run in another process or on another machine (a CPU-only Ray worker) that reaches it.
+        Returns the hand-off for `execute_stage`: the metrics so far, the benchmark generation's seconds, the
+        infilling generation's record and the fields that say how the run executed. Its files are in the run
+        directory, so the execution stage may run in another process or on another machine (a CPU-only Ray
+        worker) that reaches it.
         """
         import warnings
 
@@ -267,22 +302,29 @@ class Runner:
         setup = self._setup(cfg)
         loaded = self._base_model(cfg, setup)
         train_set, test_set = self._splits(cfg, loaded.tokenizer, rd)
-        tracker = self.tracker(spec)
+        # Taken before anything can add the FIM sentinels to the shared base model (put back at the end).
+        snapshot = _VocabSnapshot.take(loaded) if _may_add_tokens(cfg) else None
         try:
-            model, tres = self._trained(loaded, cfg, train_set, rd, setup, tracker)
+            tracker = self.tracker(spec)
+            try:
+                model, tres = self._trained(loaded, cfg, train_set, rd, setup, tracker)
+            finally:
+                tracker.close()
+            try:
+                if rd.is_finished():  # adopted from an earlier codetune: keep what it measured
+                    metrics = {**rd.read_metrics(), **train_fields(tres)}
+                else:
+                    gens, gen_time = self._generate(model, loaded.tokenizer, cfg, test_set, rd, setup)
+                    metrics = score_run(cfg, spec, test_set, gens, tres, rd.path)
+                    metrics["gen_time_s"] = round(gen_time, 3)
+                bench_gen_s = self._generate_benchmark(model, loaded.tokenizer, cfg, rd, setup)
+                infill = self._generate_infilling(model, loaded.tokenizer, cfg, rd, setup, snapshot)
+            finally:
+                if not cfg.baseline:  # remove the LoRA layers (not merged): the base model serves the next run
+                    loaded.model = model.unload()
         finally:
-            tracker.close()
-        try:
-            if rd.is_finished():  # adopted from an earlier codetune: keep what it measured
-                metrics = {**rd.read_metrics(), **train_fields(tres)}
-            else:
-                gens, gen_time = self._generate(model, loaded.tokenizer, cfg, test_set, rd, setup)
-                metrics = score_run(cfg, spec, test_set, gens, tres, rd.path)
-                metrics["gen_time_s"] = round(gen_time, 3)
-            bench_gen_s = self._generate_benchmark(model, loaded.tokenizer, cfg, rd, setup)
-        finally:
-            if not cfg.baseline:  # remove the LoRA layers (not merged): the base model serves the next run
-                loaded.model = model.unload()
+            if snapshot is not None:
+                snapshot.restore(loaded)
         tail: dict[str, Any] = {}
         if cfg.baseline:  # nothing was trained: no training examples, no adapter to describe
             tail.update(n_train=0, train_size=0, lora_r=None, lora_alpha=None, lora_dropout=None, epochs=0)
@@ -296,15 +338,23 @@ class Runner:
             model_params=loaded.n_params,
             **_execution_record(cfg),
         )
-        return {"metrics": metrics, "benchmark_gen_s": bench_gen_s, "tail": tail}
+        if _may_add_tokens(cfg):  # FIM columns only where FIM is in play: other tables stay as they were
+            tail.update(
+                fim_rate=cfg.data.fim_rate,
+                fim_mode=cfg.data.fim_mode,
+                fim_split=cfg.data.fim_split,
+                fim_examples=int(getattr(tres, "fim_examples", 0) or 0),
+            )
+        return {"metrics": metrics, "benchmark_gen_s": bench_gen_s, "infilling": infill, "tail": tail}
 
     def execute_stage(self, spec: RunSpec, handoff: dict) -> dict:
-        """Execute the benchmark's samples in the sandbox (CPU only, no model) and write metrics.json,
-        which finishes the run; returns its metrics."""
+        """Execute the benchmark's samples and the infilling middles in the sandbox (CPU only, no model) and
+        write metrics.json, which finishes the run; returns its metrics."""
         cfg = spec.config
         rd = self.run_dir(spec)
         metrics = dict(handoff["metrics"])
         metrics.update(self._execute_benchmark(cfg, rd, handoff["benchmark_gen_s"]))
+        metrics.update(self._execute_infilling(cfg, rd, handoff.get("infilling")))
         metrics.update(handoff["tail"])
         # Tracked before metrics.json finishes the run: a tracker that failed is retried by a rerun.
         tracker = self.tracker(spec)
@@ -369,6 +419,73 @@ class Runner:
         out["benchmark_new_tokens"] = sum(int(s.get("n_new_tokens") or 0) for s in samples)
         return out
 
+    def _generate_infilling(
+        self, model: Any, tok: Any, cfg: RunConfig, rd: RunDir, setup: _Setup, snapshot: _VocabSnapshot | None
+    ) -> dict | None:
+        """Generate the infilling middles (resumes; kept when infilling/samples.jsonl is there); the record
+        the execution stage needs (seconds, how the model got its FIM tokens), None with infilling off or
+        the benchmark unavailable. A model without the sentinels gets them here, their rows untrained."""
+        if cfg.eval.infilling == "none":
+            return None
+        items = self.infilling_for(cfg)
+        if items is None:
+            return None
+        from codetune.experiments.infilling import generate_middles, prepare_fim
+
+        trained = not cfg.baseline and cfg.data.fim_rate > 0
+        status = prepare_fim(model, tok, trained=trained, native=snapshot is not None and snapshot.native)
+        n_tasks = len({it.base_id for it in items})
+        self.log(
+            f"  infilling {cfg.eval.infilling}: {len(items)} items from {n_tasks} tasks (FIM tokens {status})"
+        )
+        _, gen_s = generate_middles(
+            model,
+            tok,
+            items,
+            cfg.generate,
+            rd.infilling,
+            max_new_tokens=cfg.eval.benchmark_max_new_tokens,
+            device=setup.device,
+            precision=setup.precision,
+            seed=cfg.seed,
+            progress=self.progress,
+            fim_tokens=status,
+        )
+        return {"gen_s": gen_s, "fim_tokens": status}
+
+    def _execute_infilling(self, cfg: RunConfig, rd: RunDir, gen: dict | None) -> dict:
+        """Execute the middles the model stage wrote (resumes); the run's infilling columns ({} when off)."""
+        if cfg.eval.infilling == "none":
+            return {}
+        from codetune.experiments.infilling import execute_middles, infilling_metrics
+
+        items = self.infilling_for(cfg)
+        if items is None or gen is None:
+            out = infilling_metrics(None, cfg.eval.infilling, 0, None)
+            out.update(infill_tasks=0, infill_note=self.benchmark_for(cfg).note or "no infilling items")
+            return out
+        samples = rd.infilling.read_samples()
+        summary = execute_middles(
+            items,
+            samples,
+            rd.infilling,
+            timeout_s=cfg.eval.benchmark_timeout_s,
+            ci_level=cfg.eval.ci_level,
+            n_boot=cfg.eval.n_boot,
+            progress=self.progress,
+            extra={"infilling": cfg.eval.infilling, "gen_time_s": round(gen["gen_s"] or 0.0, 3)},
+            log=self.log,
+        )
+        out = infilling_metrics(summary, cfg.eval.infilling, len(items), gen["fim_tokens"])
+        out.update(
+            infill_tasks=len({it.base_id for it in items}),
+            infill_note=None,
+            infill_gen_time_s=summary.get("gen_time_s"),
+            infill_exec_seconds=summary.get("exec_seconds"),
+            infill_new_tokens=sum(int(s.get("n_new_tokens") or 0) for s in samples),
+        )
+        return out
+
     def _trained(
         self, loaded: Any, cfg: RunConfig, train_set: list[CodeSample], rd: RunDir, setup: _Setup, tracker: Tracker
     ):
@@ -384,13 +501,15 @@ class Runner:
             return loaded.model, TrainResult(steps=0, epochs=0.0, precision=setup.precision, device=setup.device)
         torch.manual_seed(cfg.seed)  # LoRA init
         if rd.has_adapter():
-            from peft import PeftModel
+            from codetune.models import attach_adapter
 
-            model = PeftModel.from_pretrained(loaded.model, str(rd.adapter))
+            # A FIM adapter's sentinels (its saved tokenizer) are added to the base before its rows load.
+            model = attach_adapter(loaded.model, loaded.tokenizer, rd.adapter)
             tres = load_train_result(rd.adapter)
             self.log(f"  adapter found, training skipped ({tres.steps} steps)")
             return model, tres
-        model = apply_lora(loaded.model, cfg.lora)
+        fim = cfg.data.fim_rate > 0  # adds the sentinels where the tokenizer lacks them, and trains their rows
+        model = apply_lora(loaded.model, cfg.lora, tokenizer=loaded.tokenizer, fim=fim)
         tres = train(
             model,
             loaded.tokenizer,
@@ -402,7 +521,7 @@ class Runner:
             progress=self.progress,
             on_step=tracker.log_step,
         )
-        save_adapter(model, rd.adapter, tres)
+        save_adapter(model, rd.adapter, tres, tokenizer=loaded.tokenizer if fim else None)
         rd.drop_checkpoint()
         if tres.resumed_from_step:
             self.log(f"  resumed training from the checkpoint at step {tres.resumed_from_step}")
@@ -458,6 +577,11 @@ def headline(metrics: dict) -> str:
         )
     elif metrics.get("benchmark_note"):
         parts.append(f"pass@1 n/a ({metrics['benchmark_note']})")
+    if metrics.get("infill_pass@1") is not None:
+        parts.append(
+            f"{metrics['infill_kind']} infilling pass@1 {metrics['infill_pass@1']:.1f}% "
+            f"[{_fmt(metrics.get('infill_pass@1_ci_low'))}, {_fmt(metrics.get('infill_pass@1_ci_high'))}]"
+        )
     if not metrics.get("baseline"):
         parts.append(f"train {metrics.get('train_tokens_per_s') or 0:.0f} tok/s")
     return ", ".join(parts)
@@ -476,3 +600,78 @@ def _execution_record(cfg: RunConfig) -> dict[str, Any]:
 
 def _fmt(x: Any) -> str:
     return "n/a" if x is None else f"{x:.1f}"
+
+
+def _may_add_tokens(cfg: RunConfig) -> bool:
+    """Whether a run may add the FIM sentinels to the model and tokenizer (FIM training, or infilling)."""
+    return (cfg.data.fim_rate > 0 and not cfg.baseline) or cfg.eval.infilling != "none"
+
+
+@dataclass
+class _VocabSnapshot:
+    """The cached base model's vocabulary as loaded, taken before a run that may add tokens and put back
+    after it: the tokenizer (a copy), the embedding modules with their parameters and tensors, the rows an
+    added token would take inside the existing tensors, and the config's vocab size.
+
+    Adding the sentinels grows the tokenizer and resizes the embeddings (transformers swaps a weight's data,
+    or puts a new head in place); without this the next cell on the cached model would train and generate
+    with three more tokens than the same cell run on its own (another softmax, other losses).
+    """
+
+    native: bool  # the tokenizer had the sentinels as loaded
+    tokenizer: Any
+    n_tokens: int
+    vocab_size: Any
+    modules: list[Any]  # [input embedding, output embedding (None when absent)]
+    params: list[tuple[Any, str, Any, Any]]  # (module, name, Parameter, its data), weights and biases
+    rows: list[tuple[Any, Any]]  # (tensor, a copy of its rows [n_tokens, n_tokens + 3))
+
+    @classmethod
+    def take(cls, loaded: Any) -> _VocabSnapshot:
+        from codetune.fim import SENTINELS, fim_tokens
+
+        base = loaded.model
+        n = len(loaded.tokenizer)
+        modules = [base.get_input_embeddings(), base.get_output_embeddings()]
+        params, rows = [], []
+        for module in modules:
+            for name in ("weight", "bias"):
+                param = getattr(module, name, None)
+                if param is None or any(param is p for _, _, p, _ in params):
+                    continue
+                params.append((module, name, param, param.data))
+                rows.append((param.data, param.data[n : n + len(SENTINELS)].clone()))
+        return cls(
+            native=fim_tokens(loaded.tokenizer) is not None,
+            tokenizer=copy.deepcopy(loaded.tokenizer),
+            n_tokens=n,
+            vocab_size=base.config.get_text_config().vocab_size,
+            modules=modules,
+            params=params,
+            rows=rows,
+        )
+
+    def restore(self, loaded: Any) -> None:
+        """Put the vocabulary back (nothing to do when the run added no token)."""
+        if len(loaded.tokenizer) == self.n_tokens:
+            return
+        import torch
+
+        base = loaded.model
+        inp, out = self.modules
+        base.set_input_embeddings(inp)
+        if out is not None:
+            base.set_output_embeddings(out)
+        with torch.no_grad():
+            for module, name, param, data in self.params:
+                param.data = data
+                setattr(module, name, param)  # the same Parameter objects: tied embeddings stay tied
+            for data, rows in self.rows:
+                data[self.n_tokens : self.n_tokens + len(rows)] = rows
+        inp.num_embeddings = inp.weight.shape[0]
+        if out is not None and hasattr(out, "out_features"):
+            out.out_features = out.weight.shape[0]
+        base.config.get_text_config().vocab_size = self.vocab_size
+        if hasattr(base, "vocab_size"):
+            base.vocab_size = self.vocab_size
+        loaded.tokenizer = self.tokenizer  # the copy taken before the run (a snapshot is restored once)

@@ -10,7 +10,9 @@ between configurations are in `codetune.reporting.comparison`.
 Two item sets: BLEU, CodeBLEU, syntax and stub rate are per corpus test item (generations.jsonl);
 pass@1 is per benchmark task (benchmark/results.jsonl, see `codetune.reporting.benchmark`), so two runs
 are paired on pass@1 when they ran the same tasks. With several samples per task a task's statistic is
-its pass rate, and only the bootstrap applies (no McNemar). Base-model rows (`baseline: true`) are
+its pass rate, and only the bootstrap applies (no McNemar). A third item set is the infilling benchmark's
+(`eval.infilling`, infilling/results.jsonl): infilling pass@1 is per infilling item (a masked line or
+block), paired between runs that infilled the same items. Base-model rows (`baseline: true`) are
 configurations too, listed first; they are compared with the others in `codetune.reporting.baseline`,
 not along the grid's axes.
 
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from codetune.errors import CodetuneError
-from codetune.reporting.benchmark import Benchmark, load_benchmark
+from codetune.reporting.benchmark import Benchmark, load_benchmark, load_infilling
 from codetune.rundir import EXPERIMENT_FILE, finished_runs
 
 # (key in metrics.json, display name, kind): "corpus" metrics are recombined from statistics,
@@ -43,9 +45,12 @@ METRICS = (
     ("CodeBLEU", "CodeBLEU", "corpus"),
     ("Syntax_Pass_Rate", "Syntax pass %", "rate"),
     ("pass@1", "pass@1 %", "rate"),
+    ("infill_pass@1", "infilling pass@1 %", "rate"),
 )
-# Metrics whose items are benchmark tasks, not corpus test items.
-TASK_METRICS = ("pass@1",)
+# Metrics whose items are infilling items (`Run.infill`: a masked line or block of a benchmark task).
+INFILL_METRICS = ("infill_pass@1", "infill_exact_match")
+# Metrics whose items are benchmark tasks (or infilling items), not corpus test items.
+TASK_METRICS = ("pass@1", *INFILL_METRICS)
 # The axes of an experiment without experiment.yaml: (metrics.json key, dotted config key).
 AXES = (("lora_r", "lora.r"), ("train_size", "data.train_size"), ("language", "data.language"))
 # Dotted config keys that metrics.json also records, for runs without a config.yaml.
@@ -92,6 +97,7 @@ class Run:
     stats: dict[str, np.ndarray | None] = field(default_factory=dict)  # metric -> (n_items, k)
     sentence: dict[str, np.ndarray | None] = field(default_factory=dict)  # metric -> (n_items,)
     bench: Benchmark | None = None  # the benchmark stage (pass@1 per task)
+    infill: Benchmark | None = None  # the infilling benchmark (infilling pass@1 per item); None when off
 
     @property
     def label(self) -> str:
@@ -103,7 +109,10 @@ class Run:
         return bool(self.metrics.get("baseline")) or bool((self.config or {}).get("baseline"))
 
     def ids(self, metric: str) -> list[str]:
-        """The ids of the items `metric` is measured on: benchmark tasks for pass@1, else corpus items."""
+        """The ids of the items `metric` is measured on: benchmark tasks for pass@1, infilling items for the
+        infilling metrics, else corpus items."""
+        if metric in INFILL_METRICS:
+            return list(self.infill.task_ids) if self.infill is not None else []
         if metric in TASK_METRICS:
             return list(self.bench.task_ids) if self.bench is not None else []
         return self.item_ids
@@ -153,6 +162,16 @@ class Config:
         notes = [r.bench.note if r.bench is not None else "no benchmark stage" for r in self.runs]
         notes = [n for n in dict.fromkeys(notes) if n]
         return "; ".join(notes) if notes and all(r.metrics.get("pass@1") is None for r in self.runs) else None
+
+    @property
+    def infilling(self) -> bool:
+        """Whether the configuration's runs ran an infilling benchmark (`eval.infilling`)."""
+        return any(r.infill is not None for r in self.runs)
+
+    def infill_note(self) -> str | None:
+        """Why infilling pass@1 is not measured for this configuration; None when it is (or infilling is off)."""
+        notes = [r.infill.note for r in self.runs if r.infill is not None and r.infill.note]
+        return "; ".join(dict.fromkeys(notes)) if notes and len(notes) == len(self.runs) else None
 
 
 @dataclass
@@ -239,6 +258,8 @@ def load_runs(exp_dir: Path, dirnames: list[str] | None = None) -> list[Run]:
         run = Run(rd.name, metrics, generations, config=config)
         with _hint(f"delete {rd.benchmark.path} and {rd.metrics}: {redo}"):
             run.bench = load_benchmark(rd, metrics)
+        with _hint(f"delete {rd.infilling.path} and {rd.metrics}: {redo}"):
+            run.infill = load_infilling(rd, metrics)
         _measure(run)
         runs.append(run)
     return runs
@@ -313,6 +334,9 @@ def _measure(run: Run) -> None:
     run.item_ids = [str(r.get("id", r.get("index"))) for r in recs]
     if run.bench is not None:
         run.stats["pass@1"] = run.bench.pass_stats()
+    if run.infill is not None:
+        run.stats["infill_pass@1"] = run.infill.pass_stats()
+        run.stats["infill_exact_match"] = run.infill.exact_stats()
     if not recs:
         return
     lang = run.metrics.get("language")

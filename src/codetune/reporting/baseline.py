@@ -6,8 +6,8 @@ per group of cells that differ only in training (one per language when the grid 
 A configuration is matched to the base row whose config.yaml agrees with its own on everything but
 training (lora.*, train.*, data.train_size/sampling/order, the seed, execution fields); runs without a
 config.yaml match on language and model. pass@1 is then paired per benchmark task (exact McNemar on
-pass/fail when both sides have one sample per task and one seed), BLEU and CodeBLEU per corpus item
-(paired bootstrap).
+pass/fail when both sides have one sample per task and one seed), infilling pass@1 per infilling item
+(the same tests), BLEU and CodeBLEU per corpus item (paired bootstrap).
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from codetune.reporting.analysis import Config, Experiment, Level, config_value
 from codetune.reporting.comparison import Comparison, compare
 from codetune.reporting.wording import NAMES, describe, fmt_p, fmt_value
 
-BASE_METRICS = ("pass@1", "BLEU", "CodeBLEU")
+BASE_METRICS = ("pass@1", "BLEU", "CodeBLEU", "infill_pass@1")
 # Config fields that shape only training: a base row ignores them (as config.baseline_specs does).
-_IGNORED = ("data.train_size", "data.sampling", "data.order")
+_IGNORED = ("data.train_size", "data.sampling", "data.order", "data.fim_rate", "data.fim_mode", "data.fim_split")
+# Fields newer than some runs' config.yaml: at these values they match a config.yaml that lacks them.
+_ABSENT_MEANS = {"eval.infilling": "none", "eval.infilling_limit": None}
 _SECTIONS = ("model", "data", "generate", "eval")
 
 
@@ -58,6 +60,9 @@ def _test_set_key(config: Config) -> str | None:
     flat = _flatten({k: cfg.get(k) for k in _SECTIONS})
     for key in (*_IGNORED, *execution_keys()):
         flat.pop(key, None)
+    for key, value in _ABSENT_MEANS.items():
+        if key in flat and flat[key] == value:
+            del flat[key]
     return repr(sorted(flat.items()))
 
 
@@ -72,7 +77,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def base_differences(exp: Experiment, level: Level | None = None) -> list[BaseDiff]:
-    """Every trained configuration against its base row on pass@1, BLEU and CodeBLEU."""
+    """Every trained configuration against its base row on pass@1, BLEU, CodeBLEU and infilling pass@1."""
     level = level or exp.level
     out = []
     for c in exp.trained:
@@ -114,7 +119,12 @@ def base_section(exp: Experiment, diffs: list[BaseDiff], level: Level) -> list[t
             f"exact binomial of b in b + c), with a paired {level.percent} bootstrap interval over tasks; with "
             "several samples per task or pooled seeds, the paired bootstrap over per-task pass rates alone. "
             "BLEU and CodeBLEU: paired bootstrap over corpus test items. p-values are not adjusted for the "
-            "number of comparisons.",
+            "number of comparisons."
+            + (
+                " Infilling pass@1: the same exact McNemar test, over infilling items."
+                if any(c.infilling for c in exp.configs)
+                else ""
+            ),
         )
     )
     header = ["Configuration", "base row", "metric", "value", "base value", f"Δ [{level.percent} CI]"]
@@ -122,7 +132,7 @@ def base_section(exp: Experiment, diffs: list[BaseDiff], level: Level) -> list[t
     rows = []
     for base in exp.bases:
         for m in BASE_METRICS:
-            if m != "CodeBLEU" or config_value(base, m, level) is not None:
+            if m == "pass@1" or config_value(base, m, level) is not None:
                 rows.append([base.label, "(itself)", NAMES[m], _value(base, m, level)] + [""] * 7 + ["reference"])
     for d in diffs:
         rows += _diff_rows(d, level)

@@ -5,6 +5,10 @@ benchmark task id, BLEU/CodeBLEU per corpus item. `<run>/benchmark/results.jsonl
 sample (several per task when the run sampled); a task's pass rate is c/n, and pass@1 is their mean. A
 run without that file (older runs, or a benchmark that was unavailable: `benchmark_note`) has pass@1
 *not measured*, with the reason, never 0.
+
+A run with `eval.infilling` has a second such set, `<run>/infilling/` (`load_infilling`): one verdict per
+infilling item (a masked line or block of a task's canonical body), so infilling pass@1 is paired per item
+id, and summary.json says which items' middles matched the canonical ones exactly.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class Benchmark:
     task_ids: list[str] = field(default_factory=list)
     n: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_tasks,) samples per task
     c: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_tasks,) passing samples per task
+    exact: dict[str, bool] = field(default_factory=dict)  # infilling: item id -> middle matched exactly
 
     @property
     def measured(self) -> bool:
@@ -52,13 +57,43 @@ class Benchmark:
             return None
         return np.column_stack([self.c / self.n, np.ones(len(self.n))])
 
+    def exact_stats(self) -> np.ndarray | None:
+        """Infilling: per-item exact-match flags as rate statistics (n_items, 2), in `task_ids` order; None
+        when unmeasured or when an item has no flag."""
+        if not self.measured or not self.task_ids or any(t not in self.exact for t in self.task_ids):
+            return None
+        return np.column_stack([[float(self.exact[t]) for t in self.task_ids], np.ones(len(self.task_ids))])
+
 
 def load_benchmark(rd: RunDir, metrics: dict[str, Any]) -> Benchmark:
     """The run's benchmark verdicts and whether pass@1 was measured (see `not_measured_note`)."""
     samples = read_jsonl(rd.benchmark.results, missing_ok=True)
-    bench = Benchmark(metrics.get("benchmark"), samples, not_measured_note(metrics, samples))
+    return _counted(Benchmark(metrics.get("benchmark"), samples, not_measured_note(metrics, samples)))
+
+
+def load_infilling(rd: RunDir, metrics: dict[str, Any]) -> Benchmark | None:
+    """The run's infilling verdicts (one per item) and exact-match flags; None for a run without infilling
+    (no `infill_kind` in metrics.json). Not measured, with the run's reason, when `infill_pass@1` is null."""
+    kind = metrics.get("infill_kind")
+    if kind is None:
+        return None
+    samples = read_jsonl(rd.infilling.results, missing_ok=True)
+    note = None
+    if metrics.get("infill_pass@1") is None:
+        note = str(metrics.get("infill_note") or "the run recorded no infilling pass@1")
+    elif not samples:
+        note = f"no per-item infilling results ({rd.infilling.results} is missing)"
+    bench = _counted(Benchmark(f"{kind} infilling", samples, note))
+    if bench.measured and rd.infilling.summary.is_file():
+        per_item = rd.infilling.read_summary().get("exact_match_per_item") or {}
+        bench.exact = {str(k): bool(v) for k, v in per_item.items()}
+    return bench
+
+
+def _counted(bench: Benchmark) -> Benchmark:
+    """`bench` with its samples counted per task (tasks in the order of their first sample)."""
     counts: dict[str, list[int]] = {}
-    for s in samples:
+    for s in bench.samples:
         nc = counts.setdefault(str(s.get("task_id")), [0, 0])
         nc[0] += 1
         nc[1] += s.get("status") == "passed"

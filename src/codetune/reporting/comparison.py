@@ -2,8 +2,9 @@
 
 Every metric is resampled from its additive per-item statistics (see `codetune.reporting.analysis`):
 paired when both were scored on the same items (corpus items for BLEU/CodeBLEU/syntax/stub rate,
-benchmark tasks for pass@1), independent otherwise. Pass/fail metrics of a single seed also get the
-exact test: McNemar when paired, Fisher when not; several samples per task leave the bootstrap alone.
+benchmark tasks for pass@1, infilling items for infilling pass@1), independent otherwise. Pass/fail
+metrics of a single seed also get the exact test: McNemar when paired, Fisher when not; several samples
+per task leave the bootstrap alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codetune.reporting.analysis import TASK_METRICS, Config, Level, Run, combine_for, pooled_stats
+from codetune.reporting.analysis import (
+    INFILL_METRICS,
+    TASK_METRICS,
+    Config,
+    Level,
+    Run,
+    combine_for,
+    pooled_stats,
+)
 
 
 @dataclass
@@ -80,10 +89,10 @@ def compare(
         _continuous_effect(cmp, ra, rb, metric)
     else:
         _binary_test(cmp, ra, rb, metric, single_seed=k == 1)
+    what = "infilling items" if metric in INFILL_METRICS else "tasks" if metric in TASK_METRICS else "items"
     if metric in TASK_METRICS:
-        cmp.test = cmp.test.replace("bootstrap", "bootstrap over tasks")
+        cmp.test = cmp.test.replace("bootstrap", f"bootstrap over {what}")
     if k > 1:
-        what = "tasks" if metric in TASK_METRICS else "items"
         cmp.test += f", {what} pooled over {k} seeds"
     return cmp
 

@@ -2,7 +2,7 @@
 
 Base-model rows (`baseline: true`) are grey and hatched; given each configuration's paired difference
 from its base row, the bar carries it (Δ and p). A configuration without pass@1 says "not measured" on
-its pass@1 bar's place, never a bar at 0.
+its pass@1 bar's place, never a bar at 0; infilling pass@1 (`eval.infilling`) gets its own panel likewise.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from codetune.io import atomic_path
 
 _PANELS = [
     ("pass@1", "pass@1 (%)"),
+    ("infill_pass@1", "infilling pass@1 (%)"),
     ("BLEU", "BLEU"),
     ("CodeBLEU", "CodeBLEU"),
     ("Syntax_Pass_Rate", "Syntax pass rate (%)"),

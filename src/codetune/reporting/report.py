@@ -6,7 +6,9 @@ rendered twice (`codetune.reporting.render`). Findings are worded by one functio
 finding. Intervals and significance follow the level the runs recorded (`ci_level`, `n_boot`). Every
 configuration is set against its base-model row (`codetune.reporting.baseline`) and against what it cost
 (`codetune.reporting.cost`, whose figure is written beside the report as cost.png). pass@1 comes from each
-run's benchmark stage; a run without one says why pass@1 was not measured. The seed study's research
+run's benchmark stage; a run without one says why pass@1 was not measured. Runs with `eval.infilling` get
+an infilling section (`codetune.reporting.infilling`: infilling pass@1 per configuration, and the FIM rates
+compared on left-to-right and infilling pass@1). The seed study's research
 questions (`codetune.reporting.study`) are included only when the experiment varies one of their axes.
 """
 
@@ -31,6 +33,7 @@ from codetune.reporting.baseline import base_differences, base_section, plot_ann
 from codetune.reporting.benchmark import CATEGORIES, FAILURES, plus_summary, taxonomy
 from codetune.reporting.comparison import Comparison, all_comparisons
 from codetune.reporting.cost import cost_section, plot_cost
+from codetune.reporting.infilling import infilling_section
 from codetune.reporting.study import study_section
 from codetune.reporting.wording import (
     NAMES,
@@ -78,6 +81,7 @@ def build_report(exp_dir: Path) -> list[tuple]:
     b: list[tuple] = [("h1", f"Experiment report: {Path(exp_dir).name}"), ("p", _summary(exp, multi_seed))]
     b += _headline(configs, present, multi_seed, level)
     b += base_section(exp, diffs, level)
+    b += infilling_section(exp, comparisons, diffs, level)
     b += _runs_table(runs)
     b += _plots(runs, level, plot_annotations(diffs))
     png = plot_cost(exp, Path(exp_dir) / "cost.png", level)
@@ -118,6 +122,16 @@ def _summary(exp: Experiment, multi_seed: bool) -> str:
         text += (
             f" pass@1 is over benchmark tasks ({', '.join(dict.fromkeys(benches))}), a different item set from "
             "the corpus test items that BLEU, CodeBLEU and syntax are measured on; its intervals resample tasks."
+        )
+    infill = [
+        f"{r.infill.name} ({len(r.infill.task_ids)} items)"
+        for r in exp.runs
+        if r.infill is not None and r.infill.measured and r.infill.task_ids
+    ]
+    if infill:
+        text += (
+            f" Infilling pass@1 is over infilling items ({', '.join(dict.fromkeys(infill))}), masked lines of the "
+            "benchmark's canonical bodies: a third item set; its intervals resample items."
         )
     if exp.bases:
         text += f" Base-model rows: {', '.join(c.label for c in exp.bases)}."
@@ -162,17 +176,22 @@ def _headline(configs: list[Config], present: list[str], multi_seed: bool, level
 
 def _headline_value(c: Config, metric: str, level: Level) -> str:
     v = config_value(c, metric, level)
-    return "not measured" if v is None and metric == "pass@1" else fmt_value(v)
+    unmeasured = metric == "pass@1" or (metric == "infill_pass@1" and c.infilling)
+    return "not measured" if v is None and unmeasured else fmt_value(v)
 
 
 def _runs_table(runs) -> list[tuple]:
     header = ["run", "Configuration", "seed", "BLEU [CI]", "CodeBLEU [CI]", "Syntax % [CI]", "pass@1 % [CI]"]
+    metrics = ["BLEU", "CodeBLEU", "Syntax_Pass_Rate", "pass@1"]
+    if any(r.infill is not None for r in runs):
+        header.append("infilling pass@1 % [CI]")
+        metrics.append("infill_pass@1")
     rows = []
     for r in runs:
         row = [r.dirname, r.label, str(r.seed)]
-        for m in ("BLEU", "CodeBLEU", "Syntax_Pass_Rate", "pass@1"):
+        for m in metrics:
             v, lo, hi = (r.metrics.get(k) for k in (m, f"{m}_ci_low", f"{m}_ci_high"))
-            missing = "not measured" if m == "pass@1" else "n/a"
+            missing = "not measured" if m == "pass@1" or (m == "infill_pass@1" and r.infill is not None) else "n/a"
             row.append(
                 missing if v is None else fmt(float(v)) + ("" if lo is None else f" [{fmt(lo)}, {fmt(hi)}]")
             )

@@ -19,9 +19,18 @@ from codetune.rundir import RunDir, finished_runs
 SEED_COLUMNS = ["BLEU", "Syntax_Pass_Rate", "Configuration"]
 # Per-run lists and bulky fields stay in metrics.json, out of the table.
 _NOT_IN_TABLE = {"loss_curve"}
-METRIC_COLUMNS = ("BLEU", "Syntax_Pass_Rate", "pass@1", "CodeBLEU", "pass@1_plus")
+METRIC_COLUMNS = (
+    "BLEU",
+    "Syntax_Pass_Rate",
+    "pass@1",
+    "CodeBLEU",
+    "pass@1_plus",
+    "infill_pass@1",
+    "infill_exact_match",
+)
 # After the seed columns, in this order where present: the headline metrics with their intervals, then
-# what the benchmark was; then pass@k (k > 1), the execution-status and taxonomy counts, then the rest.
+# what the benchmark was, the infilling benchmark's metrics (`eval.infilling`) and what it was; then pass@k
+# (k > 1), the execution-status and taxonomy counts, then the rest.
 _LEADING = (
     "baseline",
     "pass@1",
@@ -42,6 +51,16 @@ _LEADING = (
     "benchmark_samples_per_task",
     "benchmark_note",
     "benchmark_base_pass_plus_fail",
+    "fim_rate",
+    "infill_pass@1",
+    "infill_pass@1_ci_low",
+    "infill_pass@1_ci_high",
+    "infill_exact_match",
+    "infill_kind",
+    "infill_n",
+    "infill_tasks",
+    "fim_tokens",
+    "infill_note",
 )
 
 
