@@ -1,6 +1,10 @@
 """Generation that stops per sample at the end of the function (by the language's stop rule in
 `codetune.stopping`), at EOS or at `max_new_tokens`.
 
+Prompts may also come tokenized, as `TokenPrompt`s (fill-in-the-middle prompts, whose sentinel tokens no
+text can spell): those are decoded from their ids as given and stop only at their own stop ids (EOS and
+the FIM sentinels) or at `max_new_tokens`, with no end-of-function rule.
+
 `generate` runs `codetune.decoding`'s loop (a full batch of rows, each refilled with the next prompt as
 it finishes, over the preallocated cache of `codetune.kv_cache`); for a model that loop cannot drive, HF
 `generate` in fixed left-padded batches. Both yield the same `Generation` records.
@@ -29,7 +33,19 @@ class Generation:
     completion: str  # cut at the end of the function
     raw: str  # everything decoded before the cut
     n_new_tokens: int
-    stop: str  # function_end | eos | max_new_tokens
+    # text prompts: function_end | eos | max_new_tokens; a TokenPrompt: eos | stop_token | max_new_tokens
+    stop: str
+
+
+@dataclass(frozen=True)
+class TokenPrompt:
+    """A prompt given as token ids, decoded until one of `stop_ids` (kept out of the text) or max_new_tokens."""
+
+    ids: tuple[int, ...]
+    stop_ids: frozenset[int]
+
+
+Prompt = str | TokenPrompt
 
 
 def _stop_criteria(tokenizer: Any, prompts: list[str], width: int, language: str, n_samples: int):
@@ -61,12 +77,15 @@ def bf16_decoding(model: Any, enabled: bool = True) -> Iterator[bool]:
       fp32 and cast to bf16 again over its whole length at every step. Inside, cos/sin are bf16 under
       autocast, as in a model run natively in bf16, and the cache stays bf16.
     Yields whether it changed anything; everything is restored on exit.
+    A head wrapped by peft's trainable tokens (a FIM adapter's sentinel rows) counts as its Linear only while
+    those rows are merged into it (`merged_token_rows`); unmerged, nothing changes.
     """
     import torch
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     head = base.get_output_embeddings() if enabled else None
-    if head is None or not isinstance(head, torch.nn.Linear) or head.bias is not None:
+    linear = _merged_linear(head)
+    if linear is None or not isinstance(linear, torch.nn.Linear) or linear.bias is not None:
         yield False
         return
 
@@ -77,7 +96,7 @@ def bf16_decoding(model: Any, enabled: bool = True) -> Iterator[bool]:
 
         def forward(self, x: Any) -> Any:
             if not torch.is_autocast_enabled(x.device.type):
-                return torch.nn.functional.linear(x, head.weight)
+                return torch.nn.functional.linear(x, linear.weight)
             return torch.nn.functional.linear(x.to(torch.bfloat16), self.weight)
 
     def rope_bf16(module: Any, args: Any, out: Any) -> Any:
@@ -88,7 +107,7 @@ def bf16_decoding(model: Any, enabled: bool = True) -> Iterator[bool]:
     hooks = [
         m.register_forward_hook(rope_bf16) for m in base.modules() if type(m).__name__.endswith("RotaryEmbedding")
     ]
-    base.set_output_embeddings(_Bf16Head(head.weight))
+    base.set_output_embeddings(_Bf16Head(linear.weight))
     try:
         yield True
     finally:
@@ -97,10 +116,50 @@ def bf16_decoding(model: Any, enabled: bool = True) -> Iterator[bool]:
             h.remove()
 
 
+def _merged_linear(head: Any) -> Any:
+    """The module whose weight the LM head multiplies by: the head itself, or, for a head wrapped by peft's
+    trainable tokens whose rows are merged, the wrapped layer; None when the rows are not merged."""
+    adapter = getattr(head, "token_adapter", None)
+    if adapter is None:
+        return head
+    return adapter.base_layer if adapter.merged else None
+
+
+def _token_layers(model: Any) -> list:
+    """peft's trainable-token layers of `model` with an active adapter (a FIM adapter's sentinel rows)."""
+    return [
+        m
+        for m in model.modules()
+        if type(m).__name__ == "TrainableTokensLayer" and not m.disable_adapters and m.active_adapters
+    ]
+
+
+@contextmanager
+def merged_token_rows(model: Any) -> Iterator[int]:
+    """While inside, trained token rows (peft `trainable_token_indices`: a FIM adapter's sentinels) are
+    merged into the embedding (and LM head) weights; yields how many layers were merged.
+
+    Unmerged, peft rebuilds the whole (vocab, hidden) matrix with the rows copied in at every forward, for
+    the input embedding and again for the head, and the head is no Linear `bf16_decoding` can cast once.
+    Merged, the forward reads the weights directly: the same values, so the same logits. Restored on exit
+    (the rows' originals are copied back)."""
+    layers = [m for m in _token_layers(model) if not m.merged]
+    done = []
+    try:
+        for layer in layers:
+            layer.merge()
+            done.append(layer)
+        yield len(done)
+    finally:
+        for layer in reversed(done):
+            if layer.merged:
+                layer.unmerge()
+
+
 def generate(
     model: Any,
     tokenizer: Any,
-    prompts: list[str],
+    prompts: list[Prompt],
     language: str,
     cfg: GenerateConfig,
     *,
@@ -117,14 +176,29 @@ def generate(
     together and a finished row takes the next prompt (`codetune.decoding`); a model that loop cannot
     drive runs through HF `generate` in fixed batches instead (`decoding.unsupported` says why).
     Results do not depend on `skip` nor, when greedy, on the batch width (up to floating-point ties).
+    `TokenPrompt`s (all prompts, or none) run as given and stop at their stop ids (`generate_token_prompts`).
     """
+    if any(isinstance(p, TokenPrompt) for p in prompts):
+        yield from generate_token_prompts(
+            model,
+            tokenizer,
+            prompts,
+            language,
+            cfg,
+            device=device,
+            precision=precision,
+            seed=seed,
+            skip=skip,
+            progress=progress,
+        )
+        return
     from tqdm.auto import tqdm
 
     prompts, trimmed = _trim_newlines(prompts)
     todo, ids = _longest_first(tokenizer, prompts, skip or set())
     bar = tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if progress else True, leave=False)
     try:
-        with bf16_decoding(model, enabled=precision == "bf16" and cfg.cast_once):
+        with merged_token_rows(model), bf16_decoding(model, enabled=precision == "bf16" and cfg.cast_once):
             for index, samples in _decode(
                 model, tokenizer, prompts, todo, ids, language, cfg, device, precision, seed
             ):
@@ -280,3 +354,117 @@ def _finish(tokenizer: Any, ids: list[int], language: str, prompt: str, trimmed:
         cut = cut.removeprefix("\n")
         raw = raw.removeprefix("\n")
     return {"completion": cut, "raw": raw, "n_new_tokens": n_new, "stop": stop}
+
+
+# ------------------------------------------------------------------------------------- token prompts
+
+
+def generate_token_prompts(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[TokenPrompt],
+    language: str,
+    cfg: GenerateConfig,
+    *,
+    device: str,
+    precision: str,
+    seed: int = 0,
+    skip: set[int] | None = None,
+    progress: bool = True,
+) -> Iterator[list[Generation]]:
+    """`generate` for prompts given as ids: the same refill loop (or HF `generate` where it cannot drive the
+    model), each row stopping at its prompt's stop ids or at max_new_tokens. A Generation's `completion` and
+    `raw` are both the text before the stop token; `stop` is eos, stop_token (another stop id) or max_new_tokens.
+    `language` only names the decoding loop's unused stop rule."""
+    from tqdm.auto import tqdm
+
+    if not all(isinstance(p, TokenPrompt) for p in prompts):
+        raise TypeError("prompts mix TokenPrompts and text; pass one kind")
+    todo = [i for i in range(len(prompts)) if i not in (skip or set())]
+    ids = {i: list(prompts[i].ids) for i in todo}
+    todo.sort(key=lambda i: -len(ids[i]))
+    bar = tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if progress else True, leave=False)
+    try:
+        with merged_token_rows(model), bf16_decoding(model, enabled=precision == "bf16" and cfg.cast_once):
+            for index, samples in _decode_token_prompts(
+                model, tokenizer, prompts, todo, ids, language, cfg, device, precision, seed
+            ):
+                bar.update(1)
+                stops = prompts[index].stop_ids
+                yield [
+                    Generation(index=index, sample=s, **_finish_ids(tokenizer, new, stops))
+                    for s, new in enumerate(samples)
+                ]
+    finally:
+        bar.close()
+
+
+def _decode_token_prompts(model, tokenizer, prompts, todo, ids, language, cfg, device, precision, seed):
+    from codetune import decoding
+
+    capacity = max((len(ids[i]) for i in todo), default=0) + cfg.max_new_tokens
+    why = decoding.unsupported(model, capacity)
+    if why is None:
+
+        class StopIdsDecoder(decoding.Decoder):
+            """The refill loop with a row's end decided by its prompt's stop ids alone."""
+
+            def _accept(self, row: Any, token: int) -> bool:
+                row.ids.append(token)
+                if token in prompts[row.index].stop_ids or len(row.ids) >= self.cfg.max_new_tokens:
+                    self.done.setdefault(row.index, {})[row.sample] = row.ids
+                    return False
+                return True
+
+        texts = [""] * len(prompts)  # the loop's stop rule never runs; its line state starts blank
+        loop = StopIdsDecoder(
+            model, tokenizer, texts, ids, todo[::-1], language, cfg, device=device, precision=precision, seed=seed
+        )
+        yield from loop.run()
+        return
+    log.info("generating through HF generate in fixed batches: %s", why)
+    for start in range(0, len(todo), cfg.batch_size):
+        idx = todo[start : start + cfg.batch_size]
+        rows = _decode_id_batch(
+            model, tokenizer, [ids[i] for i in idx], prompts, idx, cfg, device, precision, seed
+        )
+        for p, index in enumerate(idx):
+            yield index, rows[p * cfg.n_samples : (p + 1) * cfg.n_samples]
+
+
+def _decode_id_batch(model, tokenizer, batch, prompts, idx, cfg, device, precision, seed) -> list[list[int]]:
+    """HF `generate` on one left-padded batch of id prompts; (prompts x n_samples) rows of new ids."""
+    import torch
+
+    width = max(len(b) for b in batch)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    input_ids = torch.tensor([[pad] * (width - len(b)) + b for b in batch], device=device)
+    mask = torch.tensor([[0] * (width - len(b)) + [1] * len(b) for b in batch], device=device)
+    stops = sorted(set().union(*(prompts[i].stop_ids for i in idx)))
+    torch.manual_seed(seed * 1_000_003 + idx[0])
+    sampling = cfg.n_samples > 1
+    with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            max_new_tokens=cfg.max_new_tokens,
+            do_sample=sampling,
+            temperature=cfg.temperature if sampling else None,
+            top_p=cfg.top_p if sampling else None,
+            top_k=None,
+            num_return_sequences=cfg.n_samples,
+            pad_token_id=pad,
+            eos_token_id=stops,
+        )
+    return out[:, width:].tolist()  # rows padded after their stop token (`_finish_ids` cuts there)
+
+
+def _finish_ids(tokenizer: Any, ids: list[int], stop_ids: frozenset[int]) -> dict[str, Any]:
+    """One id-prompt row's Generation fields: the text before its first stop id, and why it stopped."""
+    for k, token in enumerate(ids):
+        if token in stop_ids:
+            text = tokenizer.decode(ids[:k], skip_special_tokens=True)
+            stop = "eos" if token == tokenizer.eos_token_id else "stop_token"
+            return {"completion": text, "raw": text, "n_new_tokens": k + 1, "stop": stop}
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    return {"completion": text, "raw": text, "n_new_tokens": len(ids), "stop": "max_new_tokens"}

@@ -131,8 +131,10 @@ def generate_into(args: argparse.Namespace, tasks: list, bdir: Any, *, progress:
     )
 
 
-def load_model(name: str, adapter: str | None, device: str) -> tuple[Any, Any]:
-    """The base model (bundled, hub, local or GGUF) with the adapter on top when one is given."""
+def load_model(name: str, adapter: str | None, device: str, *, on_base: Any = None) -> tuple[Any, Any]:
+    """The base model (bundled, hub, local or GGUF) with the adapter on top when one is given
+    (`models.attach_adapter`: a FIM adapter's sentinel tokens come with it). `on_base(tokenizer)` is called
+    with the base's own tokenizer before any adapter changes it."""
     from codetune.config import ModelConfig
     from codetune.models import load_base
 
@@ -145,11 +147,14 @@ def load_model(name: str, adapter: str | None, device: str) -> tuple[Any, Any]:
             )
     loaded = load_base(ModelConfig(name=name), device=device)
     model = loaded.model
+    if on_base is not None:
+        on_base(loaded.tokenizer)
     if adapter is not None:
-        from peft import PeftModel
+        from codetune.models import attach_adapter
 
         try:
-            model = PeftModel.from_pretrained(model, str(adapter))
+            # A FIM adapter's tokenizer has the sentinels: attach_adapter adds them to the base first.
+            model = attach_adapter(model, loaded.tokenizer, str(adapter))
         except (ValueError, RuntimeError, KeyError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ConfigError(
@@ -158,3 +163,65 @@ def load_model(name: str, adapter: str | None, device: str) -> tuple[Any, Any]:
             ) from None
     model.eval()
     return model, loaded.tokenizer
+
+
+def generate_middles_into(
+    args: argparse.Namespace, items: list, n_tasks: int, bdir: Any, *, progress: bool
+) -> tuple[list[dict], str]:
+    """`codetune evaluate --infilling --model`: load the model (and adapter), give it the FIM sentinels when
+    it lacks them, and generate each item's middle into `bdir` (resuming as `generate_into` does). Returns
+    the samples and what the sentinels' rows are (`experiments.infilling.prepare_fim`)."""
+    from codetune.io import atomic_write_json, read_json
+
+    gen = generate_config(args)
+    settings = {**_settings(args, gen, n_tasks), "infilling": args.infilling, "fim_mode": "psm"}
+    path = bdir.path / SETTINGS_FILE
+    if path.is_file():
+        before = read_json(path, "generation settings", "use another --out")
+        if before != settings:
+            changed = ", ".join(k for k in settings if before.get(k) != settings[k])
+            raise ConfigError(
+                f"{bdir.path} holds middles made with other settings ({changed})",
+                "use another --out, or delete that directory to start over",
+            )
+        if bdir.has_samples():
+            samples = bdir.read_samples()
+            return samples, (samples[0].get("fim_tokens") if samples else None) or "unknown"
+    from codetune.device import pick_device, resolve_precision
+    from codetune.experiments.infilling import generate_middles
+
+    device = pick_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    model, tokenizer, status = load_fim_model(args.model, args.adapter, device)
+    bdir.path.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, settings)
+    samples, _ = generate_middles(
+        model,
+        tokenizer,
+        items,
+        gen,
+        bdir,
+        max_new_tokens=gen.max_new_tokens,
+        device=device,
+        precision=precision,
+        seed=args.seed,
+        progress=progress,
+        fim_tokens=status,
+    )
+    return samples, status
+
+
+def load_fim_model(name: str, adapter: str | None, device: str) -> tuple[Any, Any, str]:
+    """`load_model`, then the FIM sentinels added where neither the base nor the adapter has them; the
+    third value says what their rows are: native (the base's own), trained (the adapter's, trained with
+    data.fim_rate > 0) or added_untrained (added here: mean-initialised, never trained)."""
+    from codetune.experiments.infilling import prepare_fim
+    from codetune.fim import fim_tokens
+    from codetune.models import adapter_has_fim
+
+    native: list[bool] = []
+    model, tokenizer = load_model(
+        name, adapter, device, on_base=lambda tok: native.append(fim_tokens(tok) is not None)
+    )
+    trained = adapter is not None and adapter_has_fim(adapter)
+    return model, tokenizer, prepare_fim(model, tokenizer, trained=trained, native=native[0])

