@@ -112,10 +112,14 @@ def reference(tiny_model_dir, fim_dir, tokenizer):
     """The greedy middle of "f" loaded the plain peft way, and the PSM ids it was read from."""
     import torch
 
-    torch.set_num_threads(1)
-    model, _ = ENGINE_TESTS._fresh(tiny_model_dir, fim_dir, fim_adapter=True)
-    ids = fim.fim_ids(tokenizer, PREFIX, SUFFIX, "psm")
-    out = ENGINE_TESTS._greedy(model, ids, N, fim.fim_stop_ids(tokenizer))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: one thread is faster, and the rest of the session gets its own back
+    try:
+        model, _ = ENGINE_TESTS._fresh(tiny_model_dir, fim_dir, fim_adapter=True)
+        ids = fim.fim_ids(tokenizer, PREFIX, SUFFIX, "psm")
+        out = ENGINE_TESTS._greedy(model, ids, N, fim.fim_stop_ids(tokenizer))
+    finally:
+        torch.set_num_threads(before)
     return {"ids": ids, "text": tokenizer.decode(out, skip_special_tokens=True), "n": len(out)}
 
 
