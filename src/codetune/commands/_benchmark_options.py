@@ -100,24 +100,33 @@ def _settings(args: argparse.Namespace, gen: Any, n_tasks: int) -> dict:
     }
 
 
+def _same_settings(bdir: Any, settings: dict, what: str) -> bool:
+    """Whether `bdir` was written by a run with these generation settings (True) or by none yet (False);
+    ConfigError when other settings made it."""
+    from codetune.io import read_json
+
+    path = bdir.path / SETTINGS_FILE
+    if not path.is_file():
+        return False
+    before = read_json(path, "generation settings", "use another --out")
+    if before != settings:
+        changed = ", ".join(k for k in settings if before.get(k) != settings[k])
+        raise ConfigError(
+            f"{bdir.path} holds {what} made with other settings ({changed})",
+            "use another --out, or delete that directory to start over",
+        )
+    return True
+
+
 def generate_into(args: argparse.Namespace, tasks: list, bdir: Any, *, progress: bool) -> tuple[list[dict], float]:
     """Load the model (and adapter) and generate the tasks' samples into `bdir`, resuming what an earlier
     run of the same command left there; a directory made with other settings is refused."""
-    from codetune.io import atomic_write_json, read_json
+    from codetune.io import atomic_write_json
 
     gen = generate_config(args)
     settings = _settings(args, gen, len(tasks))
-    path = bdir.path / SETTINGS_FILE
-    if path.is_file():
-        before = read_json(path, "generation settings", "use another --out")
-        if before != settings:
-            changed = ", ".join(k for k in settings if before.get(k) != settings[k])
-            raise ConfigError(
-                f"{bdir.path} holds samples made with other settings ({changed})",
-                "use another --out, or delete that directory to start over",
-            )
-        if bdir.has_samples():
-            return bdir.read_samples(), 0.0
+    if _same_settings(bdir, settings, "samples") and bdir.has_samples():
+        return bdir.read_samples(), 0.0
     from codetune.device import pick_device, resolve_precision
     from codetune.experiments.benchmark import generate_samples
 
@@ -125,7 +134,7 @@ def generate_into(args: argparse.Namespace, tasks: list, bdir: Any, *, progress:
     precision = resolve_precision(args.precision, device)
     model, tokenizer = load_model(args.model, args.adapter, device)
     bdir.path.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, settings)
+    atomic_write_json(bdir.path / SETTINGS_FILE, settings)
     return generate_samples(
         model, tokenizer, tasks, gen, bdir, device=device, precision=precision, seed=args.seed, progress=progress
     )
@@ -171,22 +180,13 @@ def generate_middles_into(
     """`codetune evaluate --infilling --model`: load the model (and adapter), give it the FIM sentinels when
     it lacks them, and generate each item's middle into `bdir` (resuming as `generate_into` does). Returns
     the samples and what the sentinels' rows are (`experiments.infilling.prepare_fim`)."""
-    from codetune.io import atomic_write_json, read_json
+    from codetune.io import atomic_write_json
 
     gen = generate_config(args)
     settings = {**_settings(args, gen, n_tasks), "infilling": args.infilling, "fim_mode": "psm"}
-    path = bdir.path / SETTINGS_FILE
-    if path.is_file():
-        before = read_json(path, "generation settings", "use another --out")
-        if before != settings:
-            changed = ", ".join(k for k in settings if before.get(k) != settings[k])
-            raise ConfigError(
-                f"{bdir.path} holds middles made with other settings ({changed})",
-                "use another --out, or delete that directory to start over",
-            )
-        if bdir.has_samples():
-            samples = bdir.read_samples()
-            return samples, (samples[0].get("fim_tokens") if samples else None) or "unknown"
+    if _same_settings(bdir, settings, "middles") and bdir.has_samples():
+        samples = bdir.read_samples()
+        return samples, (samples[0].get("fim_tokens") if samples else None) or "unknown"
     from codetune.device import pick_device, resolve_precision
     from codetune.experiments.infilling import generate_middles
 
@@ -194,7 +194,7 @@ def generate_middles_into(
     precision = resolve_precision(args.precision, device)
     model, tokenizer, status = load_fim_model(args.model, args.adapter, device)
     bdir.path.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, settings)
+    atomic_write_json(bdir.path / SETTINGS_FILE, settings)
     samples, _ = generate_middles(
         model,
         tokenizer,
