@@ -250,7 +250,9 @@ def attach_adapter(model: Any, tokenizer: Any, adapter_dir: str | Path, name: st
     the adapter loads beside the others under `name`.
 
     Raises ModelLoadError when the adapter's sentinel ids differ from what `tokenizer` gives them (an
-    adapter trained on another base model).
+    adapter trained on another base model). peft 0.21 cannot load an adapter without trained token rows
+    beside one with them in that order (KeyError in set_peft_model_state_dict): load plain adapters first
+    (codetune.serving.adapters does).
     """
     adapter_dir = Path(adapter_dir)
     _add_adapter_fim_tokens(model, tokenizer, adapter_dir)

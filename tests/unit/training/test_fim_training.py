@@ -306,3 +306,22 @@ def test_checkpoint_resume_keeps_the_trained_rows(tiny_model_dir, tmp_path, monk
     assert resumed.losses == full.losses
     for a, b in zip(_embeddings(model), _embeddings(full_model)):
         assert torch.equal(a, b)
+
+
+def test_fim_training_in_bf16_keeps_the_rows_in_fp32(tiny_model_dir):
+    """bf16 with the frozen Linear weights stored in bf16 (train.base_weights=auto): the untied LM head is
+    bf16, and peft would copy its sentinel rows in bf16; they train in fp32."""
+    from codetune.models import apply_lora, cast_frozen_linears
+    from codetune.training import train
+
+    cfg = _cfg(epochs=1)
+    base, tok = _fresh(tiny_model_dir)
+    assert cast_frozen_linears(base, "bf16") > 0 and base.lm_head.weight.dtype == torch.bfloat16
+    torch.manual_seed(cfg.seed)
+    model = apply_lora(base, cfg.lora, tokenizer=tok, fim=True)
+    rows = {n: p for n, p in model.named_parameters() if "trainable_tokens_delta" in n}
+    before = {n: p.detach().clone() for n, p in rows.items()}
+    assert len(rows) == 2 and all(p.dtype == torch.float32 for p in rows.values())
+    tres = train(model, tok, fim_samples(), cfg, device="cpu", precision="bf16", progress=False)
+    assert tres.forward == "fused" and all(torch.isfinite(torch.tensor(tres.losses)))
+    assert all(not torch.equal(p, before[n]) for n, p in rows.items())
