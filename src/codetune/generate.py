@@ -192,23 +192,31 @@ def generate(
             progress=progress,
         )
         return
-    from tqdm.auto import tqdm
-
     prompts, trimmed = _trim_newlines(prompts)
     todo, ids = _longest_first(tokenizer, prompts, skip or set())
-    bar = tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if progress else True, leave=False)
+    with _decoding(model, cfg, precision, len(todo), progress) as bar:
+        for index, samples in _decode(
+            model, tokenizer, prompts, todo, ids, language, cfg, device, precision, seed
+        ):
+            bar.update(1)
+            yield [
+                Generation(
+                    index=index, sample=s, **_finish(tokenizer, new, language, prompts[index], trimmed[index])
+                )
+                for s, new in enumerate(samples)
+            ]
+
+
+@contextmanager
+def _decoding(model: Any, cfg: GenerateConfig, precision: str, total: int, progress: bool) -> Iterator[Any]:
+    """What both entry points decode under: a progress bar over `total` prompts, a FIM adapter's token rows
+    merged, and bf16 decoding where asked for."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="generate", unit="prompt", disable=None if progress else True, leave=False)
     try:
         with merged_token_rows(model), bf16_decoding(model, enabled=precision == "bf16" and cfg.cast_once):
-            for index, samples in _decode(
-                model, tokenizer, prompts, todo, ids, language, cfg, device, precision, seed
-            ):
-                bar.update(1)
-                yield [
-                    Generation(
-                        index=index, sample=s, **_finish(tokenizer, new, language, prompts[index], trimmed[index])
-                    )
-                    for s, new in enumerate(samples)
-                ]
+            yield bar
     finally:
         bar.close()
 
@@ -376,27 +384,21 @@ def generate_token_prompts(
     model), each row stopping at its prompt's stop ids or at max_new_tokens. A Generation's `completion` and
     `raw` are both the text before the stop token; `stop` is eos, stop_token (another stop id) or max_new_tokens.
     `language` only names the decoding loop's unused stop rule."""
-    from tqdm.auto import tqdm
-
     if not all(isinstance(p, TokenPrompt) for p in prompts):
         raise TypeError("prompts mix TokenPrompts and text; pass one kind")
     todo = [i for i in range(len(prompts)) if i not in (skip or set())]
     ids = {i: list(prompts[i].ids) for i in todo}
     todo.sort(key=lambda i: -len(ids[i]))
-    bar = tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if progress else True, leave=False)
-    try:
-        with merged_token_rows(model), bf16_decoding(model, enabled=precision == "bf16" and cfg.cast_once):
-            for index, samples in _decode_token_prompts(
-                model, tokenizer, prompts, todo, ids, language, cfg, device, precision, seed
-            ):
-                bar.update(1)
-                stops = prompts[index].stop_ids
-                yield [
-                    Generation(index=index, sample=s, **_finish_ids(tokenizer, new, stops))
-                    for s, new in enumerate(samples)
-                ]
-    finally:
-        bar.close()
+    with _decoding(model, cfg, precision, len(todo), progress) as bar:
+        for index, samples in _decode_token_prompts(
+            model, tokenizer, prompts, todo, ids, language, cfg, device, precision, seed
+        ):
+            bar.update(1)
+            stops = prompts[index].stop_ids
+            yield [
+                Generation(index=index, sample=s, **_finish_ids(tokenizer, new, stops))
+                for s, new in enumerate(samples)
+            ]
 
 
 def _decode_token_prompts(model, tokenizer, prompts, todo, ids, language, cfg, device, precision, seed):

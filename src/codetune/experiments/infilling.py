@@ -126,24 +126,24 @@ def generate_middles(
         progress=progress,
         checkpoint="infill_batch",
     )
-    samples = []
-    for i, item in enumerate(items):
-        g = done[i][0]
-        samples.append(
-            {
-                "task_id": item.task_id,
-                "base_task_id": item.base_id,
-                "kind": kind,
-                "completion": cut_middle(g["raw"], kind),
-                "raw": g["raw"],
-                "stop": g["stop"],
-                "n_new_tokens": g["n_new_tokens"],
-                "sample": 0,
-                "fim_tokens": fim_tokens,
-            }
-        )
+    samples = [_sample(item, done[i][0], kind, fim_tokens) for i, item in enumerate(items)]
     bdir.write_samples(samples)
     return samples, seconds
+
+
+def _sample(item: InfillTask, g: dict, kind: str, fim_tokens: str) -> dict:
+    """One item's record in samples.jsonl, from its generation `g`."""
+    return {
+        "task_id": item.task_id,
+        "base_task_id": item.base_id,
+        "kind": kind,
+        "completion": cut_middle(g["raw"], kind),
+        "raw": g["raw"],
+        "stop": g["stop"],
+        "n_new_tokens": g["n_new_tokens"],
+        "sample": 0,
+        "fim_tokens": fim_tokens,
+    }
 
 
 def _exec_samples(items: list[InfillTask], samples: list[dict]) -> tuple[list[dict], list[bool]]:
