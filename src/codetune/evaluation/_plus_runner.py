@@ -5,7 +5,7 @@ Copied into the sandbox as the program's script (stdlib only, no codetune import
 - ct_sample.py: prompt + completion (or the canonical solution), exec'd into a namespace of its own;
 - ct_inputs.json: the argument lists, base inputs first; ct_config.json: {"entry_point", "limits"
   (seconds per input, or null for none), "typed_inputs" (the inputs are in the type-preserving form
-  below, so tuples, sets and dicts arrive as such; HumanEval+'s are plain JSON)}.
+  below, so tuples, sets and dicts arrive as such; every caller of codetune's sends them so)}.
 
 For each input it writes one line to ct_outputs.jsonl: {"h": digest, "v": value, "t": seconds}, where
 `v` is the result in a type-preserving JSON form (tuples, dicts, sets tagged; left out when the result is

@@ -7,7 +7,8 @@ prompt, declaration, canonical_solution, test`), or a directory holding `humanev
 (needs network; offline it fails with a hint to pass a local path).
 `load_tasks(PATH)` on EvalPlus's `HumanEvalPlus.jsonl[.gz]` (records with `base_input` and `plus_input`)
 gives the HumanEval tasks with their extra inputs attached (`Task.plus`); the harness then also runs
-every sample on those inputs (see `humaneval_plus`).
+every sample on those inputs (see `humaneval_plus`). A file of generated tests (`codetune tests augment`,
+`testgen`) has the same form, its inputs in the runner's type-preserving form (`input_form: "typed"`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from codetune import languages
 from codetune.errors import BenchmarkError, CodetuneError
+from codetune.evaluation import _plus_runner
 from codetune.io import iter_jsonl
 
 HUB_DATASET = "THUDM/humaneval-x"
@@ -180,6 +182,12 @@ def plus_tasks_from_records(rows: list[dict], language: str | None, source: str,
     out = []
     for i, (rec, task) in enumerate(zip(rows, tasks)):
         bad = [k for k in ("base_input", "plus_input") if not isinstance(rec.get(k), list)]
+        if not bad and rec.get("input_form") == "typed":  # codetune's generated tests: tuples, sets survive
+            try:
+                decoded = {k: [_plus_runner._untyped(x) for x in rec[k]] for k in ("base_input", "plus_input")}
+                rec = {**rec, **decoded}
+            except (ValueError, TypeError, KeyError, AttributeError):
+                bad.append("base_input/plus_input (not in the typed form `input_form` names)")
         if not bad and not all(isinstance(x, list) for x in rec["base_input"] + rec["plus_input"]):
             bad.append("base_input/plus_input (each input is a list of arguments)")
         if not isinstance(rec.get("canonical_solution"), str):

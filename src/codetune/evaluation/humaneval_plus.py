@@ -88,7 +88,10 @@ def _run(task: Task, code: str, limits: Limits, limits_s: list[float] | None) ->
     err = datamode.precheck("python", code)
     if err is not None:
         return "compile_error", err, {}
-    prog, nonce = datamode.python_program(task.entry_point, code, task.plus.inputs, limits, per_input_s=limits_s)
+    inputs = [judging.encode(list(args)) for args in task.plus.inputs]  # typed: tuples and sets survive
+    prog, nonce = datamode.python_program(
+        task.entry_point, code, inputs, limits, per_input_s=limits_s, typed_inputs=True
+    )
     step, res, _ = programs.execute(prog)
     ran = {"wall_s": res.wall_s, "stderr": res.stderr, "outputs": res.files.get(_OUTPUTS, b"")}
     timed_out = _TIMEOUT_LINE.search(res.stderr)
