@@ -114,6 +114,18 @@ class DataConfig(_Strict):
         description="where a FIM example's body is cut into prefix / middle / suffix: at two random "
         "'char'acter offsets, or at two random 'line' boundaries",
     )
+    decontaminate: bool = Field(
+        False,
+        description="drop the training items the contamination check flags (long n-grams or MinHash "
+        "near-duplicates of the benchmark's prompts/solutions or of test items; codetune.data.contamination) "
+        "before training; every run writes the check to contamination.json either way",
+    )
+
+    @property
+    def sampling_tag(self) -> str:
+        """'' for random sampling, ', stratified' otherwise: a label template (the scale preset's) names the
+        sampling without renaming the random cells that ran before it was an axis."""
+        return "" if self.sampling == "random" else f", {self.sampling}"
 
     @field_validator("language", mode="before")
     @classmethod
@@ -273,6 +285,11 @@ class EvalConfig(_Strict):
     infilling_limit: int | None = Field(
         None, ge=1, description="build the infilling set from the benchmark's first N tasks (None = all)"
     )
+    efficiency: bool = Field(
+        False,
+        description="after execution, time each passing sample's CPU time and peak memory on its task's heaviest "
+        "inputs against the canonical solution's (codetune.evaluation.efficiency; Python tasks)",
+    )
 
 
 class RayConfig(_Strict):
@@ -408,8 +425,10 @@ _HASHED_WHEN_SET: dict[str, tuple[str, Any] | None] = {
     "data.fim_rate": None,
     "data.fim_mode": ("data.fim_rate", 0.0),  # no FIM examples: the layout is never used
     "data.fim_split": ("data.fim_rate", 0.0),
+    "data.decontaminate": None,  # changes the training set when true
     "eval.infilling": None,
     "eval.infilling_limit": ("eval.infilling", "none"),
+    "eval.efficiency": None,
 }
 
 
@@ -854,6 +873,7 @@ _TRAINING_ONLY = (
     "data.fim_rate",
     "data.fim_mode",
     "data.fim_split",
+    "data.decontaminate",
 )
 
 
@@ -866,7 +886,9 @@ def baseline_config(cfg: RunConfig) -> RunConfig:
     train = TrainConfig(precision=cfg.train.precision, base_weights=cfg.train.base_weights)
     seed = cfg.seed if cfg.generate.n_samples > 1 else 0
     # FIM shapes only the training examples: the base model is the same whatever the cell's FIM settings.
-    data = cfg.data.model_copy(update={k: DataConfig.model_fields[k].get_default() for k in _FIM_FIELDS})
+    data = cfg.data.model_copy(
+        update={k: DataConfig.model_fields[k].get_default() for k in (*_FIM_FIELDS, "decontaminate")}
+    )
     return cfg.model_copy(
         update={"lora": LoraConfig(), "train": train, "data": data, "seed": seed, "baseline": True}
     )

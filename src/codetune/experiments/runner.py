@@ -252,15 +252,20 @@ class Runner:
         self._cache.models.clear()
 
     def _splits(self, cfg: RunConfig, tokenizer: Any, rd: RunDir) -> tuple[list[CodeSample], list[CodeSample]]:
+        from codetune.data.contamination import check_saved, check_splits
         from codetune.data.corpus import load_corpus, make_splits, save_splits
         from codetune.training import count_tokens
 
         if rd.has_splits():
-            return list(read_jsonl(rd.train_split)), list(read_jsonl(rd.test_split))
+            train, test = list(read_jsonl(rd.train_split)), list(read_jsonl(rd.test_split))
+            check_saved(train, test, cfg, self.benchmark_for(cfg), rd.path)  # contamination.json where missing
+            return train, test
         key = (cfg.data.language, cfg.data.source)
         if key not in self._cache.corpora:
             self._cache.corpora[key] = load_corpus(cfg.data.language, cfg.data.source)
         splits, _ = make_splits(self._cache.corpora[key], cfg.data, lambda texts: count_tokens(tokenizer, texts))
+        # Checked before the splits are saved: with data.decontaminate the saved train split is the one trained on.
+        splits = check_splits(splits, cfg, self.benchmark_for(cfg), rd.path)
         save_splits(splits, rd.path)
         rd.write_data_counts(splits.counts)
         return splits.train, splits.test
@@ -291,6 +296,7 @@ class Runner:
         """
         import warnings
 
+        from codetune.data.contamination import contamination_metrics
         from codetune.device import device_name
         from codetune.evaluation.scoring import score_run, train_fields
 
@@ -345,6 +351,7 @@ class Runner:
                 fim_split=cfg.data.fim_split,
                 fim_examples=int(getattr(tres, "fim_examples", 0) or 0),
             )
+        tail.update(contamination_metrics(rd.path))  # contam_* (none for a base-model run)
         return {"metrics": metrics, "benchmark_gen_s": bench_gen_s, "infilling": infill, "tail": tail}
 
     def execute_stage(self, spec: RunSpec, handoff: dict) -> dict:
@@ -354,6 +361,12 @@ class Runner:
         rd = self.run_dir(spec)
         metrics = dict(handoff["metrics"])
         metrics.update(self._execute_benchmark(cfg, rd, handoff["benchmark_gen_s"]))
+        if cfg.eval.efficiency:  # passing samples timed against the canonical solutions (resumes)
+            from codetune.evaluation.efficiency import run_stage
+
+            metrics.update(
+                run_stage(self.benchmark_for(cfg), rd.benchmark, cfg.eval, progress=self.progress, log=self.log)
+            )
         metrics.update(self._execute_infilling(cfg, rd, handoff.get("infilling")))
         metrics.update(handoff["tail"])
         # Tracked before metrics.json finishes the run: a tracker that failed is retried by a rerun.
