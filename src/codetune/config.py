@@ -290,6 +290,11 @@ class EvalConfig(_Strict):
         description="after execution, time each passing sample's CPU time and peak memory on its task's heaviest "
         "inputs against the canonical solution's (codetune.evaluation.efficiency; Python tasks)",
     )
+    extra_tests: str | None = Field(
+        None,
+        description="a file of extra tests for the benchmark's tasks (`codetune tests augment` writes one; EvalPlus's "
+        "HumanEvalPlus.jsonl.gz works too): each sample also gets an extra-test verdict, reported beside pass@1",
+    )
 
 
 class RayConfig(_Strict):
@@ -429,6 +434,7 @@ _HASHED_WHEN_SET: dict[str, tuple[str, Any] | None] = {
     "eval.infilling": None,
     "eval.infilling_limit": ("eval.infilling", "none"),
     "eval.efficiency": None,
+    "eval.extra_tests": None,
 }
 
 
