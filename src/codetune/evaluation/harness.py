@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 from codetune import languages
 from codetune.errors import BenchmarkError
-from codetune.evaluation import datamode, humaneval_plus, programs, sandbox
+from codetune.evaluation import datamode, extra_x, humaneval_plus, programs, sandbox
 from codetune.evaluation.benchmarks import Task
 from codetune.evaluation.passk import aggregate_pass_at_k
 from codetune.evaluation.sandbox import Limits
@@ -182,7 +182,12 @@ def _expected_outputs(jobs, limits: Limits, workers: int, progress: bool) -> dic
     plus_tasks = list({t.task_id: t for t, _, _ in jobs if t.plus is not None}.values())
     if not plus_tasks:
         return {}
-    return humaneval_plus.expected_outputs(plus_tasks, limits=limits, workers=workers, progress=progress)
+    python = [t for t in plus_tasks if t.language == "python"]
+    out = humaneval_plus.expected_outputs(python, limits=limits, workers=workers, progress=progress) if python else {}
+    other = [t for t in plus_tasks if t.language != "python"]  # Java/JS generated calls (extra_x)
+    if other:
+        out.update(extra_x.expected_plans(other, limits=limits, workers=workers, progress=progress))
+    return out
 
 
 def evaluate_samples(
@@ -283,7 +288,8 @@ def _run_jobs(jobs, results: list, limits: Limits, workers: int, progress: bool,
                 task, completion, index=i, limits=limits, plan=plan if isinstance(plan, datamode.Plan) else None
             )
         if task.plus is not None:
-            v = humaneval_plus.evaluate_plus(task, completion, expected[task.task_id], limits)
+            plus = humaneval_plus.evaluate_plus if task.language == "python" else extra_x.evaluate_extra
+            v = plus(task, completion, expected[task.task_id], limits)
             r.plus_status, r.plus_category, r.plus_detail, r.plus_wall_s = v.status, v.category, v.detail, v.wall_s
         return r
 
