@@ -32,8 +32,10 @@ from codetune.reporting.analysis import (
 from codetune.reporting.baseline import base_differences, base_section, plot_annotations
 from codetune.reporting.benchmark import CATEGORIES, FAILURES, plus_summary, taxonomy
 from codetune.reporting.comparison import Comparison, all_comparisons
+from codetune.reporting.contamination import contamination_section
 from codetune.reporting.cost import cost_section, plot_cost
 from codetune.reporting.infilling import infilling_section
+from codetune.reporting.sampling import sampling_section
 from codetune.reporting.study import study_section
 from codetune.reporting.wording import (
     NAMES,
@@ -89,8 +91,10 @@ def build_report(exp_dir: Path) -> list[tuple]:
     b += _comparisons_section(comparisons, level)
     b += _errors_section(configs)
     b += _plus_section(configs, level)
+    b += sampling_section(Path(exp_dir), exp, level)
     b += _axes_section(exp, comparisons, present)
     b += study_section(exp, comparisons)
+    b += contamination_section(Path(exp_dir), exp)
     b.append(("h2", "Generations"))
     b.append(("p", "Each test item with its prompt, reference and completion (first sample), per run."))
     for r in runs:
