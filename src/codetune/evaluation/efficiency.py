@@ -99,6 +99,15 @@ class Settings:
     wall_s: float = 600.0
 
 
+def settings_text(settings: Settings) -> str:
+    """The settings a report names, in one line (`eff_settings`)."""
+    s = settings
+    return (
+        f"top {s.top_k} inputs, {s.repeats} rounds, >= {s.min_time_s * 1000:g} ms a timing, "
+        f"timeout at {s.limit_factor:g}x, {'pinned' if s.pin else 'not pinned'}"
+    )
+
+
 # ---------------------------------------------------------------------------------------------- inputs
 
 
@@ -142,7 +151,7 @@ def task_inputs(task: Task) -> list[list] | str:
     if not isinstance(tests, str):
         found += [list(c.call) for c in tests.checks]
     if task.plus is not None:
-        found += [list(args) for args in _plus_values(task)]
+        found += [list(args) for args in task.plus.inputs]  # Python values (a typed file is decoded on load)
     if not found:
         return f"no inputs: {tests}" if isinstance(tests, str) else "no inputs"
     seen, out = set(), []
@@ -152,14 +161,6 @@ def task_inputs(task: Task) -> list[list] | str:
             seen.add(key)
             out.append(args)
     return out
-
-
-def _plus_values(task: Task) -> list:
-    """The extra inputs as Python values (a file may hold them in the runner's type-preserving form)."""
-    plus = task.plus
-    if getattr(plus, "typed_inputs", False):
-        return [judging.decode(args) for args in plus.inputs]
-    return list(plus.inputs)
 
 
 def heaviest(inputs: list[list], k: int) -> list[list]:
@@ -460,6 +461,7 @@ def measure_run(
     records = [done[j.key] for j in jobs]
     metrics = summarize(records, ci_level=ci_level, n_boot=n_boot)
     metrics["eff_seconds"] = round(time.perf_counter() - t0, 3)
+    metrics["eff_settings"] = settings_text(settings)
     metrics["eff_resumed"] = resumed  # measurements an earlier, killed stage had already made
     atomic_write_jsonl(out_dir / RECORDS, records)
     body = {"format": FORMAT, "settings": asdict(settings), "slow_factor": SLOW_FACTOR, "metrics": metrics}

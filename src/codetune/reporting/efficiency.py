@@ -78,17 +78,20 @@ def _row(name: str, m: dict[str, Any]) -> list[str]:
 
 
 def _about(runs: list[Any]) -> str:
-    pinned = {r.metrics.get("eff_pinned") for r in runs if "eff_pinned" in r.metrics} - {None}
-    where = {True: "pinned to one core", False: "not pinned (the machine did not allow it)"}
+    settings = sorted({str(r.metrics["eff_settings"]) for r in runs if r.metrics.get("eff_settings")})
+    pins = [r.metrics.get("eff_pinned") for r in runs if r.metrics.get("eff_pinned") is not None]
     text = (
         "Each sample that passed the benchmark's tests, timed against the task's canonical solution on the task's "
-        "heaviest inputs (its tests' and extra inputs ranked by size, the top 3), in one sandbox run: process CPU "
-        "time per call, 5 rounds alternating sample and canonical, the ratio the median over rounds of sample / "
-        "canonical (> 1: slower). Ratios are averaged geometrically, first within a task, then over tasks (each "
-        "task weighs the same); intervals resample tasks. A sample that ran past 100x the canonical's time on an "
-        "input counts as 100x (a lower bound). Peak memory: tracemalloc's peak of one call. The canonical solution "
-        "timed against itself is the noise: a ratio inside its range says nothing."
+        "heaviest inputs (its tests' and extra inputs ranked by size), in one sandbox run, each program in a "
+        "process of its own: process CPU time per call, rounds alternating sample and canonical, the ratio the "
+        "median over rounds of sample / canonical (> 1: slower). Ratios are averaged geometrically, first within "
+        "a task, then over tasks (each task weighs the same); intervals resample tasks. A sample that ran past the "
+        "timeout on an input counts at the timeout's factor (a lower bound). Peak memory: tracemalloc's peak of "
+        "one call (floor 1 KiB). The canonical solution timed against itself is the noise: a ratio inside its "
+        "range says nothing."
     )
-    if pinned:
-        text += " Measurements " + " / ".join(where[p] for p in sorted(pinned)) + "."
+    if settings:
+        text += f" Settings: {'; '.join(settings)}."
+    if pins and not all(pins):
+        text += " Some measurements could not be pinned to one core on their machine."
     return text

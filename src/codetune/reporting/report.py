@@ -34,6 +34,7 @@ from codetune.reporting.benchmark import CATEGORIES, FAILURES, plus_summary, tax
 from codetune.reporting.comparison import Comparison, all_comparisons
 from codetune.reporting.contamination import contamination_section
 from codetune.reporting.cost import cost_section, plot_cost
+from codetune.reporting.efficiency import efficiency_section
 from codetune.reporting.infilling import infilling_section
 from codetune.reporting.sampling import sampling_section
 from codetune.reporting.study import study_section
@@ -91,6 +92,7 @@ def build_report(exp_dir: Path) -> list[tuple]:
     b += _comparisons_section(comparisons, level)
     b += _errors_section(configs)
     b += _plus_section(configs, level)
+    b += efficiency_section(exp, level)
     b += sampling_section(Path(exp_dir), exp, level)
     b += _axes_section(exp, comparisons, present)
     b += study_section(exp, comparisons)
