@@ -2,17 +2,18 @@
 the test's own calls by type-aware mutation, with the canonical solution's results as the expected ones.
 
 1. Seeds: the calls `testcases.to_data` finds in a task's test (Java `s.entry(...)`, JS `entry(...)`, each
-   with self-contained literal arguments). Each argument's source is parsed (`parse_args`) into a tree of
+   with self-contained literal arguments). Each argument's source is parsed (`xsource.parse_args`) into a tree of
    literals (ints, longs, doubles, floats, strings, booleans), sequences (JS arrays, Java `Arrays.asList`,
    `List.of`, `new ArrayList<>(...)`, `new int[]{...}`) and maps (JS object literals, Java `Map.of`,
    `new HashMap<>(Map.of(...))`). Anything else (`null`, chars, `Optional`, `Math.pow(...)`, arithmetic)
    is kept as its source text: an argument holding such a part is passed on unchanged, never mutated.
 2. Mutation: the parsed arguments become plain Python values (int, float, bool, str, list, dict), are
-   mutated by the Python generator's type-aware mutators (`testgen`; seeded), and are printed back in the
-   form the seed used at that position (`print_value`): a Java list stays `new ArrayList<>(Arrays.asList(..))`
-   when the test built it so (the solution may mutate it), Java numbers keep the literal kind the seeds or
-   the declared parameter type give (`2.0` in a `List<Double>`, `5L` for a `long`), ints outside Java's
-   int range (or beyond 2**53 in JS) and non-finite floats are not printed (the candidate is dropped).
+   mutated by the type-aware mutators the Python generator uses (`mutation.candidates`, seeded per task
+   by `mutation.rng_for`), and are printed back in the form the seed used at that position
+   (`xsource.print_value`): a Java list stays `new ArrayList<>(Arrays.asList(..))` when the test built it
+   so (the solution may mutate it), Java numbers keep the literal kind the seeds or the declared parameter
+   type give (`2.0` in a `List<Double>`, `5L` for a `long`), ints outside Java's int range (or beyond 2**53
+   in JS) and non-finite floats are not printed (the candidate is dropped).
 3. Expected results: every candidate call runs in the sandbox on the canonical solution, one program per
    task (`_data_runner.java` / `_data_runner.js` write the results), each call guarded: a call that throws,
    does not compile (Java; found from javac's line numbers), returns something that is not plain data, or
@@ -40,7 +41,7 @@ from codetune.evaluation.judging import records
 from codetune.evaluation.sandbox import Limits
 from codetune.evaluation.testcases import DataTests, to_data
 from codetune.evaluation.xsource import (
-    _JAVA_INT,
+    JAVA_INT,
     Template,
     Unparsed,
     Unprintable,
@@ -58,7 +59,7 @@ LANGUAGES = ("java", "javascript")
 CALL_LIMIT_S = 1.0  # a canonical call slower than this is dropped (EvalPlus's minimum time limit)
 TASK_BUDGET_S = 2.0  # the kept calls' canonical seconds, all together (a sample gets its harness limits)
 MAX_CALL_CHARS = 4000  # longer printed calls are not kept (compile time, readable files)
-FILTER_WALL_S = 60.0  # one canonical filtering run (javac + JVM under load take seconds)
+FILTER_WALL_S = {"java": 30.0, "javascript": 15.0}  # one filtering run (a hang costs this much)
 MAX_RERUNS = 8  # runs after a hang or crash before the remaining calls are dropped
 POOL_FACTOR = 3  # candidates made per kept call
 MARKS = "ct_marks.jsonl"
@@ -153,7 +154,7 @@ def generate(task: Task, seeds: Seeds, *, count: int, seed: int) -> list[str]:
     from codetune.evaluation import mutation
 
     rng = mutation.rng_for(seed, task.task_id)
-    cap = mutation.SizeCap(max_len=MAX_LEN, max_size=MAX_SIZE, int_min=-_JAVA_INT, int_max=_JAVA_INT)
+    cap = mutation.SizeCap(max_len=MAX_LEN, max_size=MAX_SIZE, int_min=-JAVA_INT, int_max=JAVA_INT)
     groups: dict[tuple, list[list]] = {}
     for args, frozen in zip(seeds.args, seeds.frozen):
         groups.setdefault(frozen, []).append(args)
@@ -267,13 +268,13 @@ def _read_marks(res, n: int) -> _Run:
             failed.add(rec["i"])
         else:
             started.append(rec["i"])
-    if len(outputs) != len(done) or None in outputs:
+    # A run killed between a call's result and its end mark has one result more than end marks.
+    if not len(done) <= len(outputs) <= len(done) + 1 or None in outputs:
         return _Run({}, set(), None, f"the run wrote {len(outputs)} results for {len(done)} finished calls")
     results = {i: (rec, t) for (i, t), rec in zip(done, outputs)}
     ended = set(results) | failed
     open_ = [i for i in started if i not in ended]
-    clean = res.returncode == 0 and not res.timed_out and res.signal is None
-    if clean and len(ended) == n:
+    if len(ended) == n:
         return _Run(results, failed, None, None)
     if not open_:
         why = "timed out" if res.timed_out else f"exited with {res.returncode}"
@@ -281,10 +282,13 @@ def _read_marks(res, n: int) -> _Run:
     return _Run(results, failed, open_[-1], None)
 
 
-def canonical_results(task: Task, calls: list[str], limits: Limits | None = None) -> tuple[dict[int, tuple], str]:
-    """The canonical solution's (record, seconds) for each call that returned plain data in time, by index
-    into `calls`, and a line saying what was dropped (or why nothing could be learned)."""
-    limits = limits or Limits(wall_s=FILTER_WALL_S, cpu_s=FILTER_WALL_S)
+def canonical_results(
+    task: Task, calls: list[str], limits: Limits | None = None, *, time_limit_s: float = CALL_LIMIT_S
+) -> tuple[dict[int, tuple], str]:
+    """The canonical solution's (record, seconds) for each call that returned plain data within
+    `time_limit_s`, by index into `calls`, and a line saying what was dropped (or why nothing was learned)."""
+    wall = FILTER_WALL_S[task.language]
+    limits = limits or Limits(wall_s=wall, cpu_s=wall)
     pending, kept = list(range(len(calls))), {}
     dropped = {"threw or did not compile": 0, "hung or crashed": 0, "too slow": 0, "not plain data": 0}
     for _ in range(MAX_RERUNS + 1):
@@ -294,7 +298,7 @@ def canonical_results(task: Task, calls: list[str], limits: Limits | None = None
         if run.error is not None:
             return kept, run.error
         for j, (rec, t) in run.results.items():
-            if t > CALL_LIMIT_S:
+            if t > time_limit_s:
                 dropped["too slow"] += 1
             elif datamode._has_opaque(rec.get("v")):
                 dropped["not plain data"] += 1
@@ -326,7 +330,9 @@ class Outcome:
     candidates: int = 0
 
 
-def augment_task(task: Task, *, per_task: int, seed: int, limits: Limits | None = None) -> Outcome:
+def augment_task(
+    task: Task, *, per_task: int, seed: int, limits: Limits | None = None, time_limit_s: float = CALL_LIMIT_S
+) -> Outcome:
     """Up to `per_task` generated calls of one Java/JS task whose canonical results are known."""
     tests = to_data(task)
     if isinstance(tests, str):
@@ -338,7 +344,7 @@ def augment_task(task: Task, *, per_task: int, seed: int, limits: Limits | None 
     calls = generate(task, seeds, count=POOL_FACTOR * per_task, seed=seed)
     if not calls:
         return Outcome(base, [], seeds.atol, "mutation made no new call that can be printed")
-    kept, note = canonical_results(task, calls, limits)
+    kept, note = canonical_results(task, calls, limits, time_limit_s=time_limit_s)
     chosen, total = [], 0.0
     for i, call in enumerate(calls):
         if i in kept and total + kept[i][1] <= TASK_BUDGET_S:
@@ -387,6 +393,7 @@ def augment(
     source: str = "",
     progress: bool = False,
     workers: int | None = None,
+    time_limit_s: float = CALL_LIMIT_S,
 ) -> tuple[list[dict], dict[str, str]]:
     """Generated calls for every Java/JS task: (file rows in task order, {task_id: why it got none}).
 
@@ -407,7 +414,7 @@ def augment(
         bar = tqdm(total=len(tasks), desc="generated tests", unit="task", file=sys.stderr)
 
     def one(task: Task) -> Outcome:
-        out = augment_task(task, per_task=per_task, seed=seed)
+        out = augment_task(task, per_task=per_task, seed=seed, time_limit_s=time_limit_s)
         if bar is not None:
             bar.update(1)
         return out

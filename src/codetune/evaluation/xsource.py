@@ -21,7 +21,7 @@ from typing import Any
 
 from codetune.evaluation.benchmarks import Task
 
-_JAVA_INT = 2**31 - 1
+JAVA_INT = 2**31 - 1
 _JAVA_LONG = 2**63 - 1
 _JS_SAFE = 2**53
 
@@ -406,7 +406,7 @@ def _number(v, t: Template, language: str, declared: str) -> str:
         if abs(v) > _JAVA_LONG:
             raise Unprintable("an int beyond Java's long")
         return f"{v}L"
-    if abs(v) > _JAVA_INT:
+    if abs(v) > JAVA_INT:
         raise Unprintable("an int beyond Java's int")
     return str(v)
 
