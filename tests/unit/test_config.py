@@ -15,7 +15,10 @@ def test_presets_mirror_the_study():
         0.1,
     )
     assert rank.base.data.train_size == 200
-    assert load_experiment("scale").grid == {"data.train_size": [50, 150, 300]}
+    assert load_experiment("scale").grid == {
+        "data.train_size": [50, 150, 300],
+        "data.sampling": ["random", "stratified"],
+    }
     assert load_experiment("lang").grid == {"data.language": ["python", "java", "javascript"]}
     assert [s.label for s in expand_grid(rank)] == ["Base model", "Rank 4", "Rank 16", "Rank 64"]
 
@@ -296,3 +299,14 @@ def test_malformed_and_binary_yaml_files_are_one_line(tmp_path):
     f.write_bytes(b"name: x\n\xff\xfe: 1\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml:2:1: not UTF-8 text \(byte 0xff"):
         load_experiment(str(f))
+
+
+def test_decontaminate_enters_the_run_id_only_when_set():
+    quick = expand_grid(load_experiment("quick"))
+    same = expand_grid(load_experiment("quick", ["data.decontaminate=false"]))
+    assert [s.run_id for s in same] == [s.run_id for s in quick]
+    assert [s.config.legacy_run_ids() for s in same] == [s.config.legacy_run_ids() for s in quick]
+    on = expand_grid(load_experiment("quick", ["data.decontaminate=true"]))
+    assert all(a.run_id != b.run_id for a, b in zip(on[1:], quick[1:]))
+    # It shapes the training set only: the base-model row is the same run.
+    assert on[0].config.baseline and on[0].run_id == quick[0].run_id and not on[0].config.data.decontaminate

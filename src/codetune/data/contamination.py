@@ -239,14 +239,15 @@ def find_flags(
         The flags, sorted by training item, reference and method; and `short_parts`: reference parts with
         fewer than `settings.n` tokens (no n-gram to look for).
     """
-    flags = _ngram_flags(train, refs, settings)
-    flags += _minhash_flags(train, refs, settings)
+    flags = ngram_flags(train, refs, settings)
+    flags += minhash_flags(train, refs, settings)
     flags.sort(key=lambda f: (f.train_id, f.ref_kind, f.ref_id, f.part, f.method))
     short = sum(len(code_tokens(code, r.language)) < settings.n for r in refs for code in r.parts.values())
     return flags, {"short_parts": short}
 
 
-def _ngram_flags(train: list[CodeSample], refs: list[Reference], s: Settings) -> list[Flag]:
+def ngram_flags(train: list[CodeSample], refs: list[Reference], s: Settings) -> list[Flag]:
+    """Training items holding at least `s.min_share` of a reference part's `s.n`-token windows."""
     index: dict[int, list[int]] = {}  # n-gram -> the reference parts holding it
     parts: list[tuple[Reference, str, int]] = []
     for r in refs:
@@ -275,7 +276,8 @@ def _ngram_flags(train: list[CodeSample], refs: list[Reference], s: Settings) ->
     return out
 
 
-def _minhash_flags(train: list[CodeSample], refs: list[Reference], s: Settings) -> list[Flag]:
+def minhash_flags(train: list[CodeSample], refs: list[Reference], s: Settings) -> list[Flag]:
+    """Training items whose whole function is a near-duplicate (exact Jaccard >= `s.jaccard`) of a reference's."""
     from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=s.lsh_threshold, num_perm=s.num_perm)

@@ -78,18 +78,20 @@ def _flagged(checks: list) -> list[tuple]:
     """Each flagged (training item, reference, part, method) once, with the configurations that held it."""
     seen: dict[tuple, dict] = {}
     labels: dict[tuple, list[str]] = {}
+    dropped: dict[tuple, list[str]] = {}
     for r, c in checks:
         if c is None:
             continue
         for f in c.flags:
             key = (f["train_id"], f["ref_kind"], f["ref_id"], f["part"], f["method"])
-            seen.setdefault(key, {**f, "dropped": f["train_id"] in c.dropped})
-            if r.label not in labels.setdefault(key, []):
-                labels[key].append(r.label)
+            seen.setdefault(key, f)
+            for where, held in ((labels, True), (dropped, f["train_id"] in c.dropped)):
+                if held and r.label not in where.setdefault(key, []):
+                    where[key].append(r.label)
     if not seen:
         return [("p", "No training item was flagged.")]
     ranked = sorted(seen, key=lambda k: (-seen[k]["score"], k))
-    header = ["training item", "found in", "part", "method", "score", "shared", "configurations", "dropped"]
+    header = ["training item", "found in", "part", "method", "score", "shared", "configurations", "dropped in"]
     rows = []
     for key in ranked[:MAX_LISTED]:
         f = seen[key]
@@ -102,7 +104,7 @@ def _flagged(checks: list) -> list[tuple]:
                 f"{f['score']:.2f}",
                 str(f["shared"]),
                 ", ".join(labels[key]),
-                "yes" if f["dropped"] else "no",
+                ", ".join(dropped[key]) or "-",
             ]
         )
     out = [("h3", "Flagged training items"), ("table", header, rows)]
