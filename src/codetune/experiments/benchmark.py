@@ -32,11 +32,14 @@ class Benchmark:
         name: what results call it ("humaneval", a file name, "THUDM/humaneval-x:java"); None when off.
         tasks: the tasks to run (after any limit); None when unavailable or off.
         note: one line saying why there are no tasks (None when there are).
+        extra_tests: what the tasks' extra tests are ("HumanEval+", "generated tests (50 per task, seed 0)")
+            when `eval.extra_tests` attached them, else None.
     """
 
     name: str | None
     tasks: list | None
     note: str | None = None
+    extra_tests: str | None = None
 
     @property
     def available(self) -> bool:
@@ -394,5 +397,7 @@ def benchmark_metrics(bench: Benchmark, summary: dict | None, n_samples: int) ->
         out[f"cat_{cat}"] = int(count)
     if "base_pass_plus_fail" in summary:
         out["benchmark_base_pass_plus_fail"] = summary["base_pass_plus_fail"]
+    if bench.extra_tests:
+        out["benchmark_extra_tests"] = bench.extra_tests
     out["exec_seconds"] = summary.get("exec_seconds")
     return out

@@ -184,7 +184,11 @@ class Runner:
         for spec in self.specs:
             key = benchmark_key(spec.config)
             if key not in self._cache.benchmarks:
-                bench = resolve_benchmark(*key)
+                bench = resolve_benchmark(*key[:3])
+                if key[3] and bench.available:  # eval.extra_tests: a file's extra tests on these tasks
+                    from codetune.evaluation.testgen import attach_extra_tests
+
+                    bench.tasks, bench.extra_tests = attach_extra_tests(bench.tasks, key[3])
                 self._cache.benchmarks[key] = bench
                 if bench.note and key[0] != "none":
                     self.log(f"benchmark for {key[1]}: {bench.note}; pass@1 is recorded as unavailable")
@@ -571,8 +575,9 @@ class Runner:
 
 
 def benchmark_key(cfg: RunConfig) -> tuple:
-    """What a run's benchmark is resolved from: its setting, the run's language and the task limit."""
-    return (cfg.eval.benchmark, cfg.data.language, cfg.eval.benchmark_limit)
+    """What a run's benchmark is resolved from: its setting, the run's language, the task limit and the
+    file of extra tests (`eval.extra_tests`)."""
+    return (cfg.eval.benchmark, cfg.data.language, cfg.eval.benchmark_limit, cfg.eval.extra_tests)
 
 
 def benchmark_ks(n_samples: int) -> tuple[int, ...]:

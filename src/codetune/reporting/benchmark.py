@@ -198,7 +198,8 @@ def bleu_vs_pass(benches: Sequence[Benchmark], alpha: float = 0.05) -> dict[str,
 
 
 def plus_summary(benches: Sequence[Benchmark], metrics: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """HumanEval+ for one configuration: plus pass@1 and the samples that pass the base tests only.
+    """HumanEval+ (or other extra tests) for one configuration: plus pass@1 and the samples that pass the
+    base tests only.
 
     `pass@1_plus` (with its CI) from metrics.json where the run wrote it, else from results.jsonl (a
     sample passes plus when it passes the base tests and the extra ones). None without HumanEval+ data.
@@ -210,9 +211,11 @@ def plus_summary(benches: Sequence[Benchmark], metrics: Sequence[dict[str, Any]]
     ]
     if not have:
         return None
-    vals, lows, highs, only_base = [], [], [], 0
+    vals, lows, highs, only_base, base_passed = [], [], [], 0, 0
     for b, m in have:
         plus_samples = [s for s in b.samples if "plus_status" in s]
+        passed = sum(s.get("status") == "passed" for s in plus_samples)
+        base_passed += passed if plus_samples else int(m.get("exec_passed") or 0)
         if m.get("pass@1_plus") is not None:
             vals.append(float(m["pass@1_plus"]))
             if m.get("pass@1_plus_ci_low") is not None:
@@ -227,7 +230,15 @@ def plus_summary(benches: Sequence[Benchmark], metrics: Sequence[dict[str, Any]]
         else:
             only_base += int(m.get("benchmark_base_pass_plus_fail") or 0)
     ci = (min(lows), max(highs)) if len(lows) == len(have) == 1 else None
-    return {"value": sum(vals) / len(vals), "ci": ci, "base_pass_plus_fail": only_base, "n_runs": len(have)}
+    kinds = sorted({str(m.get("benchmark_extra_tests") or "HumanEval+") for _, m in have})
+    return {
+        "value": sum(vals) / len(vals),
+        "ci": ci,
+        "base_pass_plus_fail": only_base,
+        "base_passed": base_passed,  # samples passing the base tests (the share's denominator)
+        "kinds": kinds,  # what the extra tests are: "HumanEval+", "generated tests (N per task, seed S)"
+        "n_runs": len(have),
+    }
 
 
 def _plus_rate(samples: list[dict]) -> float:

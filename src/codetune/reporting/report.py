@@ -326,30 +326,38 @@ def _errors_section(configs: list[Config]) -> list[tuple]:
 
 
 def _plus_section(configs: list[Config], level: Level) -> list[tuple]:
-    """HumanEval+: base-test and plus-test pass@1 side by side, and what passes only the base tests."""
-    rows = []
+    """Extra tests (HumanEval+'s or generated ones, `eval.extra_tests`): base-test and extra-test pass@1 side by
+    side, what passes only the base tests, and that as a share of the samples passing the base tests."""
+    rows, kinds = [], []
     for c in configs:
         plus = plus_summary([r.bench for r in c.runs], [r.metrics for r in c.runs])
         if plus is None:
             continue
+        kinds += plus["kinds"]
         value = fmt(plus["value"]) + (
             "" if plus["ci"] is None else f" [{fmt(plus['ci'][0])}, {fmt(plus['ci'][1])}]"
         )
-        rows.append([c.label, _headline_value(c, "pass@1", level), value, str(plus["base_pass_plus_fail"])])
+        share = fmt(100.0 * plus["base_pass_plus_fail"] / plus["base_passed"]) if plus["base_passed"] else "-"
+        rows.append([c.label, _headline_value(c, "pass@1", level), value, str(plus["base_pass_plus_fail"]), share])
     if not rows:
         return []
+    kind = " / ".join(dict.fromkeys(kinds))
     header = [
         "Configuration",
         f"pass@1 % base tests [{level.percent} CI]",
-        "pass@1 % HumanEval+",
+        f"pass@1 % {'HumanEval+' if kind == 'HumanEval+' else 'extra tests'}",
         "pass base, fail plus",
+        "% of base passes rejected",
     ]
+    title = "HumanEval+" if kind == "HumanEval+" else f"Extra tests: {kind}"
     return [
-        ("h2", "HumanEval+"),
+        ("h2", title),
         (
             "p",
-            "pass@1 on the benchmark's own tests and with EvalPlus's extra inputs (a sample passes HumanEval+ when "
-            "it passes both); the last column counts samples that pass the base tests but fail the extra ones.",
+            f"pass@1 on the benchmark's own tests and with the extra inputs ({kind}; a sample passes the extra "
+            "tests when it passes both, its results equal to the canonical solution's); 'pass base, fail plus' "
+            "counts samples that pass the base tests but fail the extra ones, the last column as a share of all "
+            "samples passing the base tests.",
         ),
         ("table", header, rows),
     ]

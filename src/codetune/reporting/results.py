@@ -51,6 +51,7 @@ _LEADING = (
     "benchmark_samples_per_task",
     "benchmark_note",
     "benchmark_base_pass_plus_fail",
+    "benchmark_extra_tests",
     "fim_rate",
     "infill_pass@1",
     "infill_pass@1_ci_low",
