@@ -127,6 +127,7 @@ def test_legacy_run_ids_are_the_old_formulas():
         d[section].pop(key)
     for section, key in (("eval", "infilling"), ("eval", "infilling_limit")):
         d[section].pop(key)
+    d["eval"].pop("extra_tests")  # eval.extra_tests (issue 22): at its default, no part of any id
     # Before benchmark execution: no eval.benchmark* fields, no `baseline` (whatever they are set to now).
     d.pop("baseline")
     for key in ("benchmark", "benchmark_limit", "benchmark_max_new_tokens", "benchmark_timeout_s"):
@@ -310,3 +311,15 @@ def test_decontaminate_enters_the_run_id_only_when_set():
     assert all(a.run_id != b.run_id for a, b in zip(on[1:], quick[1:]))
     # It shapes the training set only: the base-model row is the same run.
     assert on[0].config.baseline and on[0].run_id == quick[0].run_id and not on[0].config.data.decontaminate
+
+
+def test_extra_tests_enter_the_run_id_only_when_set():
+    from codetune.config import RunConfig
+
+    quick = expand_grid(load_experiment("quick"))
+    unset = expand_grid(load_experiment("quick", ["eval.extra_tests=null"]))
+    assert [s.run_id for s in unset] == [s.run_id for s in quick]
+    assert [s.config.legacy_run_ids() for s in unset] == [s.config.legacy_run_ids() for s in quick]
+    on = expand_grid(load_experiment("quick", ["eval.extra_tests=tests.jsonl.gz"]))
+    assert all(a.run_id != b.run_id for a, b in zip(on, quick))  # a new verdict on every sample
+    assert RunConfig().run_id() == "47542e5468"  # the default config's id, from before the field existed
