@@ -23,7 +23,8 @@ the test's own calls by type-aware mutation, with the canonical solution's resul
    sample's verdict takes (`extra_x.expected_plans`, which also caches the results).
 
 A task whose test cannot be parsed into calls, whose calls have no argument of a parsed form, or whose
-canonical solution fails, gets no extra calls; `augment` returns the reason for each.
+canonical solution fails, gets no extra calls (and its row no base calls either, so that its extra verdict
+is its base verdict); `augment` returns the reason for each.
 """
 
 from __future__ import annotations
@@ -434,5 +435,7 @@ def augment(
         if isinstance(plan, str):
             r["plus_input"] = []
             r["generator"]["skipped"] = f"the kept calls fail in the verdict's path: {plan}"
+        if not r["plus_input"]:  # no calls at all: the task's extra verdict is then its base verdict
+            r["base_input"] = []
     skipped = {r["task_id"]: r["generator"]["skipped"] for r in rows if r["generator"]["skipped"]}
     return rows, skipped

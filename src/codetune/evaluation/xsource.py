@@ -329,8 +329,12 @@ def merge(nodes: list) -> Template:
     if shapes == {Lit}:
         return Template("lit", frozenset(n.kind for n in nodes))
     if shapes == {Seq}:
-        forms = [n.form for n in nodes if n.form[:1] != ("new",) or n.form[2] is not None]
-        form = forms[0] if forms else nodes[0].form
+        # A constructed list (`new ArrayList<>(...)`) first: the solution may change its argument, and it
+        # fits an ArrayList parameter too; then one that names its inner form.
+        forms = sorted(
+            (n.form for n in nodes), key=lambda f: (f[:1] != ("new",), f[:1] == ("new",) and f[2] is None)
+        )
+        form = forms[0]
         return Template("seq", form=form, item=merge([x for n in nodes for x in n.items]))
     if shapes == {Dict}:
         keys = [k for n in nodes for k, _ in n.pairs]
