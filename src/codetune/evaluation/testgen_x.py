@@ -42,7 +42,6 @@ from codetune.evaluation.judging import records
 from codetune.evaluation.sandbox import Limits
 from codetune.evaluation.testcases import DataTests, to_data
 from codetune.evaluation.xsource import (
-    JAVA_INT,
     Template,
     Unparsed,
     Unprintable,
@@ -147,6 +146,9 @@ def print_call(seeds: Seeds, args: list, frozen: tuple, language: str) -> str | 
 
 MAX_LEN = 200  # items of a container, characters of a string, in a generated argument
 MAX_SIZE = 2000  # mutation.size() of a whole generated input
+# Java ints are fixed-width: near 2**31 the canonical solution's overflow would become the expected result
+# (a sample that sums in long would be "wrong"), so Java's generated ints stay within +-10**6.
+JAVA_INTS = 10**6
 
 
 def generate(task: Task, seeds: Seeds, *, count: int, seed: int) -> list[str]:
@@ -155,7 +157,8 @@ def generate(task: Task, seeds: Seeds, *, count: int, seed: int) -> list[str]:
     from codetune.evaluation import mutation
 
     rng = mutation.rng_for(seed, task.task_id)
-    cap = mutation.SizeCap(max_len=MAX_LEN, max_size=MAX_SIZE, int_min=-JAVA_INT, int_max=JAVA_INT)
+    ints = {"int_min": -JAVA_INTS, "int_max": JAVA_INTS} if task.language == "java" else {}
+    cap = mutation.SizeCap(max_len=MAX_LEN, max_size=MAX_SIZE, **ints)
     groups: dict[tuple, list[list]] = {}
     for args, frozen in zip(seeds.args, seeds.frozen):
         groups.setdefault(frozen, []).append(args)
