@@ -128,6 +128,8 @@ def test_legacy_run_ids_are_the_old_formulas():
     for section, key in (("eval", "infilling"), ("eval", "infilling_limit")):
         d[section].pop(key)
     d["eval"].pop("extra_tests")  # eval.extra_tests (issue 22): at its default, no part of any id
+    d["eval"].pop("efficiency")  # likewise eval.efficiency and data.decontaminate (issue 22)
+    d["data"].pop("decontaminate")
     # Before benchmark execution: no eval.benchmark* fields, no `baseline` (whatever they are set to now).
     d.pop("baseline")
     for key in ("benchmark", "benchmark_limit", "benchmark_max_new_tokens", "benchmark_timeout_s"):
