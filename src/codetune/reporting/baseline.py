@@ -17,7 +17,7 @@ from typing import Any
 
 from codetune.reporting.analysis import Config, Experiment, Level, config_value
 from codetune.reporting.comparison import Comparison, compare
-from codetune.reporting.wording import NAMES, describe, fmt_p, fmt_value
+from codetune.reporting.wording import NAMES, describe, diff_ci, fmt_p, fmt_value
 
 BASE_METRICS = ("pass@1", "BLEU", "CodeBLEU", "infill_pass@1")
 # Config fields that shape only training: a base row ignores them (as config.baseline_specs does).
@@ -174,7 +174,7 @@ def _diff_rows(d: BaseDiff, level: Level) -> list[list[str]]:
                 NAMES[m],
                 value,
                 base_value,
-                f"{c.diff:+.2f} [{c.ci[0]:+.2f}, {c.ci[1]:+.2f}]",
+                diff_ci(c),
                 b,
                 cc,
                 fmt_p(c.p_value),

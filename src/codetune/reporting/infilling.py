@@ -16,7 +16,7 @@ import itertools
 from codetune.reporting.analysis import Config, Experiment, Level, config_value
 from codetune.reporting.baseline import BaseDiff
 from codetune.reporting.comparison import Comparison, compare
-from codetune.reporting.wording import describe, fmt_p, fmt_value, lookup, sort_key
+from codetune.reporting.wording import describe, diff_ci, fmt_p, fmt_value, lookup, sort_key
 
 FIM_AXIS = "data.fim_rate"
 QUESTION_METRICS = (("pass@1", "left-to-right pass@1 %"), ("infill_pass@1", "infilling pass@1 %"))
@@ -179,7 +179,7 @@ def _row(c: Comparison, a: Config, b: Config, name: str, level: Level) -> list[s
         name,
         _plain(a, c.metric, level),
         _plain(b, c.metric, level),
-        f"{c.diff:+.2f} [{c.ci[0]:+.2f}, {c.ci[1]:+.2f}]",
+        diff_ci(c),
         bb,
         cc,
         fmt_p(c.p_value),

@@ -51,10 +51,20 @@ def fmt_value(v: dict[str, Any] | None) -> str:
     return s
 
 
+def signed(x: float) -> str:
+    """`x` with its sign to two decimals; a value that rounds to zero is "+0.00", never "-0.00"."""
+    return f"{round(x, 2) or 0.0:+.2f}"
+
+
+def diff_ci(c: Comparison) -> str:
+    """A comparison's difference and interval: "+1.25 [-0.50, +3.00]"."""
+    return f"{signed(c.diff)} [{signed(c.ci[0])}, {signed(c.ci[1])}]"
+
+
 def describe(c: Comparison) -> str:
     """One sentence for a comparison; 'not significant' whenever p >= its alpha."""
     name = NAMES.get(c.metric, c.metric)
-    core = f"{name}: {c.a} − {c.b} = {c.diff:+.2f} [{c.ci[0]:+.2f}, {c.ci[1]:+.2f}], {p_eq(c.p_value)} ({c.test})"
+    core = f"{name}: {c.a} − {c.b} = {diff_ci(c)}, {p_eq(c.p_value)} ({c.test})"
     if c.significant:
         return core + f"; significant at α={fmt_alpha(c.alpha)}"
     mde = f"; minimum detectable difference {fmt_mde(c.mde)}" if c.mde else ""
