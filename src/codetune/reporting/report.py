@@ -41,6 +41,7 @@ from codetune.reporting.study import study_section
 from codetune.reporting.wording import (
     NAMES,
     adjacent,
+    diff_ci,
     fmt,
     fmt_alpha,
     fmt_mde,
@@ -284,7 +285,7 @@ def _comparisons_section(comparisons: list[Comparison], level: Level) -> list[tu
             c.a,
             c.b,
             NAMES.get(c.metric, c.metric),
-            f"{c.diff:+.2f} [{c.ci[0]:+.2f}, {c.ci[1]:+.2f}]",
+            diff_ci(c),
             c.effect or "n/a",
             fmt_p(c.p_value),
             c.test,
