@@ -125,4 +125,12 @@ def _augment_x(args: argparse.Namespace, tasks: list) -> tuple[list[dict], dict[
             f"generated tests for {tasks[0].language} are not available in this codetune",
             "use --benchmark humaneval (Python)",
         ) from None
-    return testgen_x.augment(tasks, per_task=args.per_task, seed=args.seed, progress=not args.no_progress)
+    return testgen_x.augment(
+        tasks,
+        per_task=args.per_task,
+        seed=args.seed,
+        source=args.benchmark,
+        workers=args.workers,
+        time_limit_s=args.time_limit,
+        progress=not args.no_progress,
+    )

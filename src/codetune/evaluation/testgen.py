@@ -42,15 +42,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from codetune.errors import BenchmarkError
+from codetune.errors import BenchmarkError, CodetuneError
 from codetune.evaluation import datamode, humaneval_plus, judging, mutation, programs, sandbox
-from codetune.evaluation.benchmarks import Task, load_tasks, read_jsonl_records
+from codetune.evaluation.benchmarks import Task, load_tasks
 from codetune.evaluation.sandbox import Limits
 from codetune.evaluation.testcases import to_data
+from codetune.io import iter_jsonl
 
 GENERATOR = "codetune.testgen"
 VERSION = 1  # of the screening and choice rules (mutation.VERSION is recorded beside it)
-MAX_TIMEOUTS = 3
+MAX_TIMEOUTS = 5
 # PYTHONHASHSEEDs of the screening runs. A result that depends on the order of a set of strings is
 # dropped when two runs disagree; a two-item set agrees under three seeds one time in four and then slips
 # through (the canonical solution may then fail such an input under another seed: see RESULTS.md).
@@ -370,11 +371,13 @@ def write_records(path: Path | str, records: Sequence[dict]) -> Path:
 
 def describe(path: Path | str) -> str:
     """What a file of extra tests is: "generated tests (N per task, seed S)" or "HumanEval+"."""
-    rows = read_jsonl_records(Path(path), what="extra tests file")
-    gens = [r.get("generator") for r in rows if isinstance(r.get("generator"), dict)]
-    if not gens:
+    try:
+        first = next(iter_jsonl(Path(path), what="extra tests file"), {})
+    except CodetuneError as exc:
+        raise BenchmarkError(exc.message, exc.hint) from None
+    g = first.get("generator")  # every row of a generated file has one; the first says how it was made
+    if not isinstance(g, dict):
         return "HumanEval+"
-    g = gens[0]
     return f"generated tests ({g.get('per_task')} per task, seed {g.get('seed')})"
 
 
