@@ -304,6 +304,18 @@ def test_malformed_and_binary_yaml_files_are_one_line(tmp_path):
         load_experiment(str(f))
 
 
+def test_efficiency_enters_the_run_id_only_when_on():
+    from codetune.config import RunConfig
+
+    quick = expand_grid(load_experiment("quick"))
+    off = expand_grid(load_experiment("quick", ["eval.efficiency=false"]))
+    assert [s.run_id for s in off] == [s.run_id for s in quick]
+    assert [s.config.legacy_run_ids() for s in off] == [s.config.legacy_run_ids() for s in quick]
+    on = expand_grid(load_experiment("quick", ["eval.efficiency=true"]))
+    assert all(a.run_id != b.run_id for a, b in zip(on, quick))  # new metrics: a new result
+    assert RunConfig.model_validate({"eval": {"efficiency": False}}).run_id() == RunConfig().run_id()
+
+
 def test_decontaminate_enters_the_run_id_only_when_set():
     quick = expand_grid(load_experiment("quick"))
     same = expand_grid(load_experiment("quick", ["data.decontaminate=false"]))

@@ -55,6 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--samples gives them (task_id = the item id, e.g. HumanEval/0/single_line/3; completion = the middle), "
         "--canonical checks the set itself",
     )
+    p.add_argument(
+        "--efficiency",
+        action="store_true",
+        help="also time each passing sample against its task's canonical solution on the task's heaviest inputs "
+        "(CPU time, peak memory; Python tasks; codetune.evaluation.efficiency): efficiency.json in --out",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -86,6 +92,8 @@ def _check_options(args: argparse.Namespace) -> list[int]:
         raise ConfigError(f"--workers {args.workers} must be at least 1", "omit it to use every CPU")
     if args.model is None and args.adapter:
         raise ConfigError("--adapter needs --model (the base it was trained on)", "add --model smollm2-135m")
+    if args.efficiency and args.infilling:
+        raise ConfigError("--efficiency times benchmark samples, not infilling middles", "drop one of the two")
     if args.model is not None:
         from codetune.commands._benchmark_options import generate_config
 
@@ -131,8 +139,28 @@ def run(args: argparse.Namespace) -> int:
         return 0
     with hold_out_dir(bdir):
         summary = _evaluate(args, ks, tasks, bdir)
+        eff = _efficiency(args, tasks, bdir) if args.efficiency else None
     print(_summary_line(summary, bdir.path), file=sys.stdout)
+    if eff is not None:
+        print(eff, file=sys.stdout)
     return 0
+
+
+def _efficiency(args: argparse.Namespace, tasks: list, bdir) -> str:
+    """Time the passing samples into `bdir` (resumes, as execution does); the stage's one-line summary."""
+    from codetune.evaluation.efficiency import SUMMARY, measure_run, summary_line
+
+    if args.model is not None:
+        samples = bdir.read_samples()
+    elif args.canonical:
+        samples = [{"task_id": t.task_id, "completion": t.canonical_solution} for t in tasks]
+    else:
+        samples = _read_samples(args.samples)
+    if args.model is None:  # as execution, measured afresh: the samples may have changed (records match by key)
+        (bdir.path / SUMMARY).unlink(missing_ok=True)
+    log = lambda msg: print(msg.strip(), file=sys.stderr, flush=True)  # noqa: E731
+    metrics = measure_run(tasks, samples, bdir.read_results(), bdir.path, progress=not args.no_progress, log=log)
+    return summary_line(metrics, bdir.path)
 
 
 def _check_infilling_options(args: argparse.Namespace) -> None:

@@ -14,17 +14,23 @@ next to:
 What happens, per input: B's first call, then A's (both on a fresh copy of the arguments; their results
 are kept as `_plus_runner` records, so trusted code can check that A agrees with B); then each side's loop
 count is calibrated so one timing lasts >= min_time_s. Then `repeats` rounds, A then B on every input
-(ABAB: drift over the run lands on both sides alike); one timing is the process CPU time
-(`time.process_time`, user + system of that process only) of `loops` calls, divided by `loops`. Each call
-gets its own deep copy of the arguments when they hold anything mutable (a solution that sorts its input
-in place must not get sorted input on the next call); the copies are made before the clock starts, in
-batches bounded by `copy_budget`. The garbage collector is off while a batch runs and collects between
+(ABAB: drift over the run lands on both sides alike); one timing is the CPU time of `loops` calls
+(user + system, of the calling thread: `time.thread_time`), divided by `loops`. The thread's clock, not
+the process's: inside the sandbox here the process-wide clock (CLOCK_PROCESS_CPUTIME_ID) advances only in
+steps of ~1.7 ms while the thread's is exact (benchmarks/RESULTS.md, efficiency_bench), and a HumanEval
+solution computes in the calling thread. The process clock is recorded beside it (`process_times`), so
+CPU spent in other threads shows up as a difference. Each call
+gets its own copy of the arguments when they hold anything mutable (a solution that sorts its input in
+place must not get sorted input on the next call), made before the clock starts (at C speed for flat
+lists, dicts and sets), in batches bounded by `copy_budget`; the loop's own cost (well under a microsecond
+a call) is in both sides' timings. The garbage collector is off while a batch runs and collects between
 batches (as `timeit` does). Last, a memory pass: each call once more under `tracemalloc`, whose peak above
 the level before the call (the result included, the argument copy not) is the call's peak memory.
 
-With `pin`, this process and both children are pinned to one core (the highest the process may use):
-A and B never run at once, so they share it without contending, and no migration between cores lands in
-a timing.
+Only one side runs at a time: each child has a process group of its own, stopped (SIGSTOP) whenever it is
+not answering a request, so no thread or process A leaves running can take CPU from B's timings. With
+`pin`, this process and both children are pinned to one core (the highest the process may use): no
+migration between cores lands in a timing.
 
 Writes ct_perf.json: {"status": "ok" | "timeout" | "error", "who": "a" | "b" | null (which side went
 wrong), "input": its index or null, "detail": one line, "pinned": the core or null, "a": SIDE, "b": SIDE},
@@ -67,6 +73,26 @@ def _mutable(x):
     return False
 
 
+def _copier(x):
+    """A function copying values shaped as `x` is (its containers anew, immutable leaves shared), chosen
+    once per input: every copy is of the same original, so its shape holds for all. C-speed copies for the
+    common shapes (a flat list, dict or set; a list of flat lists), `copy.deepcopy` for the rest."""
+    if not _mutable(x):
+        return None
+    t = type(x)
+    if t in (list, set, dict):
+        leaves = list(x.values()) if t is dict else x
+        if not any(_mutable(v) for v in leaves):
+            return t
+        if t is list and all(type(v) is list and not any(_mutable(e) for e in v) for v in x):
+            return lambda v: [e[:] for e in v]
+    return copy.deepcopy
+
+
+def _fresh(args, copiers):
+    return [a if c is None else c(a) for a, c in zip(args, copiers)]
+
+
 def _size(x):
     if isinstance(x, (str, bytes, bytearray)):
         return len(x) + 1
@@ -80,34 +106,37 @@ def _size(x):
 # ------------------------------------------------------------------------------------------ the child
 
 
-def _timed(fn, args, loops, budget):
-    """CPU seconds of one call of fn(*args), over `loops` calls (see the module docstring)."""
-    clock = time.process_time
-    mutable = _mutable(args)
+def _timed(fn, args, loops, budget, copiers):
+    """CPU seconds of one call of fn(*args) over `loops` calls, by the thread's clock and the process's
+    (see the module docstring)."""
+    thread, process = time.thread_time, time.process_time
+    mutable = any(c is not None for c in copiers)
     batch = max(1, min(loops, budget // _size(args))) if mutable else loops
-    total, left = 0.0, loops
+    total = total_p = 0.0
+    left = loops
     while left > 0:
         n = min(batch, left)
-        calls = [copy.deepcopy(args) for _ in range(n)] if mutable else [args] * n
+        calls = [_fresh(args, copiers) for _ in range(n)] if mutable else [args] * n
         gc.collect()
-        t0 = clock()
+        p0, t0 = process(), thread()
         for a in calls:
             fn(*a)
-        total += clock() - t0
+        total += thread() - t0
+        total_p += process() - p0
         del calls
         left -= n
-    return total / loops
+    return total / loops, total_p / loops
 
 
-def _first(fn, args):
-    a = copy.deepcopy(args)
-    t0 = time.process_time()
+def _first(fn, args, copiers):
+    a = _fresh(args, copiers)
+    t0 = time.thread_time()
     result = fn(*a)
-    return _HELPERS["_record"](result, time.process_time() - t0)
+    return _HELPERS["_record"](result, time.thread_time() - t0)
 
 
-def _peak(fn, args):
-    a = copy.deepcopy(args)
+def _peak(fn, args, copiers):
+    a = _fresh(args, copiers)
     gc.collect()
     tracemalloc.start()
     try:
@@ -122,6 +151,7 @@ def _peak(fn, args):
 
 def _serve(path, entry, inputs, budget, rfd, wfd):
     """The child's life: load the program, then answer the parent's requests (one JSON line each)."""
+    os.setpgid(0, 0)  # its own process group: paused and killed with every thread and child it starts
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
@@ -146,17 +176,19 @@ def _serve(path, entry, inputs, budget, rfd, wfd):
         reply({"error": f"loading: {type(exc).__name__}: {exc}"[:300]})
         os._exit(0)
     gc.disable()
+    copiers = [[_copier(a) for a in args] for args in inputs]
     reply({"ok": True})
     for line in reader:
         req = json.loads(line)
-        args = inputs[req["i"]]
+        args, how = inputs[req["i"]], copiers[req["i"]]
         try:
             if req["op"] == "first":
-                reply({"rec": _first(fn, args)})
+                reply({"rec": _first(fn, args, how)})
             elif req["op"] == "time":
-                reply({"t": _timed(fn, args, req["loops"], budget)})
+                t, p = _timed(fn, args, req["loops"], budget, how)
+                reply({"t": t, "p": p})
             else:
-                reply({"peak": _peak(fn, args)})
+                reply({"peak": _peak(fn, args, how)})
         except BaseException as exc:
             reply({"error": f"{type(exc).__name__}: {exc}"[:300]})
     os._exit(0)
@@ -170,26 +202,37 @@ class _Side:
 
     def __init__(self, name, path, entry, inputs, budget):
         self.name = name
-        to_child, from_parent = os.pipe()
-        to_parent, from_child = os.pipe()
+        requests_r, requests_w = os.pipe()
+        replies_r, replies_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.close(from_parent)
-            os.close(to_parent)
+            os.close(requests_w)
+            os.close(replies_r)
             try:
-                _serve(path, entry, inputs, budget, to_child, from_child)
+                _serve(path, entry, inputs, budget, requests_r, replies_w)
             finally:
                 os._exit(0)
-        os.close(to_child)
-        os.close(from_child)
+        os.close(requests_r)
+        os.close(replies_w)
+        try:
+            os.setpgid(pid, pid)  # also here: whichever of the two runs first
+        except OSError:
+            pass
         self.pid = pid
-        self.out = os.fdopen(from_parent, "w")
-        self.inp = to_parent
+        self.out = os.fdopen(requests_w, "w")
+        self.inp = replies_r
         self.buf = b""
-        self.body = {"records": [], "loops": [], "times": [[] for _ in inputs], "peak_bytes": []}
+        self.body = {
+            "records": [],
+            "loops": [],
+            "times": [[] for _ in inputs],
+            "process_times": [[] for _ in inputs],
+        }
+        self.body["peak_bytes"] = []
 
     def ask(self, req, limit_s, index):
         """The child's answer to `req`; _Stop when it does not answer within `limit_s` or raised."""
+        self._signal(signal.SIGCONT)
         if req is not None:
             self.out.write(json.dumps(req) + "\n")
             self.out.flush()
@@ -204,13 +247,21 @@ class _Side:
             if not chunk:
                 raise _Stop("error", self.name, index, "the process ended (killed, or it exited)")
             self.buf += chunk
+        self._signal(signal.SIGSTOP)  # nothing of it runs while the other side is timed
         line, self.buf = self.buf.split(b"\n", 1)
         body = json.loads(line)
         if "error" in body:
             raise _Stop("error", self.name, index, body["error"])
         return body
 
+    def _signal(self, sig):
+        try:
+            os.killpg(self.pid, sig)
+        except OSError:
+            pass
+
     def kill(self):
+        self._signal(signal.SIGKILL)
         try:
             os.kill(self.pid, signal.SIGKILL)
         except OSError:
@@ -246,8 +297,9 @@ def _measure(a, b, n, cfg):
             for side in (a, b):
                 loops = side.body["loops"][i]
                 per_call = side.body["times"][i][-1] if side.body["times"][i] else side.body["records"][i]["t"]
-                t = side.ask({"op": "time", "i": i, "loops": loops}, _limit(loops * per_call), i)["t"]
-                side.body["times"][i].append(t)
+                got = side.ask({"op": "time", "i": i, "loops": loops}, _limit(loops * per_call), i)
+                side.body["times"][i].append(got["t"])
+                side.body["process_times"][i].append(got["p"])
     for i in range(n):
         for side in (a, b):
             expected = max(side.body["times"][i])

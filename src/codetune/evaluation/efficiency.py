@@ -12,11 +12,14 @@ an argument's value (`fib(n)`) is ranked by that value only among inputs of equa
 
 How one sample is measured (`measure_pair`, the sandboxed `_perf_runner.py`). One sandbox run holds both
 programs, each in a process of its own forked before either is loaded: the sample (prompt + completion) and
-the canonical solution (prompt + canonical_solution). On each heavy input, each side's loop count is
+the canonical solution (prompt + canonical_solution); a side is stopped (SIGSTOP, its whole process group)
+while the other is timed. On each heavy input, each side's loop count is
 calibrated so one timing lasts >= `min_time_s`; then `repeats` rounds alternate sample and canonical on every
-input (ABAB). A timing is the process CPU time (`time.process_time`: user + system of that process, not
-wall time, so time other processes take from the core does not count) of `loops` calls on fresh copies of
-the arguments, divided by `loops`. Round r gives the sample's total over the heavy inputs S_r and the
+input (ABAB). A timing is the CPU time (user + system, not wall time, so time other processes take from the
+core does not count) of `loops` calls on fresh copies of the arguments, divided by `loops`, by the clock of
+the thread that calls (the process-wide clock is too coarse in the sandbox: see `_perf_runner`; the
+process's CPU time is recorded beside it as `sample_process_s`, where CPU spent in other threads shows).
+Round r gives the sample's total over the heavy inputs S_r and the
 canonical's C_r; the sample's *efficiency ratio* is the median over rounds of S_r / C_r (> 1: slower than
 the canonical solution). Pairing within a round cancels what drifts between rounds (frequency, load).
 The spread of a side is IQR / median of its totals over rounds. Peak memory is `tracemalloc`'s peak of one
@@ -261,6 +264,7 @@ def _record(task: Task, inputs: list[list], out: dict, settings: Settings) -> di
         return rec
     n, reps = len(inputs), settings.repeats
     sa, sb = _totals(a, n, reps), _totals(b, n, reps)
+    pa = _totals({"times": a.get("process_times")}, n, reps)
     if sa is None or sb is None or min(sb) <= 0:
         return {**rec, "status": "error", "detail": "incomplete timings"}
     ratios = [x / y for x, y in zip(sa, sb)]
@@ -273,6 +277,7 @@ def _record(task: Task, inputs: list[list], out: dict, settings: Settings) -> di
         ratio=_median(ratios),
         sample_s=_median(sa),
         canonical_s=_median(sb),
+        sample_process_s=_median(pa) if pa else None,
         spread=_spread(sa),
         canonical_spread=_spread(sb),
         peak_b=peak_a,
@@ -504,4 +509,25 @@ def run_stage(bench: Any, bdir: Any, eval_cfg: Any, *, progress: bool = False, l
         n_boot=eval_cfg.n_boot,
         progress=progress,
         log=log,
+    )
+
+
+def summary_line(metrics: dict[str, Any], out_dir: Path) -> str:
+    """One line of a stage's figures, for a command's output."""
+    m = metrics
+
+    def ci(key: str) -> str:
+        if m.get(key) is None:
+            return "n/a"
+        low, high = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high")
+        return f"{m[key]:.2f}" + ("" if low is None else f" [{low:.2f}, {high:.2f}]")
+
+    slow = f"{m['eff_slow_tasks']} task(s) > {SLOW_FACTOR:g}x slower" + (
+        f" ({m['eff_slow_task_ids']})" if m.get("eff_slow_task_ids") else ""
+    )
+    return (
+        f"efficiency: {m['eff_timed']} of {m['eff_samples']} passing samples timed on {m['eff_tasks']} task(s): "
+        f"CPU-time ratio {ci('eff_ratio')} (geometric mean vs the canonical solutions; canonical vs itself "
+        f"{ci('eff_self_ratio')}), {slow}, peak-memory ratio {ci('eff_mem_ratio')}; "
+        f"{m['eff_timeouts']} timeout(s), {m['eff_errors']} error(s); records in {Path(out_dir) / RECORDS}"
     )

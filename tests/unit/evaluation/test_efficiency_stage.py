@@ -60,3 +60,31 @@ def test_off_nothing_is_measured(tmp_path, tiny_benchmark, monkeypatch):
     runner.run_dir(spec).benchmark.write_samples(_samples(runner.benchmark_for(spec.config).tasks))
     metrics = runner.execute_stage(spec, {"metrics": {}, "benchmark_gen_s": 0.0, "infilling": None, "tail": {}})
     assert not any(k.startswith("eff_") for k in metrics)
+
+
+@pytest.mark.skipif(programs.python_interpreter() is None, reason="no Python for the sandbox user")
+def test_evaluate_efficiency_times_the_passing_samples(tmp_path, tiny_benchmark, capsys):
+    from codetune.cli import main
+
+    samples = tmp_path / "samples.jsonl"
+    rows = [
+        {"task_id": "HumanEval/0", "completion": "    return a + b\n"},
+        {"task_id": "HumanEval/1", "completion": "    return 0\n"},
+    ]
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    argv = ["evaluate", "--benchmark", str(tiny_benchmark), "--samples", str(samples), "--out", str(out)]
+    assert main([*argv, "--efficiency", "--no-progress"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("efficiency: 1 of 1 passing samples timed on 1 task(s): CPU-time ratio ")
+    summary = json.loads((out / efficiency.SUMMARY).read_text())
+    assert summary["metrics"]["eff_timed"] == 1 and summary["settings"]["top_k"] == 3
+
+
+def test_evaluate_efficiency_with_infilling_is_one_error_line(tmp_path, tiny_benchmark, capsys):
+    from codetune.cli import main
+
+    argv = ["evaluate", "--benchmark", str(tiny_benchmark), "--canonical", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--infilling", "single_line", "--efficiency"]) != 0
+    err = capsys.readouterr().err
+    assert "error: --efficiency times benchmark samples, not infilling middles" in err
