@@ -27,7 +27,7 @@ from codetune.data.contamination import (
     code_tokens,
     minhash_flags,
     ngram_flags,
-    test_references,
+    heldout_references,
 )
 
 HUMANEVAL_X = {"java": "humaneval_java.jsonl.gz", "javascript": "humaneval_js.jsonl.gz"}
@@ -115,7 +115,7 @@ def _splits(language, corpus, args, out, shown) -> None:
             if size is None:
                 cfg = cfg.model_copy(update={"train_size": splits.counts["pool"]})
                 splits, _ = make_splits(corpus, cfg, lambda texts: count_tokens(tok, texts))
-            refs = test_references(splits.test)
+            refs = heldout_references(splits.test)
             s = Settings()
             t = time.perf_counter()
             flags = ngram_flags(splits.train, refs, s) + minhash_flags(splits.train, refs, s)

@@ -100,7 +100,7 @@ def benchmark_references(tasks: Iterable[Any]) -> list[Reference]:
     return out
 
 
-def test_references(samples: Iterable[CodeSample]) -> list[Reference]:
+def heldout_references(samples: Iterable[CodeSample]) -> list[Reference]:
     """References of held-out test items: each whole function (prompt + target)."""
     out = []
     for s in samples:
@@ -121,7 +121,8 @@ _C_KEYWORDS = {
         while with yield async of static get set true false null undefined NaN Infinity""",
 }
 _KEEP = {
-    "python": set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins)) | {"self", "cls"},
+    # Soft keywords (match, case, _) are names most of the time; `_` is a builtin only in some processes.
+    "python": set(keyword.kwlist) | {n for n in dir(builtins) if not n.startswith("_")} | {"self", "cls"},
     **{lang: set(words.split()) for lang, words in _C_KEYWORDS.items()},
 }
 _OPS = r"\*\*=?|//=?|>>>?=?|<<=?|->|=>|:=|::|\.\.\.|===|!==|\+\+|--|&&|\|\||[-+*/%&|^!=<>]=|\S"
@@ -260,11 +261,12 @@ def ngram_flags(train: list[CodeSample], refs: list[Reference], s: Settings) -> 
             parts.append((r, part, int(grams.size)))
     if not parts:
         return []
-    known = np.fromiter(index, dtype=np.uint64, count=len(index))
+    known = np.sort(np.fromiter(index, dtype=np.uint64, count=len(index)))
     out = []
     for t in train:
         grams = np.unique(window_hashes(code_tokens(t.prompt + t.target, t.language), s.n))
-        hits = grams[np.isin(grams, known)]
+        at = np.minimum(np.searchsorted(known, grams), known.size - 1)
+        hits = grams[known[at] == grams]
         counts: dict[int, int] = {}
         for g in hits.tolist():
             for p in index[g]:
@@ -363,7 +365,7 @@ def run_check(
     `note`, or None) and against the test split; `decontaminate` lists every flagged item as dropped."""
     start = time.perf_counter()
     tasks = list(getattr(bench, "tasks", None) or [])
-    refs = benchmark_references(tasks) + test_references(test)
+    refs = benchmark_references(tasks) + heldout_references(test)
     flags, counts = find_flags(train, refs, settings)
     dropped = sorted({f.train_id for f in flags}) if decontaminate else []
     return Check(

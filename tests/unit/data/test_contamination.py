@@ -23,7 +23,7 @@ from codetune.data.contamination import (
     find_flags,
     read_check,
     run_check,
-    test_references,
+    heldout_references,
     window_hashes,
 )
 from codetune.data.corpus import Splits
@@ -40,7 +40,7 @@ def humaneval():
 def rename_and_reformat(code: str) -> str:
     """`code` with every name a copy would rename (not keywords, builtins or attributes) consistently renamed,
     and its whitespace rewritten by tokenize's compatibility mode (a different layout, the same tokens)."""
-    keep = set(keyword.kwlist) | set(dir(builtins))
+    keep = set(keyword.kwlist) | {n for n in dir(builtins) if not n.startswith("_")}
     out, prev, names = [], None, {}
     for tok in tokenize.generate_tokens(io.StringIO(code).readline):
         text = tok.string
@@ -301,5 +301,5 @@ def test_flags_name_the_train_item_reference_part_method_and_score(humaneval):
         task.entry_point,
     )
     assert f.score == 1.0 and f.shared > 0
-    refs = test_references([sample(CLEAN[0], "x")])
+    refs = heldout_references([sample(CLEAN[0], "x")])
     assert refs[0].kind == "test" and list(refs[0].parts) == ["function"]

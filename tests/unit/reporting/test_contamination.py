@@ -50,9 +50,11 @@ def _experiment(tmp_path: Path, fabricate) -> Path:
 
 
 def test_section_counts_lists_and_says_what_was_not_checked(tmp_path, fabricate):
-    from codetune.reporting.report import build_report
+    from codetune.reporting.analysis import load_experiment
+    from codetune.reporting.contamination import contamination_section
 
-    blocks = build_report(_experiment(tmp_path, fabricate))
+    exp_dir = _experiment(tmp_path, fabricate)
+    blocks = contamination_section(exp_dir, load_experiment(exp_dir))
     i = blocks.index(("h2", "Contamination check"))
     about, table = blocks[i + 1][1], blocks[i + 2]
     assert "10-token windows" in about and "flagged from 0.50" in about and "128 permutations" in about
@@ -69,9 +71,7 @@ def test_section_counts_lists_and_says_what_was_not_checked(tmp_path, fabricate)
     assert solution[6] == "Rank 4, Rank 16" and solution[7] == "Rank 16"  # dropped where decontaminate was on
 
 
-def test_runs_without_any_check_get_one_line(base_exp):
-    from codetune.reporting.report import build_report
-
-    blocks = build_report(base_exp)
-    i = blocks.index(("h2", "Contamination check"))
-    assert blocks[i + 1] == ("p", "No run recorded a contamination check (the runs predate it): not checked.")
+def test_runs_without_any_check_get_one_line_in_the_report(base_exp):
+    md = (base_exp / "report.md").read_text()
+    section = md.split("## Contamination check", 1)[1].split("\n## ", 1)[0]
+    assert section.strip() == "No run recorded a contamination check (the runs predate it): not checked."

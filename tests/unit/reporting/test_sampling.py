@@ -93,6 +93,4 @@ def test_report_pairs_each_stratified_cell_with_its_random_twin(tmp_path, fabric
 
 
 def test_no_sampling_axis_no_section(base_exp):
-    from codetune.reporting.report import build_report
-
-    assert ("h2", "Stratified vs random sampling") not in build_report(base_exp)
+    assert "Stratified vs random" not in (base_exp / "report.md").read_text()
