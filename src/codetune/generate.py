@@ -3,7 +3,8 @@
 
 Prompts may also come tokenized, as `TokenPrompt`s (fill-in-the-middle prompts, whose sentinel tokens no
 text can spell): those are decoded from their ids as given and stop only at their own stop ids (EOS and
-the FIM sentinels) or at `max_new_tokens`, with no end-of-function rule.
+the FIM sentinels, kept out of the text), at their end ids (kept: a single-line middle ends with the token
+that holds its newline) or at `max_new_tokens`, with no end-of-function rule.
 
 `generate` runs `codetune.decoding`'s loop (a full batch of rows, each refilled with the next prompt as
 it finishes, over the preallocated cache of `codetune.kv_cache`); for a model that loop cannot drive, HF
@@ -33,16 +34,25 @@ class Generation:
     completion: str  # cut at the end of the function
     raw: str  # everything decoded before the cut
     n_new_tokens: int
-    # text prompts: function_end | eos | max_new_tokens; a TokenPrompt: eos | stop_token | max_new_tokens
+    # text prompts: function_end | eos | max_new_tokens; a TokenPrompt: eos | stop_token | end_token |
+    # max_new_tokens
     stop: str
 
 
 @dataclass(frozen=True)
 class TokenPrompt:
-    """A prompt given as token ids, decoded until one of `stop_ids` (kept out of the text) or max_new_tokens."""
+    """A prompt given as token ids, decoded until one of `stop_ids` (kept out of the text), one of `end_ids`
+    (kept in it) or max_new_tokens."""
 
     ids: tuple[int, ...]
     stop_ids: frozenset[int]
+    end_ids: frozenset[int] = frozenset()
+
+
+def ids_containing(tokenizer: Any, text: str) -> frozenset[int]:
+    """The ids of every token whose decoded text contains `text` (e.g. "\n": the tokens that end a line)."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
+    return frozenset(i for i, t in enumerate(texts) if text in t)
 
 
 Prompt = str | TokenPrompt
@@ -381,8 +391,9 @@ def generate_token_prompts(
     progress: bool = True,
 ) -> Iterator[list[Generation]]:
     """`generate` for prompts given as ids: the same refill loop (or HF `generate` where it cannot drive the
-    model), each row stopping at its prompt's stop ids or at max_new_tokens. A Generation's `completion` and
-    `raw` are both the text before the stop token; `stop` is eos, stop_token (another stop id) or max_new_tokens.
+    model), each row stopping at its prompt's stop ids, end ids or max_new_tokens. A Generation's `completion`
+    and `raw` are both the text before the stop token (through the end token); `stop` is eos, stop_token
+    (another stop id), end_token or max_new_tokens.
     `language` only names the decoding loop's unused stop rule."""
     if not all(isinstance(p, TokenPrompt) for p in prompts):
         raise TypeError("prompts mix TokenPrompts and text; pass one kind")
@@ -394,9 +405,9 @@ def generate_token_prompts(
             model, tokenizer, prompts, todo, ids, language, cfg, device, precision, seed
         ):
             bar.update(1)
-            stops = prompts[index].stop_ids
+            stops, ends = prompts[index].stop_ids, prompts[index].end_ids
             yield [
-                Generation(index=index, sample=s, **_finish_ids(tokenizer, new, stops))
+                Generation(index=index, sample=s, **_finish_ids(tokenizer, new, stops, ends))
                 for s, new in enumerate(samples)
             ]
 
@@ -409,11 +420,12 @@ def _decode_token_prompts(model, tokenizer, prompts, todo, ids, language, cfg, d
     if why is None:
 
         class StopIdsDecoder(decoding.Decoder):
-            """The refill loop with a row's end decided by its prompt's stop ids alone."""
+            """The refill loop with a row's end decided by its prompt's stop and end ids alone."""
 
             def _accept(self, row: Any, token: int) -> bool:
                 row.ids.append(token)
-                if token in prompts[row.index].stop_ids or len(row.ids) >= self.cfg.max_new_tokens:
+                p = prompts[row.index]
+                if token in p.stop_ids or token in p.end_ids or len(row.ids) >= self.cfg.max_new_tokens:
                     self.done.setdefault(row.index, {})[row.sample] = row.ids
                     return False
                 return True
@@ -425,13 +437,18 @@ def _decode_token_prompts(model, tokenizer, prompts, todo, ids, language, cfg, d
         yield from loop.run()
         return
     log.info("generating through HF generate in fixed batches: %s", why)
-    for start in range(0, len(todo), cfg.batch_size):
-        idx = todo[start : start + cfg.batch_size]
-        rows = _decode_id_batch(
-            model, tokenizer, [ids[i] for i in idx], prompts, idx, cfg, device, precision, seed
-        )
-        for p, index in enumerate(idx):
-            yield index, rows[p * cfg.n_samples : (p + 1) * cfg.n_samples]
+    # HF stops every row of a batch at any of the batch's eos ids: a batch holds prompts of one stop set only
+    groups: dict[tuple, list[int]] = {}
+    for i in todo:
+        groups.setdefault((prompts[i].stop_ids, prompts[i].end_ids), []).append(i)
+    for group in groups.values():
+        for start in range(0, len(group), cfg.batch_size):
+            idx = group[start : start + cfg.batch_size]
+            rows = _decode_id_batch(
+                model, tokenizer, [ids[i] for i in idx], prompts, idx, cfg, device, precision, seed
+            )
+            for p, index in enumerate(idx):
+                yield index, rows[p * cfg.n_samples : (p + 1) * cfg.n_samples]
 
 
 def _decode_id_batch(model, tokenizer, batch, prompts, idx, cfg, device, precision, seed) -> list[list[int]]:
@@ -442,7 +459,7 @@ def _decode_id_batch(model, tokenizer, batch, prompts, idx, cfg, device, precisi
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     input_ids = torch.tensor([[pad] * (width - len(b)) + b for b in batch], device=device)
     mask = torch.tensor([[0] * (width - len(b)) + [1] * len(b) for b in batch], device=device)
-    stops = sorted(set().union(*(prompts[i].stop_ids for i in idx)))
+    stops = sorted(prompts[idx[0]].stop_ids | prompts[idx[0]].end_ids)  # the same for every prompt here
     torch.manual_seed(seed * 1_000_003 + idx[0])
     sampling = cfg.n_samples > 1
     with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
@@ -461,9 +478,15 @@ def _decode_id_batch(model, tokenizer, batch, prompts, idx, cfg, device, precisi
     return out[:, width:].tolist()  # rows padded after their stop token (`_finish_ids` cuts there)
 
 
-def _finish_ids(tokenizer: Any, ids: list[int], stop_ids: frozenset[int]) -> dict[str, Any]:
-    """One id-prompt row's Generation fields: the text before its first stop id, and why it stopped."""
+def _finish_ids(
+    tokenizer: Any, ids: list[int], stop_ids: frozenset[int], end_ids: frozenset[int] = frozenset()
+) -> dict[str, Any]:
+    """One id-prompt row's Generation fields: the text before its first stop id (through its first end id),
+    and why it stopped."""
     for k, token in enumerate(ids):
+        if token in end_ids and token not in stop_ids:
+            text = tokenizer.decode(ids[: k + 1], skip_special_tokens=True)
+            return {"completion": text, "raw": text, "n_new_tokens": k + 1, "stop": "end_token"}
         if token in stop_ids:
             text = tokenizer.decode(ids[:k], skip_special_tokens=True)
             stop = "eos" if token == tokenizer.eos_token_id else "stop_token"

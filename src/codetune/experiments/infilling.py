@@ -95,14 +95,15 @@ def generate_middles(
     options; sampling settings are ignored (one greedy middle per item). `max_new_tokens` caps each middle
     (single_line: at most `SINGLE_LINE_MAX_NEW_TOKENS`). Each sample: `task_id` (the item's), `base_task_id`,
     `kind`, `completion` (the middle as infilled: a single-line one cut after its first newline), `raw`
-    (all decoded text before the stop token), `stop` (eos, stop_token, max_new_tokens), `n_new_tokens`,
+    (all decoded text before the stop token; a single-line middle's decoding ends with the first token that
+    holds a newline), `stop` (eos, stop_token, end_token, max_new_tokens), `n_new_tokens`,
     `sample` (0), `fim_tokens`. Returns the samples and the generation seconds (0 when already there).
     """
     if bdir.has_samples():
         return bdir.read_samples(), 0.0
     from codetune.experiments.benchmark import generate_resumable
     from codetune.fim import fim_ids, fim_stop_ids
-    from codetune.generate import TokenPrompt
+    from codetune.generate import TokenPrompt, ids_containing
 
     if not items:
         raise BenchmarkError("no infilling items to generate", "check the benchmark and its limit")
@@ -111,7 +112,9 @@ def generate_middles(
     cap = min(max_new_tokens, SINGLE_LINE_MAX_NEW_TOKENS) if kind == "single_line" else max_new_tokens
     gen_cfg = cfg.model_copy(update={"n_samples": 1, "max_new_tokens": cap})
     stops = frozenset(fim_stop_ids(tokenizer))
-    prompts = [TokenPrompt(tuple(fim_ids(tokenizer, it.prefix, it.suffix, MODE)), stops) for it in items]
+    # A single-line middle is cut after its first newline (`cut_middle`): decoding past it is wasted.
+    ends = ids_containing(tokenizer, "\n") - stops if kind == "single_line" else frozenset()
+    prompts = [TokenPrompt(tuple(fim_ids(tokenizer, it.prefix, it.suffix, MODE)), stops, ends) for it in items]
     done, seconds = generate_resumable(
         model,
         tokenizer,

@@ -14,7 +14,7 @@ from codetune.errors import CodetuneError
 from codetune.evaluation.benchmarks import Task
 from codetune.experiments.infilling import generate_middles, infilling_items, prepare_fim
 from codetune.fim import add_fim_tokens, fim_ids, fim_stop_ids, fim_tokens
-from codetune.generate import TokenPrompt, generate
+from codetune.generate import TokenPrompt, generate, ids_containing
 from codetune.rundir import BenchmarkDir
 
 BODIES = ["    y = x + 1\n    return y\n", "    if x:\n        return 1\n    return 2\n"]
@@ -100,6 +100,35 @@ def test_token_prompts_decode_greedily_until_their_own_stop_ids(fim_model, path,
         assert g.completion == g.raw == tok.decode(ref[:-1], skip_special_tokens=True)
 
 
+@pytest.mark.parametrize("path", ["loop", "hf"])
+def test_an_end_id_ends_a_row_and_stays_in_its_text(fim_model, path, monkeypatch):
+    model, tok = fim_model
+    stops = fim_stop_ids(tok)
+    free = _prompts(tok, lambda i: stops)
+    refs = [_greedy(model, p.ids, stops, 12) for p in free]
+    # prompt i ends at the first occurrence of the (i+1)-th token the reference wrote, which it keeps
+    ends = [refs[i][i + 1] for i in range(len(free))]
+    prompts = [TokenPrompt(p.ids, p.stop_ids, frozenset({ends[i]})) for i, p in enumerate(free)]
+    if path == "hf":
+        monkeypatch.setattr(decoding, "unsupported", lambda model, capacity: "forced by the test")
+    got = _generate(model, tok, prompts, GenerateConfig(max_new_tokens=12, batch_size=2))
+    for i, p in enumerate(prompts):
+        ref = _greedy(model, p.ids, p.stop_ids | p.end_ids, 12)
+        if ref[-1] in p.stop_ids:  # a stop id came first
+            continue
+        assert ref[-1] == ends[i]
+        assert got[i].stop == "end_token" and got[i].n_new_tokens == len(ref)
+        assert got[i].raw == tok.decode(ref, skip_special_tokens=True)
+
+
+def test_ids_containing_a_newline(fim_model):
+    _, tok = fim_model
+    ids = ids_containing(tok, "\n")
+    assert ids and all("\n" in tok.decode([i]) for i in ids)
+    assert tok.encode("\n", add_special_tokens=False)[0] in ids
+    assert not ids & {tok.encode("x", add_special_tokens=False)[0]}
+
+
 def test_max_new_tokens_ends_a_row_without_a_stop_id(fim_model):
     model, tok = fim_model
     prompts = _prompts(tok, lambda i: {tok.eos_token_id})
@@ -126,6 +155,8 @@ def test_generate_middles_writes_samples_caps_single_lines_and_resumes(fim_model
         )
         assert s["n_new_tokens"] <= 64  # single_line: at most 64 new tokens whatever max_new_tokens says
         assert s["completion"] == s["raw"][: s["raw"].index("\n") + 1] if "\n" in s["raw"] else s["raw"]
+        # decoding ended at the first token that holds a newline (or before any)
+        assert (s["stop"] == "end_token") == ("\n" in s["raw"])
     assert generate_middles(model, tok, items, cfg, bdir, **kw) == (samples, 0.0)  # kept
 
     # Resume: a killed run left the first two middles in the partial file; only the rest are generated.
