@@ -13,8 +13,9 @@ next to:
 
 What happens, per input: B's first call, then A's (both on a fresh copy of the arguments; their results
 are kept as `_plus_runner` records, so trusted code can check that A agrees with B); then each side's loop
-count is calibrated so one timing lasts >= min_time_s. Then `repeats` rounds, A then B on every input
-(ABAB: drift over the run lands on both sides alike); one timing is the CPU time of `loops` calls
+count is calibrated so one timing lasts >= min_time_s. Then `repeats` rounds over the inputs, A then B
+in even rounds and B then A in odd ones (ABBA: drift over the run and any cost of going first land on both
+sides alike); one timing is the CPU time of `loops` calls
 (user + system, of the calling thread: `time.thread_time`), divided by `loops`. The thread's clock, not
 the process's: inside the sandbox here the process-wide clock (CLOCK_PROCESS_CPUTIME_ID) advances only in
 steps of ~1.7 ms while the thread's is exact (benchmarks/RESULTS.md, efficiency_bench), and a HumanEval
@@ -292,9 +293,9 @@ def _measure(a, b, n, cfg):
         a.body["records"].append(ra)
         for side, rec in ((a, ra), (b, rb)):
             side.body["loops"].append(_loops(side, i, rec["t"], cfg))
-    for _ in range(cfg["repeats"]):
+    for r in range(cfg["repeats"]):
         for i in range(n):
-            for side in (a, b):
+            for side in (a, b) if r % 2 == 0 else (b, a):  # ABBA: an order effect lands on both sides
                 loops = side.body["loops"][i]
                 per_call = side.body["times"][i][-1] if side.body["times"][i] else side.body["records"][i]["t"]
                 got = side.ask({"op": "time", "i": i, "loops": loops}, _limit(loops * per_call), i)

@@ -14,9 +14,10 @@ How one sample is measured (`measure_pair`, the sandboxed `_perf_runner.py`). On
 programs, each in a process of its own forked before either is loaded: the sample (prompt + completion) and
 the canonical solution (prompt + canonical_solution); a side is stopped (SIGSTOP, its whole process group)
 while the other is timed. On each heavy input, each side's loop count is
-calibrated so one timing lasts >= `min_time_s`; then `repeats` rounds alternate sample and canonical on every
-input (ABAB). A timing is the CPU time (user + system, not wall time, so time other processes take from the
-core does not count) of `loops` calls on fresh copies of the arguments, divided by `loops`, by the clock of
+calibrated so one timing lasts >= `min_time_s`; then `repeats` rounds alternate sample and canonical on
+every input, the order reversed every other round (ABBA). A timing is the CPU time (user + system, not wall
+time, so time other processes take from the core does not count) of `loops` calls on fresh copies of the
+arguments, divided by `loops`, by the clock of
 the thread that calls (the process-wide clock is too coarse in the sandbox: see `_perf_runner`; the
 process's CPU time is recorded beside it as `sample_process_s`, where CPU spent in other threads shows).
 Round r gives the sample's total over the heavy inputs S_r and the
@@ -91,7 +92,7 @@ class Settings:
     """
 
     top_k: int = 3
-    repeats: int = 5
+    repeats: int = 6
     min_time_s: float = 0.01
     pin: bool = True
     limit_factor: float = 100.0
