@@ -25,9 +25,11 @@ from codetune.data.contamination import (
     Settings,
     benchmark_references,
     code_tokens,
+    encode,
+    find_flags,
+    heldout_references,
     minhash_flags,
     ngram_flags,
-    heldout_references,
 )
 
 HUMANEVAL_X = {"java": "humaneval_java.jsonl.gz", "javascript": "humaneval_js.jsonl.gz"}
@@ -62,6 +64,9 @@ def _show(flags: list, k: int) -> list[str]:
 
 def _benchmark(language, corpus, tasks, args, out, shown) -> None:
     refs = benchmark_references(tasks)
+    t = time.perf_counter()
+    encoded = [encode(s.prompt + s.target, s.language) for s in corpus]  # once for every check below
+    out.append(f"\n{language}: corpus tokenised in {time.perf_counter() - t:.1f} s")
     short = {n: sum(len(code_tokens(t.canonical_solution, language)) < n for t in tasks) for n in args.n}
     out.append(
         f"\n{language}: {len(corpus)} corpus functions vs {len(tasks)} benchmark tasks "
@@ -73,7 +78,7 @@ def _benchmark(language, corpus, tasks, args, out, shown) -> None:
         for share in sorted({args.min_share, 1e-9}):
             s = Settings(n=n, min_share=share)
             t = time.perf_counter()
-            flags = ngram_flags(corpus, refs, s)
+            flags = ngram_flags(corpus, refs, s, encoded)
             label = f"ngram n={n} share>={share:g}" if share > 1e-8 else f"ngram n={n} any shared"
             out.append(_line(label, flags, time.perf_counter() - t))
             if share == args.min_share and n == Settings().n:
@@ -82,7 +87,7 @@ def _benchmark(language, corpus, tasks, args, out, shown) -> None:
     for jac in sorted(set(args.jaccard)):
         s = Settings(jaccard=jac)
         t = time.perf_counter()
-        flags = minhash_flags(corpus, refs, s)
+        flags = minhash_flags(corpus, refs, s, encoded)
         out.append(_line(f"minhash jaccard>={jac:g}", flags, time.perf_counter() - t))
         if jac == Settings().jaccard:
             shown.append(f"{language} minhash jaccard>={jac:g}:")
@@ -118,7 +123,7 @@ def _splits(language, corpus, args, out, shown) -> None:
             refs = heldout_references(splits.test)
             s = Settings()
             t = time.perf_counter()
-            flags = ngram_flags(splits.train, refs, s) + minhash_flags(splits.train, refs, s)
+            flags, _ = find_flags(splits.train, refs, s)
             what = f"{sampling} train {len(splits.train)}" + (" (whole pool)" if size is None else "")
             out.append(_line(what, flags, time.perf_counter() - t))
             if size is None:

@@ -204,10 +204,20 @@ def window_hashes(tokens: list[tuple[str, bool]], n: int) -> np.ndarray:
     """64-bit hashes of every `n`-token window (empty when there are fewer than n tokens), each identifier
     inside a window encoded as new (1) or as the distance back to its previous occurrence in the window (2+d),
     so the hash does not depend on the names or on where the window sits."""
+    return windows(_arrays(tokens), n)
+
+
+def encode(code: str, language: str) -> tuple[np.ndarray, np.ndarray]:
+    """`code`'s normalised tokens as arrays (codes, distances back), from which `windows` hashes any n."""
+    return _arrays(code_tokens(code, language))
+
+
+def windows(encoded: tuple[np.ndarray, np.ndarray], n: int) -> np.ndarray:
+    """`window_hashes` of an `encode`d text."""
     if n > len(_K):
         raise ValueError(f"windows of at most {len(_K)} tokens")
-    codes, back = _arrays(tokens)
-    m = len(tokens) - n + 1
+    codes, back = encoded
+    m = codes.size - n + 1
     if m <= 0:
         return np.zeros(0, dtype=np.uint64)
     h = np.zeros(m, dtype=np.uint64)
@@ -240,15 +250,19 @@ def find_flags(
         The flags, sorted by training item, reference and method; and `short_parts`: reference parts with
         fewer than `settings.n` tokens (no n-gram to look for).
     """
-    flags = ngram_flags(train, refs, settings)
-    flags += minhash_flags(train, refs, settings)
+    encoded = [encode(t.prompt + t.target, t.language) for t in train]  # once for both checks
+    flags = ngram_flags(train, refs, settings, encoded)
+    flags += minhash_flags(train, refs, settings, encoded)
     flags.sort(key=lambda f: (f.train_id, f.ref_kind, f.ref_id, f.part, f.method))
     short = sum(len(code_tokens(code, r.language)) < settings.n for r in refs for code in r.parts.values())
     return flags, {"short_parts": short}
 
 
-def ngram_flags(train: list[CodeSample], refs: list[Reference], s: Settings) -> list[Flag]:
-    """Training items holding at least `s.min_share` of a reference part's `s.n`-token windows."""
+def ngram_flags(
+    train: list[CodeSample], refs: list[Reference], s: Settings, encoded: list | None = None
+) -> list[Flag]:
+    """Training items holding at least `s.min_share` of a reference part's `s.n`-token windows (`encoded`:
+    the training items' `encode`d texts, when the caller has them)."""
     index: dict[int, list[int]] = {}  # n-gram -> the reference parts holding it
     parts: list[tuple[Reference, str, int]] = []
     for r in refs:
@@ -263,8 +277,9 @@ def ngram_flags(train: list[CodeSample], refs: list[Reference], s: Settings) -> 
         return []
     known = np.sort(np.fromiter(index, dtype=np.uint64, count=len(index)))
     out = []
-    for t in train:
-        grams = np.unique(window_hashes(code_tokens(t.prompt + t.target, t.language), s.n))
+    for k, t in enumerate(train):
+        enc = encoded[k] if encoded is not None else encode(t.prompt + t.target, t.language)
+        grams = np.unique(windows(enc, s.n))
         at = np.minimum(np.searchsorted(known, grams), known.size - 1)
         hits = grams[known[at] == grams]
         counts: dict[int, int] = {}
@@ -278,8 +293,11 @@ def ngram_flags(train: list[CodeSample], refs: list[Reference], s: Settings) -> 
     return out
 
 
-def minhash_flags(train: list[CodeSample], refs: list[Reference], s: Settings) -> list[Flag]:
-    """Training items whose whole function is a near-duplicate (exact Jaccard >= `s.jaccard`) of a reference's."""
+def minhash_flags(
+    train: list[CodeSample], refs: list[Reference], s: Settings, encoded: list | None = None
+) -> list[Flag]:
+    """Training items whose whole function is a near-duplicate (exact Jaccard >= `s.jaccard`) of a reference's
+    (`encoded` as for `ngram_flags`)."""
     from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=s.lsh_threshold, num_perm=s.num_perm)
@@ -290,8 +308,9 @@ def minhash_flags(train: list[CodeSample], refs: list[Reference], s: Settings) -
             sets[i] = shingles
             lsh.insert(i, _minhash(shingles, s.num_perm))
     out = []
-    for t in train:
-        shingles = np.unique(window_hashes(code_tokens(t.prompt + t.target, t.language), s.shingle))
+    for k, t in enumerate(train):
+        enc = encoded[k] if encoded is not None else encode(t.prompt + t.target, t.language)
+        shingles = np.unique(windows(enc, s.shingle))
         if not shingles.size or not sets:
             continue
         for i in sorted(lsh.query(_minhash(shingles, s.num_perm))):
