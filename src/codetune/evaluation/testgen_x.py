@@ -59,7 +59,8 @@ LANGUAGES = ("java", "javascript")
 CALL_LIMIT_S = 1.0  # a canonical call slower than this is dropped (EvalPlus's minimum time limit)
 TASK_BUDGET_S = 2.0  # the kept calls' canonical seconds, all together (a sample gets its harness limits)
 MAX_CALL_CHARS = 4000  # longer printed calls are not kept (compile time, readable files)
-FILTER_WALL_S = {"java": 30.0, "javascript": 15.0}  # one filtering run (a hang costs this much)
+# One filtering run (after javac): a hang costs this much; kept calls take at most TASK_BUDGET_S in all.
+FILTER_WALL_S = {"java": 10.0, "javascript": 5.0}
 MAX_RERUNS = 8  # runs after a hang or crash before the remaining calls are dropped
 POOL_FACTOR = 3  # candidates made per kept call
 MARKS = "ct_marks.jsonl"
@@ -146,9 +147,10 @@ def print_call(seeds: Seeds, args: list, frozen: tuple, language: str) -> str | 
 
 MAX_LEN = 200  # items of a container, characters of a string, in a generated argument
 MAX_SIZE = 2000  # mutation.size() of a whole generated input
-# Java ints are fixed-width: near 2**31 the canonical solution's overflow would become the expected result
-# (a sample that sums in long would be "wrong"), so Java's generated ints stay within +-10**6.
-JAVA_INTS = 10**6
+# Generated ints stay within +-10**6: Java ints are fixed-width, and near 2**31 the canonical solution's
+# overflow would become the expected result (a sample that sums in long would be "wrong"); and a loop up
+# to n = 10**9 hangs the filtering run (JS and Java alike), which costs a rerun.
+INT_BOUND = 10**6
 
 
 def generate(task: Task, seeds: Seeds, *, count: int, seed: int) -> list[str]:
@@ -157,8 +159,7 @@ def generate(task: Task, seeds: Seeds, *, count: int, seed: int) -> list[str]:
     from codetune.evaluation import mutation
 
     rng = mutation.rng_for(seed, task.task_id)
-    ints = {"int_min": -JAVA_INTS, "int_max": JAVA_INTS} if task.language == "java" else {}
-    cap = mutation.SizeCap(max_len=MAX_LEN, max_size=MAX_SIZE, **ints)
+    cap = mutation.SizeCap(max_len=MAX_LEN, max_size=MAX_SIZE, int_min=-INT_BOUND, int_max=INT_BOUND)
     groups: dict[tuple, list[list]] = {}
     for args, frozen in zip(seeds.args, seeds.frozen):
         groups.setdefault(frozen, []).append(args)
@@ -287,10 +288,18 @@ def _read_marks(res, n: int) -> _Run:
 
 
 def canonical_results(
-    task: Task, calls: list[str], limits: Limits | None = None, *, time_limit_s: float = CALL_LIMIT_S
+    task: Task,
+    calls: list[str],
+    limits: Limits | None = None,
+    *,
+    time_limit_s: float = CALL_LIMIT_S,
+    enough: int | None = None,
 ) -> tuple[dict[int, tuple], str]:
     """The canonical solution's (record, seconds) for each call that returned plain data within
-    `time_limit_s`, by index into `calls`, and a line saying what was dropped (or why nothing was learned)."""
+    `time_limit_s`, by index into `calls`, and a line saying what was dropped (or why nothing was learned).
+
+    With `enough`, calls still pending after a hang are not rerun once `enough` calls before all of them
+    are known (the first ones in order are the ones kept)."""
     wall = FILTER_WALL_S[task.language]
     limits = limits or Limits(wall_s=wall, cpu_s=wall)
     pending, kept = list(range(len(calls))), {}
@@ -313,6 +322,8 @@ def canonical_results(
             dropped["hung or crashed"] += 1
         done = set(run.results) | run.failed | ({run.culprit} if run.culprit is not None else set())
         pending = [i for j, i in enumerate(pending) if j not in done]
+        if enough is not None and pending and sum(i < pending[0] for i in kept) >= enough:
+            pending = []  # not needed
     dropped["hung or crashed"] += len(pending)
     note = ", ".join(f"{v} {k}" for k, v in dropped.items() if v)
     return kept, note
@@ -348,7 +359,7 @@ def augment_task(
     calls = generate(task, seeds, count=POOL_FACTOR * per_task, seed=seed)
     if not calls:
         return Outcome(base, [], seeds.atol, "mutation made no new call that can be printed")
-    kept, note = canonical_results(task, calls, limits, time_limit_s=time_limit_s)
+    kept, note = canonical_results(task, calls, limits, time_limit_s=time_limit_s, enough=per_task)
     chosen, total = [], 0.0
     for i, call in enumerate(calls):
         if i in kept and total + kept[i][1] <= TASK_BUDGET_S:
