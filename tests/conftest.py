@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,22 @@ def headless_chromium():
 
     launch.sync_api = sync_api
     return launch
+
+
+def build_code_samples(n: int, body: Callable[[int], str] | None = None, stem: str = "add") -> list:
+    """n Python functions as CodeSamples: `def {stem}{i}(a):` with a one-line docstring prompt; the target is
+    `body(i)` (default: one `return a + i` line). Ids follow the target, as the corpus makes them."""
+    from codetune.data.records import CodeSample, sample_id
+
+    out = []
+    for i in range(n):
+        target = body(i) if body is not None else f"    return a + {i}\n"
+        prompt = f'def {stem}{i}(a):\n    """{stem.capitalize()} {i}."""\n'
+        out.append(CodeSample(sample_id("python", target), "python", prompt, target, "x.py", 1, f"{stem}{i}"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def code_samples() -> Callable[..., list]:
+    """`build_code_samples`: tiny CodeSamples for training and FIM tests."""
+    return build_code_samples

@@ -7,7 +7,6 @@ import pytest
 
 from codetune.config import DataConfig
 from codetune.data.fim import cut_points, fim_split
-from codetune.data.records import CodeSample, sample_id
 from codetune.fim import (
     SENTINELS,
     add_fim_tokens,
@@ -36,22 +35,10 @@ def fim_tok(tiny_tokenizer_dir):
     return tok
 
 
-def _samples(n: int) -> list[CodeSample]:
-    out = []
-    for i in range(n):
-        target = f"    x = a * {i}\n    y = x + {i % 7}\n    return y\n"
-        out.append(
-            CodeSample(
-                id=sample_id("python", target),
-                language="python",
-                prompt=f'def f{i}(a):\n    """Doc {i}."""\n',
-                target=target,
-                source="x.py",
-                line=1,
-                name=f"f{i}",
-            )
-        )
-    return out
+@pytest.fixture(scope="module")
+def samples(code_samples):
+    """n three-line functions (FIM needs a body worth cutting)."""
+    return lambda n: code_samples(n, lambda i: f"    x = a * {i}\n    y = x + {i % 7}\n    return y\n", stem="f")
 
 
 # ------------------------------------------------------------------------------------- codetune.fim
@@ -133,9 +120,9 @@ def test_fim_ids_without_sentinels_and_stop_ids(tok, fim_tok):
 
 @pytest.mark.parametrize("mode", ["psm", "spm"])
 @pytest.mark.parametrize("split", ["char", "line"])
-def test_fim_split_cuts_the_body_and_keeps_the_prompt_in_the_prefix(mode, split):
+def test_fim_split_cuts_the_body_and_keeps_the_prompt_in_the_prefix(mode, split, samples):
     seen_middles = set()
-    for s in _samples(200):
+    for s in samples(200):
         f = fim_split(s, seed=3, rate=1.0, mode=mode, split=split)
         assert f is not None and f.mode == mode
         assert f.prefix.startswith(s.prompt)
@@ -156,8 +143,8 @@ def test_cut_points():
     assert cut_points("ab", "char") == [0, 1, 2]
 
 
-def test_fim_rate_is_respected_and_seeded():
-    samples = _samples(2000)
+def test_fim_rate_is_respected_and_seeded(samples):
+    samples = samples(2000)
     rate, n = 0.5, len(samples)
     picked = [fim_split(s, seed=0, rate=rate, mode="psm", split="char") for s in samples]
     k = sum(f is not None for f in picked)
@@ -174,22 +161,22 @@ def test_fim_rate_is_respected_and_seeded():
     assert all(fim_split(s, seed=0, rate=0.0, mode="psm", split="char") is None for s in samples)
 
 
-def test_fim_mode_both_gives_each_layout_half_the_time():
-    got = [fim_split(s, seed=0, rate=1.0, mode="both", split="line") for s in _samples(2000)]
+def test_fim_mode_both_gives_each_layout_half_the_time(samples):
+    got = [fim_split(s, seed=0, rate=1.0, mode="both", split="line") for s in samples(2000)]
     n_psm = sum(f.mode == "psm" for f in got)
     assert abs(n_psm - 1000) < 5 * math.sqrt(500)
     assert {f.mode for f in got} == {"psm", "spm"}
     with pytest.raises(ValueError, match="psm, spm or both"):
-        fim_split(_samples(1)[0], seed=0, rate=1.0, mode="mps", split="line")
+        fim_split(samples(1)[0], seed=0, rate=1.0, mode="mps", split="line")
 
 
 # ------------------------------------------------------------------------------ training examples
 
 
-def test_rate_zero_gives_todays_examples(fim_tok):
+def test_rate_zero_gives_todays_examples(fim_tok, samples):
     from codetune.training.plan import encode
 
-    samples = _samples(30)
+    samples = samples(30)
     today = encode(fim_tok, samples)
     assert encode(fim_tok, samples, DataConfig(fim_rate=0.0, fim_mode="spm"), seed=4) == today
     assert not any(e.fim for e in today)
@@ -197,10 +184,12 @@ def test_rate_zero_gives_todays_examples(fim_tok):
 
 @pytest.mark.parametrize("mode", ["psm", "spm", "both"])
 @pytest.mark.parametrize("split", ["char", "line"])
-def test_fim_examples_are_the_fim_prompt_then_the_middle_with_loss_on_middle_and_eos(fim_tok, mode, split):
+def test_fim_examples_are_the_fim_prompt_then_the_middle_with_loss_on_middle_and_eos(
+    fim_tok, mode, split, samples
+):
     from codetune.training.plan import encode
 
-    samples = _samples(60)
+    samples = samples(60)
     data = DataConfig(fim_rate=0.5, fim_mode=mode, fim_split=split)
     encoded = encode(fim_tok, samples, data, seed=2)
     plain = encode(fim_tok, samples)
@@ -230,11 +219,11 @@ def test_fim_examples_are_the_fim_prompt_then_the_middle_with_loss_on_middle_and
     assert 10 < n_fim < 50
 
 
-def test_training_with_fim_needs_the_sentinels(tok):
+def test_training_with_fim_needs_the_sentinels(tok, samples):
     from codetune.config import RunConfig
     from codetune.errors import CodetuneError
     from codetune.training.plan import plan_steps
 
     cfg = RunConfig.model_validate({"data": {"fim_rate": 0.5}})
     with pytest.raises(CodetuneError, match="no FIM tokens"):
-        plan_steps(tok, _samples(4), cfg)
+        plan_steps(tok, samples(4), cfg)

@@ -9,31 +9,13 @@ from typing import Any
 import pytest
 
 from codetune.config import RunConfig
-from codetune.data.records import CodeSample, sample_id
-
-
-def code_samples(n: int = 16) -> list[CodeSample]:
-    """n one-line functions, each with a docstring prompt and a `return` target."""
-    out = []
-    for i in range(n):
-        target = f"    return a + {i}\n"
-        out.append(
-            CodeSample(
-                id=sample_id("python", target),
-                language="python",
-                prompt=f'def add{i}(a):\n    """Add {i}."""\n',
-                target=target,
-                source="x.py",
-                line=1,
-                name="f",
-            )
-        )
-    return out
+from codetune.data.records import CodeSample
 
 
 @pytest.fixture()
-def samples() -> Callable[..., list[CodeSample]]:
-    return code_samples
+def samples(code_samples) -> Callable[..., list[CodeSample]]:
+    """n (default 16) one-line functions, each with a docstring prompt and a `return a + i` target."""
+    return lambda n=16: code_samples(n)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +27,11 @@ def tiny(tiny_model_dir):
 
 
 @pytest.fixture()
-def train_tiny(tiny) -> Callable[..., Any]:
+def train_tiny(tiny, samples) -> Callable[..., Any]:
     """train(overrides, precision, samples, **train_kwargs) on the tiny model: one epoch of batches of 4,
     LoRA r=4 with dropout 0.1, seed 5; the base model is restored after."""
+
+    default_samples = samples
 
     def run(overrides: dict, precision: str = "fp32", samples: list | None = None, seed: int = 5, **kwargs: Any):
         import torch
@@ -73,7 +57,7 @@ def train_tiny(tiny) -> Callable[..., Any]:
             return train(
                 model,
                 tiny.tokenizer,
-                samples or code_samples(),
+                samples or default_samples(),
                 cfg,
                 device="cpu",
                 precision=precision,

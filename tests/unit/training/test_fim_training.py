@@ -10,26 +10,13 @@ import pytest
 import torch
 
 from codetune.config import RunConfig
-from codetune.data.records import CodeSample, sample_id
+from codetune.data.records import CodeSample
 
 
-def fim_samples(n: int = 16) -> list[CodeSample]:
-    """n three-line functions (FIM needs a body worth cutting)."""
-    out = []
-    for i in range(n):
-        target = f"    x = a + {i}\n    y = x * 2\n    return y - {i % 3}\n"
-        out.append(
-            CodeSample(
-                id=sample_id("python", target),
-                language="python",
-                prompt=f'def add{i}(a):\n    """Add {i}."""\n',
-                target=target,
-                source="x.py",
-                line=1,
-                name=f"add{i}",
-            )
-        )
-    return out
+@pytest.fixture(scope="module")
+def examples(code_samples) -> list[CodeSample]:
+    """16 three-line functions (FIM needs a body worth cutting)."""
+    return code_samples(16, lambda i: f"    x = a + {i}\n    y = x * 2\n    return y - {i % 3}\n")
 
 
 def _cfg(**train) -> RunConfig:
@@ -67,14 +54,14 @@ def _fresh(model_dir: Path):
     return AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
 
 
-def _train(model_dir: Path, cfg: RunConfig, **kwargs):
+def _train(model_dir: Path, cfg: RunConfig, examples: list[CodeSample], **kwargs):
     from codetune.models import apply_lora
     from codetune.training import train
 
     base, tok = _fresh(model_dir)
     torch.manual_seed(cfg.seed)
     model = apply_lora(base, cfg.lora, tokenizer=tok, fim=True)
-    tres = train(model, tok, fim_samples(), cfg, device="cpu", precision="fp32", progress=False, **kwargs)
+    tres = train(model, tok, examples, cfg, device="cpu", precision="fp32", progress=False, **kwargs)
     return model, tok, tres
 
 
@@ -97,7 +84,7 @@ def _logits(model, tok) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("tied", [False, True])
-def test_fim_training_trains_the_sentinel_rows_only_and_the_adapter_reloads(request, tmp_path, tied):
+def test_fim_training_trains_the_sentinel_rows_only_and_the_adapter_reloads(request, tmp_path, tied, examples):
     from peft import PeftModel
 
     from codetune.fim import add_fim_tokens, fim_tokens
@@ -115,9 +102,9 @@ def test_fim_training_trains_the_sentinel_rows_only_and_the_adapter_reloads(requ
     in0, out0 = _embeddings(model)
     from codetune.training import train
 
-    tres = train(model, tok, fim_samples(), cfg, device="cpu", precision="fp32", progress=False)
+    tres = train(model, tok, examples, cfg, device="cpu", precision="fp32", progress=False)
     in1, out1 = _embeddings(model)
-    assert 0 < tres.fim_examples < len(fim_samples())
+    assert 0 < tres.fim_examples < len(examples)
     assert tres.forward == "fused"  # the fused forward runs with the trained rows
     others = [i for i in range(in0.shape[0]) if i not in ids]
     for before, after in ((in0, in1), (out0, out1)):
@@ -146,12 +133,12 @@ def test_fim_training_trains_the_sentinel_rows_only_and_the_adapter_reloads(requ
 
 
 def test_attach_adapter_loads_a_plain_adapter_and_a_second_one_by_name(
-    tiny_model_dir, tiny_adapter_dirs, tmp_path
+    tiny_model_dir, tiny_adapter_dirs, tmp_path, examples
 ):
     from codetune.models import adapter_has_fim, attach_adapter
     from codetune.training import save_adapter
 
-    model, tok, tres = _train(tiny_model_dir, _cfg(epochs=0.5))
+    model, tok, tres = _train(tiny_model_dir, _cfg(epochs=0.5), examples)
     save_adapter(model, tmp_path / "fim", tres, tokenizer=tok)
     assert not adapter_has_fim(tiny_adapter_dirs["a"])
     base, btok = _fresh(tiny_model_dir)
@@ -163,12 +150,12 @@ def test_attach_adapter_loads_a_plain_adapter_and_a_second_one_by_name(
     assert torch.equal(_logits(both, btok), _logits(model, tok))
 
 
-def test_attach_adapter_refuses_sentinels_at_other_ids(tiny_model_dir, tmp_path):
+def test_attach_adapter_refuses_sentinels_at_other_ids(tiny_model_dir, tmp_path, examples):
     from codetune.errors import ModelLoadError
     from codetune.models import attach_adapter
     from codetune.training import save_adapter
 
-    model, tok, tres = _train(tiny_model_dir, _cfg(epochs=0.5))
+    model, tok, tres = _train(tiny_model_dir, _cfg(epochs=0.5), examples)
     save_adapter(model, tmp_path / "fim", tres, tokenizer=tok)
     base, btok = _fresh(tiny_model_dir)
     btok.add_tokens(["zzz_other"])  # shifts the ids the sentinels would get
@@ -189,7 +176,9 @@ def test_native_sentinels_train_plain_lora(tiny_model_dir):
         apply_lora(_fresh(tiny_model_dir)[0], LoraConfig(r=4), fim=True)
 
 
-def _first_step_grads(model_dir: Path, **train) -> tuple[float, dict[str, torch.Tensor], str]:
+def _first_step_grads(
+    model_dir: Path, examples: list[CodeSample], **train
+) -> tuple[float, dict[str, torch.Tensor], str]:
     """Loss and gradients of all the examples (FIM and not) as one piece, per `train.*`."""
     from codetune.models import apply_lora
     from codetune.training.forward import choose_forward
@@ -203,7 +192,7 @@ def _first_step_grads(model_dir: Path, **train) -> tuple[float, dict[str, torch.
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.2)
-    plan = plan_steps(tok, fim_samples(), cfg)
+    plan = plan_steps(tok, examples, cfg)
     forward = choose_forward(model, cfg, device="cpu", precision="fp32")
     model.train()
     every = list(range(len(plan.encoded)))
@@ -215,12 +204,12 @@ def _first_step_grads(model_dir: Path, **train) -> tuple[float, dict[str, torch.
 
 
 @pytest.mark.parametrize("tied", [False, True])
-def test_the_target_only_head_gives_the_rows_the_gradient_of_the_models_own_loss(request, tied):
+def test_the_target_only_head_gives_the_rows_the_gradient_of_the_models_own_loss(request, tied, examples):
     """The fused forward + chunked target-only head (the default) and transformers + PEFT with the model's
     own loss over all logits: the same loss and the same gradients, the sentinel rows' included."""
     model_dir = request.getfixturevalue("tied_model_dir" if tied else "tiny_model_dir")
-    fast_loss, fast, fast_name = _first_step_grads(model_dir, logits_chunk=8)
-    slow_loss, slow, slow_name = _first_step_grads(model_dir, fused="off", logits="all")
+    fast_loss, fast, fast_name = _first_step_grads(model_dir, examples, logits_chunk=8)
+    slow_loss, slow, slow_name = _first_step_grads(model_dir, examples, fused="off", logits="all")
     assert (fast_name, slow_name) == ("fused", "peft")
     assert fast_loss == pytest.approx(slow_loss, rel=1e-5)
     rows = [n for n in fast if "trainable_tokens_delta" in n]
@@ -231,7 +220,7 @@ def test_the_target_only_head_gives_the_rows_the_gradient_of_the_models_own_loss
     assert all(fast[n].abs().sum() > 0 for n in rows)
 
 
-def test_the_target_only_head_follows_rows_the_fused_optimizer_changed(tiny_model_dir):
+def test_the_target_only_head_follows_rows_the_fused_optimizer_changed(tiny_model_dir, examples):
     """The fused AdamW writes the rows in place without bumping their version: the head must see it."""
     from codetune.models import apply_lora
     from codetune.training.forward import choose_forward, target_loss
@@ -240,7 +229,7 @@ def test_the_target_only_head_follows_rows_the_fused_optimizer_changed(tiny_mode
     cfg = _cfg(logits_chunk=8)
     base, tok = _fresh(tiny_model_dir)
     model = apply_lora(base, cfg.lora, tokenizer=tok, fim=True)
-    plan = plan_steps(tok, fim_samples(), cfg)
+    plan = plan_steps(tok, examples, cfg)
     forward = choose_forward(model, cfg, device="cpu", precision="fp32")
     batch = plan.batch(list(range(len(plan.encoded))))
     forward.loss(batch, 1.0)
@@ -282,13 +271,13 @@ def test_head_cross_entropy_gradient_of_trained_rows_equals_autograd():
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_checkpoint_resume_keeps_the_trained_rows(tiny_model_dir, tmp_path, monkeypatch, workers):
+def test_checkpoint_resume_keeps_the_trained_rows(tiny_model_dir, tmp_path, monkeypatch, workers, examples):
     from codetune.training.checkpoint import Checkpointer
 
     cfg = _cfg(epochs=3, checkpoint_every=3, workers=workers)
 
     def run(run_dir: Path):
-        return _train(tiny_model_dir, cfg, checkpoint_dir=run_dir / "checkpoint")
+        return _train(tiny_model_dir, cfg, examples, checkpoint_dir=run_dir / "checkpoint")
 
     full_model, _, full = run(tmp_path / "a")
     real_save = Checkpointer.save
@@ -308,7 +297,7 @@ def test_checkpoint_resume_keeps_the_trained_rows(tiny_model_dir, tmp_path, monk
         assert torch.equal(a, b)
 
 
-def test_fim_training_in_bf16_keeps_the_rows_in_fp32(tiny_model_dir):
+def test_fim_training_in_bf16_keeps_the_rows_in_fp32(tiny_model_dir, examples):
     """bf16 with the frozen Linear weights stored in bf16 (train.base_weights=auto): the untied LM head is
     bf16, and peft would copy its sentinel rows in bf16; they train in fp32."""
     from codetune.models import apply_lora, cast_frozen_linears
@@ -322,6 +311,6 @@ def test_fim_training_in_bf16_keeps_the_rows_in_fp32(tiny_model_dir):
     rows = {n: p for n, p in model.named_parameters() if "trainable_tokens_delta" in n}
     before = {n: p.detach().clone() for n, p in rows.items()}
     assert len(rows) == 2 and all(p.dtype == torch.float32 for p in rows.values())
-    tres = train(model, tok, fim_samples(), cfg, device="cpu", precision="bf16", progress=False)
+    tres = train(model, tok, examples, cfg, device="cpu", precision="bf16", progress=False)
     assert tres.forward == "fused" and all(torch.isfinite(torch.tensor(tres.losses)))
     assert all(not torch.equal(p, before[n]) for n, p in rows.items())

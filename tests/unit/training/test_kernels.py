@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from codetune.config import LoraConfig, ModelConfig
-from codetune.data.records import CodeSample, sample_id
 from codetune.training.kernels import (
     bits_mask,
     effective_p,
@@ -13,15 +12,6 @@ from codetune.training.kernels import (
     use_bits_dropout,
     use_torch_dropout,
 )
-
-
-def _samples(n):
-    out = []
-    for i in range(n):
-        target = f"    return a + {i}\n"
-        prompt = f'def add{i}(a):\n    """Add {i}."""\n'
-        out.append(CodeSample(sample_id("python", target), "python", prompt, target, "x.py", 1, "f"))
-    return out
 
 
 @pytest.fixture()
@@ -89,13 +79,13 @@ def test_lora_dropouts_swap_both_ways(tiny):
     assert kinds == {torch.nn.Dropout}
 
 
-def test_fp32_attention_switches_sdpa_models_and_restores(tiny):
+def test_fp32_attention_switches_sdpa_models_and_restores(tiny, samples):
     from codetune.training.forward import target_loss
     from codetune.training.plan import collate, encode
 
     model = tiny.model
     assert model.config._attn_implementation == "sdpa"
-    batch = collate(encode(tiny.tokenizer, _samples(4)), tiny.tokenizer.pad_token_id)
+    batch = collate(encode(tiny.tokenizer, samples(4)), tiny.tokenizer.pad_token_id)
     with torch.no_grad():
         ref = target_loss(model, batch).item()  # fp32
         with fp32_attention(model) as switched, torch.autocast("cpu", dtype=torch.bfloat16):
@@ -107,13 +97,13 @@ def test_fp32_attention_switches_sdpa_models_and_restores(tiny):
         assert not switched
 
 
-def test_right_padded_batches_need_no_attention_mask(tiny):
+def test_right_padded_batches_need_no_attention_mask(tiny, samples):
     from codetune.training.forward import target_loss
     from codetune.training.plan import collate, encode
 
-    samples = _samples(6)
-    samples[0] = dataclasses.replace(samples[0], target=samples[0].target * 5)
-    batch = collate(encode(tiny.tokenizer, samples), tiny.tokenizer.pad_token_id)
+    rows = samples(6)
+    rows[0] = dataclasses.replace(rows[0], target=rows[0].target * 5)
+    batch = collate(encode(tiny.tokenizer, rows), tiny.tokenizer.pad_token_id)
     assert (batch["attention_mask"] == 0).any()  # some rows are padded
     with torch.no_grad():
         masked = target_loss(tiny.model, batch).item()
