@@ -59,6 +59,7 @@ LANGUAGES = ("java", "javascript")
 CALL_LIMIT_S = 1.0  # a canonical call slower than this is dropped (EvalPlus's minimum time limit)
 TASK_BUDGET_S = 2.0  # the kept calls' canonical seconds, all together (a sample gets its harness limits)
 MAX_CALL_CHARS = 4000  # longer printed calls are not kept (compile time, readable files)
+MAX_RESULT_CHARS = 100_000  # a call whose result is longer (as JSON / toString) is dropped: 50 fit a run's 16 MB
 # One filtering run (after javac): a hang costs this much; kept calls take at most TASK_BUDGET_S in all.
 FILTER_WALL_S = {"java": 10.0, "javascript": 5.0}
 MAX_RERUNS = 8  # runs after a hang or crash before the remaining calls are dropped
@@ -195,8 +196,10 @@ def _java_program(task: Task, calls: list[str]) -> tuple[dict[str, str], int]:
         "        Solution s = new Solution();\n"
     )
     lines = [
-        f'        marks.println("{{\\"i\\":{i}}}"); try {{ long t0 = System.nanoTime(); out.emit(() -> {c}); '
-        f'marks.println("{{\\"i\\":{i},\\"t\\":" + (System.nanoTime() - t0) / 1e9 + "}}"); }} '
+        f'        marks.println("{{\\"i\\":{i}}}"); try {{ long t0 = System.nanoTime(); Object v = {c}; '
+        "double t = (System.nanoTime() - t0) / 1e9; "
+        f'if (String.valueOf(v).length() > {MAX_RESULT_CHARS}) marks.println("{{\\"i\\":{i},\\"big\\":1}}"); '
+        f'else {{ out.emit(() -> v); marks.println("{{\\"i\\":{i},\\"t\\":" + t + "}}"); }} }} '
         f'catch (Throwable e) {{ marks.println("{{\\"i\\":{i},\\"e\\":1}}"); }}\n'
         for i, c in enumerate(calls)
     ]
@@ -214,9 +217,16 @@ def _js_program(task: Task, calls: list[str]) -> str:
         '  __ct_fs.writeSync(__ct_fd, `{"i":${i}}\\n`);\n'
         "  const t0 = process.hrtime.bigint();\n"
         "  try {\n"
-        "    __codetune_data.emit(f);\n"
+        "    const v = f();\n"
         "    const t = Number(process.hrtime.bigint() - t0) / 1e9;\n"
-        '    __ct_fs.writeSync(__ct_fd, `{"i":${i},"t":${t}}\\n`);\n'
+        "    let n = 0;\n"
+        "    try { n = JSON.stringify(v).length; } catch (e) { n = 0; }\n"
+        f"    if (n > {MAX_RESULT_CHARS}) {{\n"
+        '      __ct_fs.writeSync(__ct_fd, `{"i":${i},"big":1}\\n`);\n'
+        "    } else {\n"
+        "      __codetune_data.emit(() => v);\n"
+        '      __ct_fs.writeSync(__ct_fd, `{"i":${i},"t":${t}}\\n`);\n'
+        "    }\n"
         "  } catch (e) {\n"
         '    __ct_fs.writeSync(__ct_fd, `{"i":${i},"e":1}\\n`);\n'
         "  }\n"
@@ -232,6 +242,7 @@ class _Run:
 
     results: dict[int, tuple[dict, float]]  # call -> (record, seconds)
     failed: set[int]  # threw, or did not compile
+    big: set[int]  # returned a result larger than MAX_RESULT_CHARS (not written)
     culprit: int | None  # the call in flight when the run hung or crashed
     error: str | None  # the run failed as a whole (nothing learned)
 
@@ -239,7 +250,7 @@ class _Run:
 def _run_calls(task: Task, calls: list[str], limits: Limits) -> _Run:
     tools = programs.toolchain(task.language)
     if tools is None:
-        return _Run({}, set(), None, f"no toolchain for {task.language} on this machine")
+        return _Run({}, set(), set(), None, f"no toolchain for {task.language} on this machine")
     if task.language == "java":
         files, first = _java_program(task, calls)
         steps = programs.java_steps(
@@ -252,18 +263,18 @@ def _run_calls(task: Task, calls: list[str], limits: Limits) -> _Run:
     step, res, _ = programs.execute(programs.Program(files, steps, failed_pattern="\0"))
     if step.kind == "compile":
         if res.returncode == 0 and not res.timed_out:
-            return _Run({}, set(), None, "the run did not start")
+            return _Run({}, set(), set(), None, "the run did not start")
         lines = {int(n) for n in re.findall(r"Main\.java:(\d+): error", res.stderr)}
         bad = {n - first for n in lines if 0 <= n - first < len(calls)}
         if not bad or len(bad) < len(lines):
-            return _Run({}, set(), None, f"the program does not compile: {res.stderr.strip()[:200]}")
-        return _Run({}, bad, None, None)
+            return _Run({}, set(), set(), None, f"the program does not compile: {res.stderr.strip()[:200]}")
+        return _Run({}, bad, set(), None, None)
     return _read_marks(res, len(calls))
 
 
 def _read_marks(res, n: int) -> _Run:
     outputs = records(res.files.get(datamode.OUTPUTS, b""))
-    started, done, failed = [], [], set()
+    started, done, failed, big = [], [], set(), set()
     for rec in records(res.files.get(MARKS, b"")):
         if not isinstance(rec, dict) or not isinstance(rec.get("i"), int) or not 0 <= rec["i"] < n:
             continue
@@ -271,20 +282,22 @@ def _read_marks(res, n: int) -> _Run:
             done.append((rec["i"], float(rec["t"])))
         elif "e" in rec:
             failed.add(rec["i"])
+        elif "big" in rec:
+            big.add(rec["i"])
         else:
             started.append(rec["i"])
     # A run killed between a call's result and its end mark has one result more than end marks.
     if not len(done) <= len(outputs) <= len(done) + 1 or None in outputs:
-        return _Run({}, set(), None, f"the run wrote {len(outputs)} results for {len(done)} finished calls")
+        return _Run({}, set(), set(), None, f"the run wrote {len(outputs)} results for {len(done)} finished calls")
     results = {i: (rec, t) for (i, t), rec in zip(done, outputs)}
-    ended = set(results) | failed
+    ended = set(results) | failed | big
     open_ = [i for i in started if i not in ended]
     if len(ended) == n:
-        return _Run(results, failed, None, None)
+        return _Run(results, failed, big, None, None)
     if not open_:
         why = "timed out" if res.timed_out else f"exited with {res.returncode}"
-        return _Run(results, failed, None, f"the run {why} between calls: {res.stderr.strip()[-200:]}")
-    return _Run(results, failed, open_[-1], None)
+        return _Run(results, failed, big, None, f"the run {why} between calls: {res.stderr.strip()[-200:]}")
+    return _Run(results, failed, big, open_[-1], None)
 
 
 def canonical_results(
@@ -303,7 +316,8 @@ def canonical_results(
     wall = FILTER_WALL_S[task.language]
     limits = limits or Limits(wall_s=wall, cpu_s=wall)
     pending, kept = list(range(len(calls))), {}
-    dropped = {"threw or did not compile": 0, "hung or crashed": 0, "too slow": 0, "not plain data": 0}
+    dropped = dict.fromkeys(["threw or did not compile", "hung or crashed", "too slow", "not plain data"], 0)
+    dropped.update({"result too large": 0, f"not run after {MAX_RERUNS} reruns": 0})
     for _ in range(MAX_RERUNS + 1):
         if not pending:
             break
@@ -318,13 +332,14 @@ def canonical_results(
             else:
                 kept[pending[j]] = (rec, t)
         dropped["threw or did not compile"] += len(run.failed)
+        dropped["result too large"] += len(run.big)
         if run.culprit is not None:
             dropped["hung or crashed"] += 1
-        done = set(run.results) | run.failed | ({run.culprit} if run.culprit is not None else set())
+        done = set(run.results) | run.failed | run.big | ({run.culprit} if run.culprit is not None else set())
         pending = [i for j, i in enumerate(pending) if j not in done]
         if enough is not None and pending and sum(i < pending[0] for i in kept) >= enough:
             pending = []  # not needed
-    dropped["hung or crashed"] += len(pending)
+    dropped[f"not run after {MAX_RERUNS} reruns"] += len(pending)
     note = ", ".join(f"{v} {k}" for k, v in dropped.items() if v)
     return kept, note
 

@@ -169,16 +169,19 @@ def test_tasks_without_parsed_calls_say_why():
 
 
 @needs_node
-def test_js_canonical_runs_drop_calls_that_throw_or_hang_and_keep_the_rest():
+def test_js_canonical_runs_drop_calls_that_throw_hang_or_return_too_much_and_keep_the_rest():
     task = Task(
         "JavaScript/4", "javascript", "const k = (x) => {\n", "console.assert(k(1) === 1)\n", "k",
-        canonical_solution="  if (x === 0) throw new Error('zero');\n  while (x === -1) {}\n  return [x, {a: x}];\n}\n",
+        canonical_solution=(
+            "  if (x === 0) throw new Error('zero');\n  while (x === -1) {}\n"
+            "  if (x === 5) return new Array(10 ** 6).fill(1);\n  return [x, {a: x}];\n}\n"
+        ),
     )  # fmt: skip
-    calls = ["k(2)", "k(0)", "k(-1)", "k(3)"]
+    calls = ["k(2)", "k(0)", "k(5)", "k(-1)", "k(3)"]
     kept, note = testgen_x.canonical_results(task, calls, Limits(wall_s=5, cpu_s=5))
-    assert sorted(kept) == [0, 3]
-    assert kept[3][0] == {"v": [3, {"o": [["a", 3]]}]}
-    assert note == "1 threw or did not compile, 1 hung or crashed"
+    assert sorted(kept) == [0, 4]
+    assert kept[4][0] == {"v": [3, {"o": [["a", 3]]}]}
+    assert note == "1 threw or did not compile, 1 hung or crashed, 1 result too large"
 
 
 @needs_java
