@@ -100,6 +100,7 @@ def _splits(language, corpus, args, out, shown) -> None:
 
     from codetune.config import DataConfig, ModelConfig
     from codetune.data.corpus import make_splits
+    from codetune.errors import DataError
     from codetune.models import resolve
     from codetune.training import count_tokens
 
@@ -116,7 +117,11 @@ def _splits(language, corpus, args, out, shown) -> None:
             if size is None and sampling == "stratified":
                 continue  # the same pool
             cfg = DataConfig(language=language, test_size=100, train_size=size or 1, sampling=sampling)
-            splits, _ = make_splits(corpus, cfg, lambda texts: count_tokens(tok, texts))
+            try:
+                splits, _ = make_splits(corpus, cfg, lambda texts: count_tokens(tok, texts))
+            except DataError as exc:  # a small corpus (JavaScript's) has no 300-item training set
+                out.append(f"| {sampling} train {size}: {exc.message} | | | | | |")
+                continue
             if size is None:
                 cfg = cfg.model_copy(update={"train_size": splits.counts["pool"]})
                 splits, _ = make_splits(corpus, cfg, lambda texts: count_tokens(tok, texts))

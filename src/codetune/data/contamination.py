@@ -7,7 +7,8 @@ mostly that text); string literals become their words, numbers stay as written, 
 An identifier a copy would rename (a variable, parameter or function name) is canonicalised inside each
 window of tokens: it becomes "new" or "the identifier k tokens back", so a copy with consistently renamed
 identifiers gives the same windows wherever it sits. Names a copy keeps are kept: attributes and methods
-after a `.`, Python's builtins, and capitalised (type) names in Java/JavaScript.
+after a `.`, Python's builtins, and capitalised (type) names in Java/JavaScript. JavaScript's optional
+semicolons are dropped.
 
 Two checks, each flag naming the training item, the benchmark task (or test item), the part compared, the
 method and its score:
@@ -49,7 +50,7 @@ VERSION = 1
 class Settings:
     """How overlap is measured (written into every contamination.json)."""
 
-    n: int = 10  # n-gram length in normalised tokens
+    n: int = 13  # n-gram length in normalised tokens (as GPT-3's decontamination; why: benchmarks/RESULTS.md)
     min_share: float = 0.5  # flag when this share of a reference part's n-grams is in a training item
     shingle: int = 5  # MinHash shingle length in normalised tokens
     num_perm: int = 128  # MinHash permutations
@@ -161,7 +162,7 @@ def code_tokens(code: str, language: str) -> list[tuple[str, bool]]:
         elif kind == "name":
             rename = not (after_dot or text in keep or (language != "python" and text[:1].isupper()))
             out.append((text, rename))
-        else:
+        elif not (text == ";" and language == "javascript"):  # optional there (ASI): a copy may lack them
             out.append((text, False))
         after_dot = text == "."
     return out

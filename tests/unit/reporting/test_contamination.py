@@ -57,7 +57,7 @@ def test_section_counts_lists_and_says_what_was_not_checked(tmp_path, fabricate)
     blocks = contamination_section(exp_dir, load_experiment(exp_dir))
     i = blocks.index(("h2", "Contamination check"))
     about, table = blocks[i + 1][1], blocks[i + 2]
-    assert "10-token windows" in about and "flagged from 0.50" in about and "128 permutations" in about
+    assert "13-token windows" in about and "flagged from 0.50" in about and "128 permutations" in about
     rows = {r[1]: r for r in table[2]}
     assert "Base model" not in rows
     assert rows["Rank 4"][2:] == ["tiny (1 tasks)", "2", "1 (1)", "0 (0)", "off"]
