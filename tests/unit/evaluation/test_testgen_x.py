@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from codetune.errors import BenchmarkError
 from codetune.evaluation import mutation, testgen_x
 from codetune.evaluation.benchmarks import Task, load_tasks
 from codetune.evaluation.harness import evaluate_samples, summarize
@@ -239,3 +240,16 @@ def test_augment_refuses_python_tasks_and_bad_counts():
     with pytest.raises(ValueError, match="per_task"):
         testgen_x.augment([JS_TASK], per_task=0)
     assert mutation.VERSION >= 1
+
+
+def test_a_generated_file_attaches_to_the_benchmark_tasks_as_extra_tests(tmp_path):
+    from codetune.evaluation.testgen import attach_extra_tests
+
+    out = testgen_x.Outcome(["absSum([1, 2, 3], 0)"], ["absSum([-1], 0)", "absSum([2, -3], 1)"], 0.0, None)
+    path = _file(tmp_path, [testgen_x.record(JS_TASK, out, seed=3, per_task=2, source="x")])
+    (task,), kind = attach_extra_tests([JS_TASK], path)
+    assert task.plus.plus_inputs == ["absSum([-1], 0)", "absSum([2, -3], 1)"] and task.plus.atol == 0.0
+    assert kind == "generated tests (2 per task, seed 3)"
+    bad = {**testgen_x.record(JS_TASK, out, seed=3, per_task=2, source="x"), "plus_input": [["absSum"]]}
+    with pytest.raises(BenchmarkError, match="source text of Java/JavaScript calls"):
+        load_tasks(_file(tmp_path, [bad]))
