@@ -16,10 +16,12 @@ the test's own calls by type-aware mutation, with the canonical solution's resul
    in JS) and non-finite floats are not printed (the candidate is dropped).
 3. Expected results: every candidate call runs in the sandbox on the canonical solution, one program per
    task (`_data_runner.java` / `_data_runner.js` write the results), each call guarded: a call that throws,
-   does not compile (Java; found from javac's line numbers), returns something that is not plain data, or
-   takes longer than `CALL_LIMIT_S` is dropped; a call that hangs or crashes the process is found from the
-   start/end marks written around each call, dropped, and the calls after it run again. The first
-   `per_task` survivors in generation order are kept, and are checked once more through the path a
+   does not compile (Java; found from javac's line numbers), returns something that is not plain data or
+   longer than `MAX_RESULT_CHARS`, or takes longer than `CALL_LIMIT_S` is dropped; a call that hangs or
+   crashes the process is found from the start/end marks written around each call, dropped, and the calls
+   after it run again (at most `MAX_RERUNS` times; a run is bounded by `FILTER_WALL_S`). Generated ints
+   stay within +-`INT_BOUND`. The first `per_task` survivors in generation order are kept (their
+   canonical seconds within `TASK_BUDGET_S` together), and are checked once more through the path a
    sample's verdict takes (`extra_x.expected_plans`, which also caches the results).
 
 A task whose test cannot be parsed into calls, whose calls have no argument of a parsed form, or whose
