@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,6 +66,20 @@ def _pass_at_1(rows: list[tuple[str, bool]]) -> float:
     return 100.0 * sum(c / n for n, c in per.values()) / len(per) if per else float("nan")
 
 
+def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion k/n, in percent (sound for small n, unlike k/n +- 2 se)."""
+    p, d = k / n, 1 + z * z / n
+    mid, half = (p + z * z / (2 * n)) / d, z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / d
+    return 100.0 * max(0.0, mid - half), 100.0 * min(1.0, mid + half)
+
+
+def _share(k: int, n: int) -> str:
+    if not n:
+        return ""
+    low, high = _wilson(k, n)
+    return f" ({100.0 * k / n:.1f}%, Wilson 95% CI {low:.1f}-{high:.1f}%)"
+
+
 def _judge(tasks, pairs: list[tuple[str, str]], args) -> list:
     from codetune.evaluation.harness import evaluate_samples
 
@@ -81,8 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     files = {f: [(s["task_id"], s["completion"]) for s in read_jsonl_records(Path(f))] for f in args.samples}
     unique = list(dict.fromkeys(p for pairs in files.values() for p in pairs))
     t0 = time.perf_counter()
-    plus = dict(zip(unique, _judge(plus_tasks, unique, args)))
-    base_pass = [p for p in unique if plus[p].passed]
+    # Base verdicts first (HumanEval's own test; the same in both files), then the extra inputs only for the
+    # samples that pass them: a sample failing the base tests fails HumanEval+ and the generated tests too.
+    base_tasks = [replace(t, plus=None) for t in plus_tasks]
+    base = dict(zip(unique, _judge(base_tasks, unique, args)))
+    base_pass = [p for p in unique if base[p].passed]
+    plus = dict(zip(base_pass, _judge(plus_tasks, base_pass, args)))
     extra = dict(zip(base_pass, _judge(gen_tasks, base_pass, args)))
     canon = _judge(gen_tasks, [(t.task_id, t.canonical_solution) for t in gen_tasks], args)
     judge_s = time.perf_counter() - t0
@@ -90,9 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     def gen_ok(p) -> bool:
         return p in extra and extra[p].plus_passed
 
-    hard = [p for p in base_pass if not plus[p].plus_passed]  # HumanEval passes, HumanEval+ rejects
+    def plus_ok(p) -> bool:
+        return p in plus and plus[p].plus_passed
+
+    hard = [p for p in base_pass if not plus_ok(p)]  # HumanEval passes, HumanEval+ rejects
     caught = [p for p in hard if not gen_ok(p)]
-    only_gen = [p for p in base_pass if plus[p].plus_passed and not gen_ok(p)]
+    only_gen = [p for p in base_pass if plus_ok(p) and not gen_ok(p)]
     canon_bad = [r for r in canon if not r.plus_passed]
     n_plus_inputs = sum(len(t.plus.plus_inputs) for t in gen_tasks)
     with_tests = sum(bool(t.plus.plus_inputs) for t in gen_tasks)
@@ -102,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         f"samples: {sum(len(v) for v in files.values())} in {len(files)} file(s), {len(unique)} distinct; "
         f"{len(base_pass)} pass HumanEval; judged in {judge_s:.1f} s",
         f"HumanEval pass, HumanEval+ reject: {len(hard)}; also rejected by the generated tests: {len(caught)}"
-        + (f" ({100.0 * len(caught) / len(hard):.1f}%)" if hard else ""),
+        + _share(len(caught), len(hard)),
         f"HumanEval+ accepts, generated tests reject: {len(only_gen)} of "
-        f"{sum(plus[p].plus_passed for p in base_pass)} HumanEval+ passes",
+        f"{sum(plus_ok(p) for p in base_pass)} HumanEval+ passes",
         f"canonical solutions rejected by the generated tests: {len(canon_bad)} of {len(canon)}"
         + (f" ({100.0 * len(canon_bad) / len(canon):.2f}%)" if canon else ""),
         "",
@@ -112,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---:|---:|---:|---:|",
     ]
     for f, pairs in files.items():
-        base = _pass_at_1([(t, plus[(t, c)].passed) for t, c in pairs])
-        hep = _pass_at_1([(t, plus[(t, c)].plus_passed) for t, c in pairs])
+        b1 = _pass_at_1([(t, base[(t, c)].passed) for t, c in pairs])
+        hep = _pass_at_1([(t, plus_ok((t, c))) for t, c in pairs])
         gen = _pass_at_1([(t, gen_ok((t, c))) for t, c in pairs])
-        lines.append(f"| {f} | {len(pairs)} | {base:.2f} | {hep:.2f} | {gen:.2f} |")
+        lines.append(f"| {f} | {len(pairs)} | {b1:.2f} | {hep:.2f} | {gen:.2f} |")
     details = ["", "Rejected by HumanEval+ but not by the generated tests:"]
     details += [f"- {t}: {plus[(t, c)].plus_detail}" for t, c in hard if (t, c) not in caught] or ["- none"]
     details += ["", "Accepted by HumanEval+, rejected by the generated tests:"]

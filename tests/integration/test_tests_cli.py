@@ -126,6 +126,7 @@ def test_a_run_with_extra_tests_reports_both_pass_rates(tmp_path, tiny_model_dir
         assert m["benchmark_extra_tests"] == "generated tests (5 per task, seed 0)"
         assert m["pass@1_plus"] is not None and m["pass@1_plus"] <= m["pass@1"]
         assert m["pass@1_plus_ci_low"] <= m["pass@1_plus"] <= m["pass@1_plus_ci_high"]
+    assert main(["report", str(out / "tiny")]) == 0
     report = (out / "tiny" / "report.md").read_text()
     assert "## Extra tests: generated tests (5 per task, seed 0)" in report
     assert "% of base passes rejected" in report
