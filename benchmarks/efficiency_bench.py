@@ -98,6 +98,32 @@ def self_noise(tasks: list, modes: list[bool], out: Path | None) -> list[str]:
     return lines
 
 
+_CLOCKS = r"""
+import json, time
+def steps(clock, n=200_000):
+    vals = [clock() for _ in range(n)]
+    d = sorted(b - a for a, b in zip(vals, vals[1:]) if b != a)
+    return [len(set(vals)), d[len(d) // 2] if d else None]
+print(json.dumps({"process_time": steps(time.process_time), "thread_time": steps(time.thread_time)}))
+"""
+
+
+def clock_probe() -> list[str]:
+    """How finely the process's and the thread's CPU clocks advance inside the sandbox (why timings use the
+    thread's): 200,000 reads of each, the distinct values and the median step between them."""
+    from codetune.evaluation import programs, sandbox
+
+    python = programs.toolchain("python")["python"]
+    res = sandbox.run_sandboxed(
+        [python, "-I", "-S", "-B", "clocks.py"], files={"clocks.py": _CLOCKS}, limits=sandbox.Limits(wall_s=60)
+    )
+    got = json.loads(res.stdout)
+    return [
+        f"sandbox CPU clocks, 200,000 reads each: {name} {n} distinct values, median step {step * 1e6:.1f} us"
+        for name, (n, step) in got.items()
+    ]
+
+
 def run_samples(tasks: list, bench_dir: Path) -> list[str]:
     """A benchmark stage's passing samples, measured as the runner's efficiency stage measures them."""
     from codetune.evaluation.efficiency import measure_run
@@ -119,7 +145,8 @@ def run_samples(tasks: list, bench_dir: Path) -> list[str]:
         if r.get("kind") == "sample":
             ratio = f"{r['ratio']:.3f}" if r.get("ratio") is not None else "-"
             mem = f"{r['mem_ratio']:.2f}" if r.get("mem_ratio") is not None else "-"
-            lines.append(f"  {r['task_id']} sample {r['index']}: {r['status']} ratio {ratio} memory {mem}")
+            same = {True: "same results", False: "results differ from the canonical's", None: ""}[r.get("agrees")]
+            lines.append(f"  {r['task_id']} sample {r['index']}: {r['status']} ratio {ratio} memory {mem} {same}")
     return lines
 
 
@@ -130,13 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pin", choices=("on", "off", "both"), default="on")
     ap.add_argument("--samples", type=Path, default=None, help="a benchmark stage's directory to measure too")
     ap.add_argument("--out", type=Path, default=None, help="write the canonical-vs-itself records here (JSONL)")
+    ap.add_argument("--no-self", action="store_true", help="skip the canonical-vs-itself pass")
     ap.add_argument("--record", action="store_true", help="replace this section of benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
     tasks = _load(args.benchmark, args.limit)
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.pin]
     load = os.getloadavg()
     lines = [f"benchmark {args.benchmark}: {len(tasks)} tasks; load average at start {load[0]:.2f}"]
-    lines += self_noise(tasks, modes, args.out)
+    lines += clock_probe()
+    if not args.no_self:
+        lines += self_noise(tasks, modes, args.out)
     if args.samples is not None:
         lines += run_samples(tasks, args.samples)
     lines.append(f"load average at end {os.getloadavg()[0]:.2f}")

@@ -13,16 +13,15 @@ an argument's value (`fib(n)`) is ranked by that value only among inputs of equa
 How one sample is measured (`measure_pair`, the sandboxed `_perf_runner.py`). One sandbox run holds both
 programs, each in a process of its own forked before either is loaded: the sample (prompt + completion) and
 the canonical solution (prompt + canonical_solution); a side is stopped (SIGSTOP, its whole process group)
-while the other is timed. On each heavy input, each side's loop count is
-calibrated so one timing lasts >= `min_time_s`; then `repeats` rounds alternate sample and canonical on
-every input, the order reversed every other round (ABBA). A timing is the CPU time (user + system, not wall
-time, so time other processes take from the core does not count) of `loops` calls on fresh copies of the
-arguments, divided by `loops`, by the clock of
-the thread that calls (the process-wide clock is too coarse in the sandbox: see `_perf_runner`; the
-process's CPU time is recorded beside it as `sample_process_s`, where CPU spent in other threads shows).
-Round r gives the sample's total over the heavy inputs S_r and the
-canonical's C_r; the sample's *efficiency ratio* is the median over rounds of S_r / C_r (> 1: slower than
-the canonical solution). Pairing within a round cancels what drifts between rounds (frequency, load).
+while the other is timed. On each heavy input, each side's loop count is calibrated so one timing lasts
+>= `min_time_s`; then `repeats` rounds alternate sample and canonical on every input, the order reversed
+every other round (ABBA). A timing is the CPU time (user + system, not wall time, so time other processes
+take from the core does not count) of `loops` calls on fresh copies of the arguments, divided by `loops`,
+by the clock of the thread that calls (the process-wide clock is too coarse in the sandbox: see
+`_perf_runner`; the process's CPU time is recorded beside it as `sample_process_s`, where CPU spent in
+other threads shows). Round r gives the sample's total over the heavy inputs S_r and the canonical's C_r;
+the sample's *efficiency ratio* is the median over rounds of S_r / C_r (> 1: slower than the canonical
+solution). Pairing within a round cancels what drifts between rounds (frequency, load).
 The spread of a side is IQR / median of its totals over rounds. Peak memory is `tracemalloc`'s peak of one
 call above the level before it (the result included), in a pass after the timings (tracing slows calls):
 it counts only this call's Python allocations, where `ru_maxrss` would add the interpreter, the inputs and
@@ -30,9 +29,10 @@ their copies and, being a high-water mark of the whole process, show 0 for any c
 earlier one. Memory ratio: sample peak / canonical peak, each at least `MEMORY_FLOOR_B` (a call that
 allocates a few bytes does not give a ratio of noise).
 
-Outcomes. `ok`; `timeout`: the sample's first call on a heavy input ran past max(`min_limit_s`,
-`limit_factor` x the canonical's first call): its ratio is then recorded as `limit_factor`, a lower bound
-(`censored`), so it stays in the mean and among the slow tasks; `error`: the sample raised on a heavy
+Outcomes. `ok`; `timeout`: the sample did not answer in time on a heavy input (its first call may take
+max(`min_limit_s`, `limit_factor` x the canonical's first call); a timing, 20x what its calibration
+predicts + 5 s): its ratio is then recorded as `limit_factor`, a lower bound (`censored`), so it stays in
+the mean and among the slow tasks; `error`: the sample raised on a heavy
 input (not timed: such a sample passes the tests but not these inputs); `unavailable`: not measured (no
 Python here, a non-Python task, no parsed inputs). A sample whose results on the heavy inputs differ from
 the canonical's is still timed, with `agrees` false. Noise: the canonical solution against itself (the same
@@ -44,9 +44,9 @@ tasks, so each task weighs the same, with a percentile bootstrap CI over tasks (
 tasks where some sample is more than `SLOW_FACTOR` x slower; the same for memory and for the
 canonical-vs-itself ratio; the median repeat spread.
 
-Measurements run one at a time (timings on a shared core would measure each other), with every core
-pinned to one (`Settings.pin`) where the machine allows: see benchmarks/efficiency_bench.py for the spread
-with and without.
+Measurements run one at a time (timings on a shared core would measure each other). Pinning to one core
+(`Settings.pin`) is off by default: on all 164 HumanEval tasks it did not lower the repeat spread or the
+canonical-vs-itself band (benchmarks/efficiency_bench.py --pin both; figures in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Settings:
     top_k: int = 3
     repeats: int = 6
     min_time_s: float = 0.01
-    pin: bool = True
+    pin: bool = False  # measured: no lower spread pinned (benchmarks/RESULTS.md, efficiency_bench)
     limit_factor: float = 100.0
     min_limit_s: float = 2.0
     first_limit_s: float = 60.0

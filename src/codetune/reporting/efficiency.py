@@ -79,7 +79,6 @@ def _row(name: str, m: dict[str, Any]) -> list[str]:
 
 def _about(runs: list[Any]) -> str:
     settings = sorted({str(r.metrics["eff_settings"]) for r in runs if r.metrics.get("eff_settings")})
-    pins = [r.metrics.get("eff_pinned") for r in runs if r.metrics.get("eff_pinned") is not None]
     text = (
         "Each sample that passed the benchmark's tests, timed against the task's canonical solution on the task's "
         "heaviest inputs (its tests' and extra inputs ranked by size), in one sandbox run, each program in a "
@@ -92,6 +91,4 @@ def _about(runs: list[Any]) -> str:
     )
     if settings:
         text += f" Settings: {'; '.join(settings)}."
-    if pins and not all(pins):
-        text += " Some measurements could not be pinned to one core on their machine."
     return text

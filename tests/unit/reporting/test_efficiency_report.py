@@ -62,7 +62,7 @@ def test_one_row_per_run_with_ratio_slow_tasks_noise_and_memory(eff_exp):
     assert cells[5].startswith(f"{math.sqrt(4):.2f}")  # memory: 1 and 4
     assert cells[6].startswith("1.00 [1.00, 1.00]; 1.00-1.00")  # canonical vs itself and its band
     assert cells[7] == "0.050 (canonical 0.050)" and cells[8] == "0 / 0 / 1"
-    assert "top 3 inputs, 6 rounds, >= 10 ms a timing, timeout at 100x, pinned" in text
+    assert "top 3 inputs, 6 rounds, >= 10 ms a timing, timeout at 100x, not pinned" in text
 
 
 def test_an_unmeasured_run_says_why(eff_exp):
