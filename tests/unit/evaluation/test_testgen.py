@@ -192,3 +192,17 @@ def test_extra_tests_attach_to_the_same_tasks_only(made, tmp_path):
         testgen.attach_extra_tests(load_tasks(str(src)), src)  # a plain benchmark file
     with pytest.raises(BenchmarkError, match="not found"):
         testgen.attach_extra_tests(load_tasks(str(src)), tmp_path / "missing.jsonl")
+
+
+def test_a_humaneval_plus_file_attaches_too(tmp_path):
+    """eval.extra_tests with EvalPlus's form (plain JSON inputs, no `generator`): labelled HumanEval+."""
+    rows = [{**t, "base_input": [], "plus_input": [], "atol": 0} for t in TASKS[:2]]
+    rows[0]["base_input"], rows[0]["plus_input"] = [[[1, 2, 3]]], [[[-1, 5]], [[0]]]
+    plus = tmp_path / "HumanEvalPlus.jsonl"
+    plus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    src = tmp_path / "tasks.jsonl"
+    src.write_text("".join(json.dumps(t) + "\n" for t in TASKS[:2]))
+    tasks, kind = testgen.attach_extra_tests(load_tasks(str(src)), plus)
+    assert kind == "HumanEval+" and tasks[0].plus.plus_inputs == [[[-1, 5]], [[0]]]
+    (r,) = _evaluate(tasks[:1], {"HumanEval/0": WRONG["HumanEval/0"]})
+    assert r.status == "passed" and r.plus_status == "failed"  # sum([-1, 5]) != 6
