@@ -189,7 +189,8 @@ def generate(task: Task, seeds: Seeds, *, count: int, seed: int) -> list[str]:
 
 
 def _java_program(task: Task, calls: list[str]) -> tuple[dict[str, str], int]:
-    """Main.java (the canonical solution and one guarded call per line) and the line of call 0."""
+    """Main.java (the canonical solution and one guarded call per line) and the line of call 0. Each call
+    is a lambda (its own method): inline, 150 calls with long literal lists pass the JVM's 64 KB per method."""
     code = task.prompt + task.canonical_solution
     head = (
         "\n\npublic class Main {\n    public static void main(String[] args) throws Exception {\n"
@@ -198,8 +199,8 @@ def _java_program(task: Task, calls: list[str]) -> tuple[dict[str, str], int]:
         "        Solution s = new Solution();\n"
     )
     lines = [
-        f'        marks.println("{{\\"i\\":{i}}}"); try {{ long t0 = System.nanoTime(); Object v = {c}; '
-        "double t = (System.nanoTime() - t0) / 1e9; "
+        f'        marks.println("{{\\"i\\":{i}}}"); try {{ CodetuneData.Call c = () -> {c}; '
+        "long t0 = System.nanoTime(); Object v = c.call(); double t = (System.nanoTime() - t0) / 1e9; "
         f'if (String.valueOf(v).length() > {MAX_RESULT_CHARS}) marks.println("{{\\"i\\":{i},\\"big\\":1}}"); '
         f'else {{ out.emit(() -> v); marks.println("{{\\"i\\":{i},\\"t\\":" + t + "}}"); }} }} '
         f'catch (Throwable e) {{ marks.println("{{\\"i\\":{i},\\"e\\":1}}"); }}\n'
