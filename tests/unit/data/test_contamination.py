@@ -21,9 +21,9 @@ from codetune.data.contamination import (
     code_tokens,
     contamination_metrics,
     find_flags,
+    heldout_references,
     read_check,
     run_check,
-    heldout_references,
     window_hashes,
 )
 from codetune.data.corpus import Splits
