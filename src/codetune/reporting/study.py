@@ -70,13 +70,32 @@ def study_section(exp: Experiment, comparisons: list[Comparison]) -> list[tuple]
         if axis not in axes:
             out.append(("p", f"Not addressed by this experiment (it has no {axis} axis)."))
             continue
-        ordered = sorted(exp.trained, key=lambda c: sort_key(c.axis_value(axis)))
+        cells, held = _holding_others(exp.trained, axis, axes)
+        if held:
+            out.append(("p", held))
+        ordered = sorted(cells, key=lambda c: sort_key(c.axis_value(axis)))
         if rq == "RQ2":
             ordered = exp.bases + ordered
         runs = [r for c in ordered for r in c.runs]
         answer = _ANSWERS[rq](ordered, runs, comparisons, axis, exp.level)
         out += [("p", text) for text in answer]
     return out
+
+
+def _holding_others(trained: list[Config], axis: str, axes: list[str]) -> tuple[list[Config], str]:
+    """The configurations along `axis` with the experiment's other axes held at the first grid cell's values
+    (an answer compares steps of one axis, not cells that also differ in another), and a sentence saying
+    so ("" when `axis` is the only axis)."""
+    others = [a for a in axes if a != axis]
+    if not others or not trained:
+        return trained, ""
+    first = trained[0]
+    cells = [c for c in trained if all(c.axis_value(a) == first.axis_value(a) for a in others)]
+    held = ", ".join(f"{a}={first.axis_value(a)}" for a in others)
+    return cells, (
+        f"Along {axis} with {held} (the experiment's other axes held at their first value; differences "
+        "along those axes are answered in their own sections)."
+    )
 
 
 def _functional_metrics(runs) -> list[str]:

@@ -94,3 +94,16 @@ def test_report_pairs_each_stratified_cell_with_its_random_twin(tmp_path, fabric
 
 def test_no_sampling_axis_no_section(base_exp):
     assert "Stratified vs random" not in (base_exp / "report.md").read_text()
+
+
+def test_the_study_answers_along_size_hold_the_sampling_axis(tmp_path, fabricate):
+    """RQ3-RQ5 compare steps of data.train_size: with a sampling axis too, only the random cells (the grid's
+    first value), never "Size 50, stratified" against "Size 150"."""
+    from codetune.reporting.report import build_report
+
+    blocks = build_report(_grid(tmp_path, fabricate))
+    i = blocks.index(("h3", next(b[1] for b in blocks if b[0] == "h3" and b[1].startswith("RQ3"))))
+    j = next(k for k in range(i + 1, len(blocks)) if blocks[k][0] in ("h2", "h3"))
+    texts = [b[1] for b in blocks[i + 1 : j] if isinstance(b[1], str)]
+    assert texts[0].startswith("Along data.train_size with data.sampling=random")
+    assert not any("stratified" in t for t in texts[1:])
