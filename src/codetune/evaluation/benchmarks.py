@@ -189,7 +189,9 @@ def plus_tasks_from_records(rows: list[dict], language: str | None, source: str,
             except (ValueError, TypeError, KeyError, AttributeError):
                 bad.append("base_input/plus_input (not in the typed form `input_form` names)")
         if not bad and rec.get("input_form") == "source":  # Java/JS generated tests: calls as source text
-            if task.language == "python" or not all(isinstance(x, str) for x in rec["base_input"] + rec["plus_input"]):
+            if task.language == "python" or not all(
+                isinstance(x, str) for x in rec["base_input"] + rec["plus_input"]
+            ):
                 bad.append("base_input/plus_input (source text of Java/JavaScript calls)")
         elif not bad and not all(isinstance(x, list) for x in rec["base_input"] + rec["plus_input"]):
             bad.append("base_input/plus_input (each input is a list of arguments)")

@@ -183,7 +183,11 @@ def _expected_outputs(jobs, limits: Limits, workers: int, progress: bool) -> dic
     if not plus_tasks:
         return {}
     python = [t for t in plus_tasks if t.language == "python"]
-    out = humaneval_plus.expected_outputs(python, limits=limits, workers=workers, progress=progress) if python else {}
+    out = (
+        humaneval_plus.expected_outputs(python, limits=limits, workers=workers, progress=progress)
+        if python
+        else {}
+    )
     other = [t for t in plus_tasks if t.language != "python"]  # Java/JS generated calls (extra_x)
     if other:
         out.update(extra_x.expected_plans(other, limits=limits, workers=workers, progress=progress))
@@ -364,8 +368,9 @@ def _plus_summary(results: Sequence[ExecResult], ks: Sequence[int], per_task: di
         "base_pass_plus_fail": sum(r.passed and not r.plus_passed for r in results),
         "plus_status_counts": _counts((r.plus_status for r in results), STATUSES),
         "plus_category_counts": _counts((r.plus_category for r in results), CATEGORIES),
-        "plus_rule": "a sample passes HumanEval+ when it passes HumanEval's tests and its results on the "
-        "base + plus inputs match the canonical solution's (EvalPlus's comparison; see evaluation/humaneval_plus.py)",
+        "plus_rule": "a sample passes the extra tests (HumanEval+'s or generated ones) when it passes the task's "
+        "own tests and its results on the base + extra inputs match the canonical solution's (EvalPlus's "
+        "comparison; see evaluation/humaneval_plus.py, and evaluation/extra_x.py for Java/JavaScript)",
     }
 
 
