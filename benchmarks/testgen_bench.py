@@ -7,6 +7,9 @@ inputs) and codetune's generated tests (base + the inputs of a file `codetune te
 - of the samples HumanEval passes but HumanEval+ rejects, the share the generated tests also reject;
 - the samples HumanEval+ accepts that the generated tests reject (each listed: a bug HumanEval+ misses, or
   an input outside what the task promises, which only a contract could rule out);
+- the same share without the tasks where HumanEval's own canonical solution fails HumanEval+ (EvalPlus
+  changed the reference's behaviour there, e.g. HumanEval/22 keeps bools with `isinstance(x, int)`; tests
+  whose expected outputs come from HumanEval's canonical solution cannot reject what it does itself);
 - the canonical solutions the generated tests reject (should be none);
 - base, HumanEval+ and generated-test pass@1 per samples file (mean over tasks of each task's pass rate).
 
@@ -104,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     plus = dict(zip(base_pass, _judge(plus_tasks, base_pass, args)))
     extra = dict(zip(base_pass, _judge(gen_tasks, base_pass, args)))
     canon = _judge(gen_tasks, [(t.task_id, t.canonical_solution) for t in gen_tasks], args)
+    # HumanEval's canonical solutions on HumanEval+: where one fails, the two references disagree.
+    own = {t.task_id: t.canonical_solution for t in gen_tasks}
+    ref_plus = _judge(plus_tasks, [(t.task_id, own[t.task_id]) for t in plus_tasks if t.task_id in own], args)
+    disagree = {r.task_id: r.plus_detail for r in ref_plus if not r.plus_passed}
     judge_s = time.perf_counter() - t0
 
     def gen_ok(p) -> bool:
@@ -114,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
     hard = [p for p in base_pass if not plus_ok(p)]  # HumanEval passes, HumanEval+ rejects
     caught = [p for p in hard if not gen_ok(p)]
+    hard_same_ref = [p for p in hard if p[0] not in disagree]
+    caught_same_ref = [p for p in caught if p[0] not in disagree]
     only_gen = [p for p in base_pass if plus_ok(p) and not gen_ok(p)]
     canon_bad = [r for r in canon if not r.plus_passed]
     n_plus_inputs = sum(len(t.plus.plus_inputs) for t in gen_tasks)
@@ -125,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(base_pass)} pass HumanEval; judged in {judge_s:.1f} s",
         f"HumanEval pass, HumanEval+ reject: {len(hard)}; also rejected by the generated tests: {len(caught)}"
         + _share(len(caught), len(hard)),
+        f"... on tasks where HumanEval's canonical solution passes HumanEval+ ({len(ref_plus) - len(disagree)} of "
+        f"{len(ref_plus)}): {len(hard_same_ref)}; also rejected: {len(caught_same_ref)}"
+        + _share(len(caught_same_ref), len(hard_same_ref)),
         f"HumanEval+ accepts, generated tests reject: {len(only_gen)} of "
         f"{sum(plus_ok(p) for p in base_pass)} HumanEval+ passes",
         f"canonical solutions rejected by the generated tests: {len(canon_bad)} of {len(canon)}"
@@ -142,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     details += [f"- {t}: {plus[(t, c)].plus_detail}" for t, c in hard if (t, c) not in caught] or ["- none"]
     details += ["", "Accepted by HumanEval+, rejected by the generated tests:"]
     details += [f"- {t}: {extra[(t, c)].plus_detail}" for t, c in only_gen] or ["- none"]
+    details += ["", "Tasks whose HumanEval canonical solution HumanEval+ rejects (the references disagree):"]
+    details += [f"- {t}: {d}" for t, d in disagree.items()] or ["- none"]
     details += ["", "Canonical solutions rejected by the generated tests:"]
     details += [f"- {r.task_id}: {r.plus_status} {r.plus_detail}" for r in canon_bad] or ["- none"]
     text = "\n".join(lines + details)

@@ -44,8 +44,6 @@ import hashlib
 import json
 import os
 import secrets
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -351,24 +349,8 @@ def expected_plans(
             todo.append((t, tests))
     if not todo:
         return out
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), desc="expected outputs", unit="task", file=sys.stderr)
-
-    def one(job):
-        task, tests = job
-        plan = _plan(task, tests, limits)
-        if bar is not None:
-            bar.update(1)
-        return task.task_id, plan
-
-    sandbox.isolation()  # probe once, before the threads start
-    try:
-        with ThreadPoolExecutor(max_workers=workers or max(1, os.cpu_count() or 1)) as pool:
-            out.update(pool.map(one, todo))
-    finally:
-        if bar is not None:
-            bar.close()
+    plans = sandbox.map_tasks(
+        lambda job: _plan(*job, limits), todo, desc="expected outputs", workers=workers, progress=progress
+    )
+    out.update((t.task_id, p) for (t, _), p in zip(todo, plans))
     return out

@@ -23,10 +23,7 @@ nothing beyond the base test to fail.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from codetune.evaluation import datamode, sandbox
@@ -82,25 +79,10 @@ def expected_plans(
     todo = [t for t in tasks if t.plus is not None and t.language in LANGUAGES]
     if not todo:
         return {}
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), desc="extra-test results", unit="task", file=sys.stderr)
-
-    def one(task: Task):
-        plan = _plan(task, limits)
-        if bar is not None:
-            bar.update(1)
-        return task.task_id, plan
-
-    sandbox.isolation()  # probe once, before the threads start
-    try:
-        with ThreadPoolExecutor(max_workers=workers or max(1, os.cpu_count() or 1)) as pool:
-            return dict(pool.map(one, todo))
-    finally:
-        if bar is not None:
-            bar.close()
+    plans = sandbox.map_tasks(
+        lambda t: _plan(t, limits), todo, desc="extra-test results", workers=workers, progress=progress
+    )
+    return {t.task_id: p for t, p in zip(todo, plans)}
 
 
 _CALL = re.compile(r"^call (\d+) of \d+")

@@ -34,8 +34,6 @@ import json
 import math
 import os
 import re
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -178,25 +176,10 @@ def expected_outputs(
 
 
 def _compute(tasks: list[Task], limits: Limits, workers: int | None, progress: bool) -> dict[str, Expected]:
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(tasks), desc="expected outputs", unit="task", file=sys.stderr)
-
-    def one(task: Task) -> tuple[str, Expected]:
-        e = _canonical(task, limits)
-        if bar is not None:
-            bar.update(1)
-        return task.task_id, e
-
-    sandbox.isolation()  # probe once, before the threads start
-    try:
-        with ThreadPoolExecutor(max_workers=workers or max(1, os.cpu_count() or 1)) as pool:
-            return dict(pool.map(one, tasks))
-    finally:
-        if bar is not None:
-            bar.close()
+    found = sandbox.map_tasks(
+        lambda t: _canonical(t, limits), tasks, desc="expected outputs", workers=workers, progress=progress
+    )
+    return {t.task_id: e for t, e in zip(tasks, found)}
 
 
 # ------------------------------------------------------------------------------------------- comparing

@@ -4,7 +4,9 @@ EvalPlus's idea (type-aware mutation of seed inputs), codetune's code. An input 
 `mutate_args` changes one or two of them and `grow_args` makes a larger one, and both keep every
 argument's Python type, recursively (the rule `same_types` states): a bool stays a bool, an int an int,
 a float a float (never nan or inf), a str a str, a list a list whose new elements are mutated copies of
-its own elements or of the same position's seed values, a tuple a tuple of the same length (tuples in
+its own elements or of the same position's seed values (a list that already mixes element types, as
+`filter_integers([4, {}, [], 23.2, 9, 'adasd'])` does, may also get a plain scalar of any kind: a bool, None,
+an int, a float or a str), a tuple a tuple of the same length (tuples in
 tests are mostly records, `(start, end)`), a dict a dict, a set a set. The ingredients a mutation draws
 from (a string's alphabet, numbers seen, element templates) come from the task's seed inputs (`Pool`).
 
@@ -25,7 +27,10 @@ from typing import Any
 
 from codetune.evaluation.testcases import _stable
 
-VERSION = 1  # of the mutation rules: part of a generated file's `generator` record
+VERSION = 2  # of the mutation rules: part of a generated file's `generator` record
+_STREAM = 1  # the name of the random streams (kept when the rules change: inputs they do not touch stay)
+# What a list that mixes element types may also get (the order is part of the seeded stream).
+_ANY_SCALARS = (True, False, None, 0, 7, -3, 0.5, "", "x")
 _EXTRA_CHARS = " aZ0!_-,.\n"  # besides the seeds' own alphabet
 _SMALL_INTS = (0, 1, -1, 2, 10, 100)
 _GROW_LENGTHS = (50, 200, 1000)
@@ -112,7 +117,7 @@ def _pool(seeds: Sequence[Sequence[Any]] | Pool) -> Pool:
 def rng_for(seed: int, task_id: str) -> random.Random:
     """The random stream of one task's mutations: a str seed (hashed by sha512, not by `hash()`), so it is
     the same in every process."""
-    return random.Random(f"codetune-mutation:{VERSION}:{seed}:{task_id}")
+    return random.Random(f"codetune-mutation:{_STREAM}:{seed}:{task_id}")
 
 
 # ------------------------------------------------------------------------------------------- measures
@@ -147,10 +152,19 @@ def _kind(x: Any) -> str:
     return "bool" if isinstance(x, bool) else type(x).__name__
 
 
+def _mixed(items: Sequence[Any]) -> bool:
+    """Whether the items are of more than one kind (bool and int count as two)."""
+    return len({_kind(x) for x in items}) > 1
+
+
+def _is_scalar(x: Any) -> bool:
+    return x is None or isinstance(x, (bool, int, float, str))
+
+
 def same_types(a: Any, b: Any, _depth: int = 0) -> bool:
     """Whether `b` keeps `a`'s types: same type at the top; tuples of the same length with element-wise
     same types; every element of a list/set (key and value of a dict) of `b` has the type of some element
-    of `a` (any type when `a` is empty)."""
+    of `a` (any type when `a` is empty; any scalar kind too when `a`'s elements mix kinds)."""
     if _kind(a) != _kind(b):
         return False
     if _depth > 30:
@@ -158,7 +172,11 @@ def same_types(a: Any, b: Any, _depth: int = 0) -> bool:
     if isinstance(a, tuple):
         return len(a) == len(b) and all(same_types(x, y, _depth + 1) for x, y in zip(a, b))
     if isinstance(a, (list, set, frozenset)):
-        return not a or all(any(same_types(x, y, _depth + 1) for x in _sample(a)) for y in b)
+        items = _sample(a)
+        mixed = _mixed(items)
+        return not a or all(
+            (mixed and _is_scalar(y)) or any(same_types(x, y, _depth + 1) for x in items) for y in b
+        )
     if isinstance(a, dict):
         if not a:
             return True
@@ -318,10 +336,14 @@ def _mutate_list(
     elif op == 2 and len(out) > 1:  # swap two
         a, b = rng.randrange(len(out)), rng.randrange(len(out))
         out[a], out[b] = out[b], out[a]
-    elif op in (3, 4):  # insert a new element of the list's kind
-        t = _template(out, donors, rng)
-        if t is not _NOTHING:
-            out.insert(rng.randint(0, len(out)), _mutate(t, rng, pool, cap, (), depth + 1))
+    elif op in (3, 4):  # insert a new element of the list's kind (any scalar kind in a list of mixed kinds)
+        kinds = out or [x for d in donors if isinstance(d, (list, tuple)) for x in d]
+        if _mixed(kinds) and rng.random() < 0.3:
+            out.insert(rng.randint(0, len(out)), rng.choice(_ANY_SCALARS))
+        else:
+            t = _template(out, donors, rng)
+            if t is not _NOTHING:
+                out.insert(rng.randint(0, len(out)), _mutate(t, rng, pool, cap, (), depth + 1))
     elif op in (5, 6) and out:  # mutate one in place
         i = rng.randrange(len(out))
         out[i] = _mutate(out[i], rng, pool, cap, (), depth + 1)

@@ -39,8 +39,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from typing import TypeVar
 
 from codetune.evaluation import _bwrap, _cgroups, _volumes
 from codetune.evaluation._forkclient import _forget_fork_servers, _fork_server, _run_forked, close_fork_servers
@@ -67,9 +69,13 @@ __all__ = [
     "close_fork_servers",
     "flush_removals",
     "isolation",
+    "map_tasks",
     "run_sandboxed",
     "shared_workdir",
 ]
+T = TypeVar("T")
+R = TypeVar("R")
+
 _STDOUT_TAIL_BYTES = 4096  # `SandboxResult.stdout_tail`
 _KEPT_FILE_BYTES = 16 * 1024 * 1024  # per file in `run_sandboxed(keep_files=...)`
 
@@ -596,3 +602,29 @@ def abort_running() -> int:
     processes there were. Without cgroups nothing is killed here: runs end at their limits."""
     cg = _plan().cgroups
     return _cgroups.kill_all(cg) if isinstance(cg, _cgroups.Controller) else 0
+
+
+def map_tasks(
+    fn: Callable[[T], R], items: Sequence[T], *, desc: str, workers: int | None, progress: bool
+) -> list[R]:
+    """`fn` over `items` on `workers` threads (None: one per CPU), each call typically one sandboxed program
+    per task, in order, with a progress bar named `desc`. The sandbox is probed once before the threads start."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc=desc, unit="task", file=sys.stderr)
+
+    def one(item: T) -> R:
+        out = fn(item)
+        if bar is not None:
+            bar.update(1)
+        return out
+
+    isolation()
+    try:
+        with ThreadPoolExecutor(max_workers=workers or max(1, os.cpu_count() or 1)) as pool:
+            return list(pool.map(one, items))
+    finally:
+        if bar is not None:
+            bar.close()

@@ -50,6 +50,19 @@ def test_type_rules_themselves():
     assert same_types({"a": 1}, {"b": 2}) and not same_types({"a": 1}, {1: 2})
 
 
+def test_a_list_of_mixed_kinds_gets_scalars_of_other_kinds_and_a_plain_one_never():
+    """filter_integers' seeds mix kinds but hold no bool: a solution that keeps bools (isinstance(x, int))
+    is caught only by a list that holds one. A list of ints alone never gets a bool."""
+    assert same_types([4, {}, "a"], [True, None, 2.5]) and not same_types([1, 2], [True])
+    mixed = [[[]], [[4, {}, [], 23.2, 9, "adasd"]], [[3, "c", 3, 3, "a", "b"]]]
+    plain = [[[1, 2, 3]], [[4, 5]]]
+    for seeds, want in ((mixed, True), (plain, False)):
+        pool, rng = Pool.from_inputs(seeds), mutation.rng_for(0, "HumanEval/22")
+        got = [mutate_args(seeds[i % len(seeds)], rng, pool) for i in range(300)]
+        assert any(isinstance(x, bool) for (xs,) in got for x in xs) is want
+        assert all(_types_kept(seeds, args) for args in got)
+
+
 def test_floats_stay_finite_and_ints_in_the_cap():
     cap = SizeCap(int_min=-(2**31), int_max=2**31 - 1, float_abs_max=1e6)
     pool = Pool.from_inputs([[2**31 - 5, 1e300]])
